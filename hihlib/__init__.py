@@ -1,0 +1,8 @@
+"""hihlib: sub-pixel accurate face alignment with heatmaps.
+
+Coordinate convention (used by every module; see ``hihlib.codecs.base`` for the details):
+a pixel's centre sits at integer coordinates, so an image of width W spans x in [-0.5, W - 0.5];
+landmarks are (x, y) in pixels, 0-based.
+"""
+
+__version__ = "0.1.0"

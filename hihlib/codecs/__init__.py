@@ -1,0 +1,29 @@
+"""Target representations (codecs): coordinates -> training targets -> coordinates.
+
+``get_codec(name, input_size=256, heatmap_size=64, **options)`` with name in
+``gaussian``, ``h3r``, ``hih``. The coordinate convention is documented in ``hihlib.codecs.base``.
+"""
+
+from .base import Codec, cells_to_pixels, pixels_to_cells
+
+CODECS: dict[str, type[Codec]] = {}
+
+
+def register(cls: type[Codec]) -> type[Codec]:
+    CODECS[cls.name] = cls
+    return cls
+
+
+def get_codec(name: str, input_size: int = 256, heatmap_size: int = 64, **options) -> Codec:
+    """Build the codec ``name`` (gaussian | h3r | hih) for the given input and heatmap sizes."""
+    _load_builtin()
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; choose one of {sorted(CODECS)}")
+    return CODECS[name](input_size=input_size, heatmap_size=heatmap_size, **options)
+
+
+def _load_builtin() -> None:
+    from . import gaussian, h3r, hih  # noqa: F401  (each module registers its codec)
+
+
+__all__ = ["Codec", "CODECS", "get_codec", "register", "pixels_to_cells", "cells_to_pixels"]

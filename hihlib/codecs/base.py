@@ -1,0 +1,110 @@
+"""The codec interface and hihlib's one coordinate convention.
+
+Coordinate convention
+---------------------
+* **Input pixels.** Landmarks are (x, y) in pixels of the network input (e.g. a 256x256 crop),
+  0-based, with the *centre* of pixel (row i, column j) at (x=j, y=i). An image of width W spans
+  x in [-0.5, W - 0.5]. This is OpenCV's convention for ``warpAffine``/``remap``, so landmarks and
+  images follow the same affine matrix with no half-pixel correction.
+* **Heatmap cells.** The same convention on the heatmap grid: cell (i, j) has its centre at heatmap
+  coordinates (u=j, v=i).
+* **Pixels to cells.** With stride ``s = input_size / heatmap_size`` the image extent maps onto the
+  heatmap extent exactly:
+
+      u = (x + 0.5) / s - 0.5          x = s * (u + 0.5) - 0.5
+
+  So with s = 4, cell 0 covers input pixels 0..3 and its centre is at x = 1.5.
+
+A codec turns coordinates into training targets (``encode``) and network outputs back into
+coordinates (``decode``). Both work on batches of faces and landmarks at once, on any device.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+
+def pixels_to_cells(xy: Tensor, stride: float) -> Tensor:
+    """Input pixels -> heatmap cell coordinates (any shape, last dim may be (x, y))."""
+    return (xy + 0.5) / stride - 0.5
+
+
+def cells_to_pixels(uv: Tensor, stride: float) -> Tensor:
+    """Heatmap cell coordinates -> input pixels (inverse of ``pixels_to_cells``)."""
+    return (uv + 0.5) * stride - 0.5
+
+
+def grid_coords(size: int, *, device=None, dtype=torch.float32) -> Tensor:
+    """Cell-centre coordinates 0..size-1 of one heatmap axis, shape (size,)."""
+    return torch.arange(size, device=device, dtype=dtype)
+
+
+class Codec:
+    """Base class. Subclasses set ``name``, ``methods`` (decode methods, first is the default),
+    ``target_keys`` and implement ``encode``/``decode``.
+
+    Shapes: ``B`` faces, ``K`` landmarks, ``H = W = heatmap_size``.
+
+    * ``encode(coords)``: coords (B, K, 2) float, (x, y) in input pixels -> dict of targets.
+    * ``decode(outputs, method=None)``: dict with the same keys, holding network outputs
+      (see each codec for whether a map holds values or logits) -> (B, K, 2) input pixels.
+    * ``perfect_outputs(targets)``: the outputs of a network that predicts the targets exactly
+      (the identity for regressed maps, ``log`` for maps decoded as logits). ``roundtrip`` uses it
+      to measure the error that the representation alone causes.
+    """
+
+    name: ClassVar[str] = "base"
+    methods: ClassVar[tuple[str, ...]] = ()
+    target_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, input_size: int = 256, heatmap_size: int = 64):
+        if input_size <= 0 or heatmap_size <= 0:
+            raise ValueError(f"input_size and heatmap_size must be positive, got {input_size}, {heatmap_size}")
+        self.input_size = int(input_size)
+        self.heatmap_size = int(heatmap_size)
+        self.stride = self.input_size / self.heatmap_size
+
+    # -- conversions ---------------------------------------------------------------------------
+    def to_cells(self, xy: Tensor) -> Tensor:
+        return pixels_to_cells(xy, self.stride)
+
+    def to_pixels(self, uv: Tensor) -> Tensor:
+        return cells_to_pixels(uv, self.stride)
+
+    # -- interface -----------------------------------------------------------------------------
+    @property
+    def default_method(self) -> str:
+        return self.methods[0]
+
+    def encode(self, coords: Tensor, **kwargs) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def decode(self, outputs: dict[str, Tensor], method: str | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def perfect_outputs(self, targets: dict[str, Tensor]) -> dict[str, Tensor]:
+        return dict(targets)
+
+    def roundtrip(self, coords: Tensor, method: str | None = None) -> Tensor:
+        """decode(perfect_outputs(encode(coords))): what the representation alone gives back."""
+        return self.decode(self.perfect_outputs(self.encode(coords)), method)
+
+    def _check_method(self, method: str | None) -> str:
+        method = method or self.default_method
+        if method not in self.methods:
+            raise ValueError(f"codec {self.name!r} has no decode method {method!r}; choose one of {self.methods}")
+        return method
+
+    @staticmethod
+    def _check_coords(coords: Tensor) -> Tensor:
+        if coords.ndim != 3 or coords.shape[-1] != 2:
+            raise ValueError(f"coords must have shape (B, K, 2), got {tuple(coords.shape)}")
+        if not coords.is_floating_point():
+            coords = coords.float()
+        return coords
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(input_size={self.input_size}, heatmap_size={self.heatmap_size})"
