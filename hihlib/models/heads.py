@@ -1,0 +1,134 @@
+"""Heads: how the backbone's outputs are read, and the HIH decimal head.
+
+Every head turns the backbone's (final merged feature, per-stack heatmaps) into the dict of named
+tensors that the matching codec decodes and the matching loss trains:
+
+* ``"gaussian"``: "heatmaps" (B, stacks, K, H, W) regressed Gaussian values (MSE on every stack),
+  "heatmap" (B, K, H, W) the last stack.
+* ``"h3r"``: the same keys, read as per-pixel foreground **logits** (randomized-rounding targets).
+  The released H3R head predicts two planes (background, foreground) per landmark; a 2-way softmax
+  over them equals a sigmoid of their difference, so one logit plane per landmark is the same model.
+  The prediction bias starts at ``-log(H*W - 1)``: sigmoid then equals the positive rate 1/(H*W),
+  so a per-pixel loss does not start by pushing every pixel down (RetinaNet's prior initialisation);
+  the spatial softmax loss is invariant to it.
+* ``"hih"``: "heatmaps"/"heatmap" as for gaussian (integer heatmaps, every stack) plus "decimal"
+  (B, K, d, d) logits from ``DecimalHead`` applied once to the final merged feature.
+
+``LandmarkModel`` puts backbone and head together; ``hihlib.models.create`` builds one by name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import ConfigError
+from .hourglass import ConvBNReLU, HourglassConfig, StackedHourglass
+
+HEADS = ("gaussian", "h3r", "hih")
+
+
+class DownBlock(nn.Module):
+    """Stride-2 basic block: relu(3x3/2 conv-BN-ReLU . 3x3 conv-BN (x) + 1x1/2 conv-BN (x)).
+
+    (B, c, h, w) -> (B, c, ceil(h/2), ceil(w/2)).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvBNReLU(channels, channels, 3, 2), ConvBNReLU(channels, channels, 3, relu=False))
+        self.shortcut = ConvBNReLU(channels, channels, 1, 2, relu=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def decimal_reductions(heatmap_size: int, decimal_size: int) -> int:
+    """Number n of stride-2 reductions from H to d (H = d * 2**n); ConfigError if H/d is no power of 2."""
+    ratio = heatmap_size / decimal_size
+    n = round(math.log2(ratio)) if ratio >= 1 else -1
+    if n < 0 or decimal_size * 2 ** n != heatmap_size:
+        raise ConfigError(f"heatmap_size / decimal_size must be a power of 2, got {heatmap_size} / {decimal_size}")
+    return n
+
+
+class DecimalHead(nn.Module):
+    """The HIH decimal head: (B, w, H, H) final merged feature -> (B, K, d, d) decimal logits.
+
+    As released for H=64, d=8: 1x1 conv-BN-ReLU to c=384 -> 3x3 max-pool stride 2 without padding
+    (64 -> 31) -> two ``DownBlock`` (31 -> 16 -> 8) -> 1x1 conv-BN-ReLU c -> 1x1 conv to K.
+
+    Other sizes, with n = log2(H/d) stride-2 reductions (H/d must be a power of 2):
+
+    * n >= 2: the max-pool without padding (H -> H/2 - 1) then n - 1 down blocks, each ceil(h/2),
+      which lands exactly on d (e.g. H=32: 32 -> 15 -> 8; H=128: 128 -> 63 -> 32 -> 16 -> 8);
+    * n == 1: the max-pool with padding 1 (H -> H/2 = d; e.g. H=16 -> 8), no down block;
+    * n == 0: no reduction (d = H).
+
+    Decimal cell j of axis x stands for the fraction interval [j/d, (j+1)/d) of the coordinate on
+    the heatmap grid (see ``hihlib.codecs.hih``).
+    """
+
+    def __init__(self, in_channels: int, num_landmarks: int, *, heatmap_size: int = 64, decimal_size: int = 8,
+                 channels: int = 384):
+        super().__init__()
+        n = decimal_reductions(heatmap_size, decimal_size)
+        self.decimal_size = decimal_size
+        self.reduce = ConvBNReLU(in_channels, channels, 1)
+        if n == 0:
+            self.pool = nn.Identity()
+        else:
+            self.pool = nn.MaxPool2d(3, 2, padding=0 if n >= 2 else 1)
+        self.down = nn.Sequential(*(DownBlock(channels) for _ in range(max(n - 1, 0))))
+        self.out = nn.Sequential(ConvBNReLU(channels, channels, 1), nn.Conv2d(channels, num_landmarks, 1))
+        nn.init.normal_(self.out[1].weight, std=1e-3)
+        nn.init.zeros_(self.out[1].bias)
+
+    def forward(self, feature: Tensor) -> Tensor:
+        return self.out(self.down(self.pool(self.reduce(feature))))
+
+
+class LandmarkModel(nn.Module):
+    """Stacked hourglass + head. forward(images (B, 3, S, S), ImageNet-normalised) -> dict:
+
+    "heatmaps" (B, stacks, K, H, W), "heatmap" (B, K, H, W) = last stack, and for ``head="hih"``
+    "decimal" (B, K, d, d) logits. Attributes ``input_size`` (S, pixels), ``heatmap_size`` (H, cells),
+    ``decimal_size`` (d, or None), ``head``, ``config``.
+
+    Works with ``model.to(memory_format=torch.channels_last)`` and under
+    ``torch.autocast("cuda", dtype=torch.bfloat16)`` (outputs are then bf16; the losses compute in fp32).
+    """
+
+    def __init__(self, config: HourglassConfig, *, head: str = "hih", decimal_size: int = 8,
+                 decimal_channels: int | None = None):
+        super().__init__()
+        if head not in HEADS:
+            raise ConfigError(f"head must be one of {HEADS}, got {head!r}")
+        self.config = config
+        self.head = head
+        self.input_size = config.input_size
+        self.heatmap_size = config.heatmap_size
+        self.backbone = StackedHourglass(config)
+        self.decimal_size = decimal_size if head == "hih" else None
+        if head == "hih":
+            # 384 for the paper's width 256: keep the same 3/2 ratio for other widths.
+            channels = decimal_channels or 3 * config.width // 2
+            self.decimal = DecimalHead(config.width, config.num_landmarks, heatmap_size=config.heatmap_size,
+                                       decimal_size=decimal_size, channels=channels)
+        if head == "h3r":
+            prior = -math.log(config.heatmap_size ** 2 - 1)
+            for stack in self.backbone.stacks:
+                nn.init.constant_(stack.predict.bias, prior)
+
+    def forward(self, images: Tensor) -> dict[str, Tensor]:
+        feature, heatmaps = self.backbone(images)
+        out = {"heatmaps": heatmaps, "heatmap": heatmaps[:, -1]}
+        if self.head == "hih":
+            out["decimal"] = self.decimal(feature)
+        return out
+
+    def extra_repr(self) -> str:
+        return (f"head={self.head!r}, input_size={self.input_size}, heatmap_size={self.heatmap_size}, "
+                f"decimal_size={self.decimal_size}")

@@ -1,0 +1,142 @@
+"""Named models: ``create("hih_b", num_landmarks=98, head="hih")`` and ``list_models()``.
+
+Each entry is a small function returning the ``HourglassConfig`` of a variant (timm style); keyword
+overrides change any config field. The paper's models (256x256 input, 64x64 heatmaps, depth 4,
+width 256, decimal head 8x8 with 384 channels):
+
+=======  ======  ==================================  =======================  ==========================
+name     stacks  params, official_unused_shortcut    params, default (False)  MACs (paper)
+=======  ======  ==================================  =======================  ==========================
+hih_t    1       10,365,700 (paper 10.37M)           9,424,388                6.92 G (6.99 G, -1.0 %)
+hih_s    2       14,469,478 (paper 14.47M)           12,603,494               10.27 G (10.38 G, -1.0 %)
+hih_b    4       22,677,034 (paper 22.68M)           18,961,706               16.99 G (17.15 G, -0.9 %)
+=======  ======  ==================================  =======================  ==========================
+
+(98 landmarks, ``head="hih"``; MACs = ``torch.utils.flop_counter`` FLOPs / 2 for one 256x256
+image, convolutions and matrix products only; the paper's counter probably also counted some
+element-wise layers, hence the 1 % gap.) The published counts include a 1x1 shortcut conv that the
+released residual block builds and never uses; hihlib leaves it out by default
+(``official_unused_shortcut=False``) because dead weights cost memory and break
+DistributedDataParallel; pass ``official_unused_shortcut=True`` to reproduce the published numbers.
+
+Small variants for CPUs (128x128 input, 32x32 heatmaps by default; any ``heatmap_size`` of 64, 32 or
+16 works, see ``hihlib.models.hourglass``):
+
+* ``hg_tiny``: 1 stack, depth 3, width 64 (decimal head 96 channels);
+* ``hg_small``: 2 stacks, depth 3, width 96 (decimal head 144 channels).
+
+The backbone is the same at every heatmap size; the decimal head has one down block fewer per
+halving of the heatmap, so the HIH parameter count changes a little. Measured training step
+(forward + backward + Adam, batch 16, head "hih", 2 CPU threads of a shared 2-core machine):
+
+=========  ==========================  ==========================  ==========================
+model      heatmap 64 (params, s/step)  heatmap 32                  heatmap 16
+=========  ==========================  ==========================  ==========================
+hg_tiny    571 k, 0.99 s                396 k, 0.24 s               220 k, 0.12 s
+hg_small   1.63 M, 2.27 s               1.24 M, 0.60 s              845 k, 0.26 s
+=========  ==========================  ==========================  ==========================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .heads import LandmarkModel
+from .hourglass import HourglassConfig
+
+_MODELS: dict[str, Callable[[], HourglassConfig]] = {}
+# Short names accepted by ``create`` (not listed by ``list_models``, so nothing is tested twice).
+ALIASES = {"tiny": "hg_tiny", "small": "hg_small"}
+
+
+def register_model(fn: Callable[[], HourglassConfig]) -> Callable[[], HourglassConfig]:
+    """Decorator: register ``fn`` (returning a config) under its function name."""
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+@register_model
+def hih_t() -> HourglassConfig:
+    return HourglassConfig(num_stacks=1, depth=4, width=256, input_size=256, heatmap_size=64)
+
+
+@register_model
+def hih_s() -> HourglassConfig:
+    return HourglassConfig(num_stacks=2, depth=4, width=256, input_size=256, heatmap_size=64)
+
+
+@register_model
+def hih_b() -> HourglassConfig:
+    return HourglassConfig(num_stacks=4, depth=4, width=256, input_size=256, heatmap_size=64)
+
+
+@register_model
+def hg_tiny() -> HourglassConfig:
+    return HourglassConfig(num_stacks=1, depth=3, width=64, input_size=128, heatmap_size=32)
+
+
+@register_model
+def hg_small() -> HourglassConfig:
+    return HourglassConfig(num_stacks=2, depth=3, width=96, input_size=128, heatmap_size=32)
+
+
+def list_models() -> list[str]:
+    """Registered model names, in registration order."""
+    return list(_MODELS)
+
+
+def model_config(name: str, **overrides) -> HourglassConfig:
+    """The ``HourglassConfig`` of ``name`` with ``overrides`` applied (ConfigError on unknown names)."""
+    name = ALIASES.get(name, name)
+    if name not in _MODELS:
+        raise ConfigError(f"unknown model {name!r}; expected one of {list_models() + list(ALIASES)}")
+    fields = {f.name for f in dataclasses.fields(HourglassConfig)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise ConfigError(f"unknown model option(s) {sorted(unknown)}; expected some of {sorted(fields)}")
+    return dataclasses.replace(_MODELS[name](), **overrides).validate()
+
+
+def create(name: str, num_landmarks: int = 98, head: str = "hih", *, heatmap_size: int | None = None,
+           decimal_size: int = 8, decimal_channels: int | None = None, **overrides) -> LandmarkModel:
+    """Build the model ``name`` with the given head ("hih", "gaussian" or "h3r").
+
+    ``heatmap_size`` (cells) defaults to the variant's (input_size / 4); ``overrides`` set any other
+    ``HourglassConfig`` field (num_stacks, depth, width, input_size, official_unused_shortcut).
+    ``decimal_size`` (d) and ``decimal_channels`` (default 3/2 x width) configure the HIH decimal head.
+    """
+    if heatmap_size is not None:
+        overrides["heatmap_size"] = heatmap_size
+    cfg = model_config(name, num_landmarks=num_landmarks, **overrides)
+    return LandmarkModel(cfg, head=head, decimal_size=decimal_size, decimal_channels=decimal_channels)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (BN running statistics are buffers and not counted)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: LandmarkModel, batch_size: int = 1) -> int:
+    """Multiply-accumulates of one forward pass at the model's input size, via ``torch.utils.flop_counter``.
+
+    Counts convolutions and matrix products (FLOPs / 2), not BN, ReLU, pooling or interpolation,
+    which is how the paper's "FLOPs" were counted. Runs a real forward on the model's device: build
+    the model under ``with torch.device("meta"):`` to count without computing.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    param = next(model.parameters())
+    x = torch.zeros(batch_size, 3, model.input_size, model.input_size, device=param.device, dtype=param.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
