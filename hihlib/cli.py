@@ -17,6 +17,10 @@ from .errors import HihError
 # Modules that define ``register(subparsers)``; each adds its own sub-commands.
 COMMAND_MODULES = [
     "hihlib.data.commands",   # hih data check | prepare | synth
+    "hihlib.train",           # hih train
+    "hihlib.evaluate",        # hih eval
+    "hihlib.predict",         # hih predict
+    "hihlib.demo",            # hih demo
 ]
 
 

@@ -1,0 +1,261 @@
+"""Evaluation: predictions in original-image pixels, paper-style tables, CED curves (``hih eval``).
+
+Data flow: crop -> model -> ``codec.decode(outputs, method)`` (crop pixels) -> inverse crop matrix
+-> original-image pixels -> NME against the annotation. Every decode method of the codec is
+evaluated from the same forward pass, so the comparison between decoders is exact (same network,
+same faces).
+
+Metrics follow ``hihlib.metrics``: NME in %, FR@0.1 in %, AUC@0.1 in [0, 1]. Every table carries
+the line ``data: ...`` naming the data it was computed on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import metrics
+from .errors import ConfigError, HihError
+from .io import write_json, write_text
+
+# Preferred display order of attribute subsets (WFLW's six, then anything else alphabetically).
+ATTRIBUTE_ORDER = ("pose", "largepose", "expression", "illumination", "makeup", "occlusion", "blur")
+
+
+@dataclasses.dataclass
+class Predictions:
+    """Landmarks predicted for a dataset.
+
+    pred : method -> (N, K, 2) float64, original-image pixels.
+    gt : (N, K, 2) float64 annotations, original-image pixels.
+    indices : (N,) int positions of the faces in ``dataset.records``.
+    """
+
+    pred: dict[str, np.ndarray]
+    gt: np.ndarray
+    indices: np.ndarray
+
+
+def crop_to_original(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Map crop pixels back to the original image. points (B, K, 2); matrix (B, 2, 3) original->crop."""
+    matrix = matrix.to(torch.float64)
+    A, t = matrix[..., :2], matrix[..., 2]
+    return torch.linalg.solve(A, (points.to(torch.float64) - t[:, None, :]).mT).mT
+
+
+@torch.no_grad()
+def predict_batch(model: nn.Module, codec, images: torch.Tensor, methods: Sequence[str], *,
+                  amp: bool = False) -> dict[str, torch.Tensor]:
+    """One forward pass, every decode method. images (B, 3, S, S) -> method -> (B, K, 2) crop pixels."""
+    device = images.device
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+        outputs = model(images)
+    keys = getattr(codec, "target_keys", ()) or tuple(outputs)
+    outputs = {k: outputs[k].float() for k in keys if k in outputs}
+    return {m: codec.decode(outputs, m) for m in methods}
+
+
+@torch.no_grad()
+def predict_dataset(model: nn.Module, codec, dataset, *, methods: Sequence[str] | None = None,
+                    batch_size: int = 32, device: str | torch.device = "cpu", amp: bool = False,
+                    progress: bool = True, workers: int = 0) -> Predictions:
+    """Predict every face of a ``FaceDataset`` (no augmentation) with every decode method."""
+    from torch.utils.data import DataLoader
+
+    methods = tuple(methods or codec.methods)
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="evaluate", leave=False, dynamic_ncols=True)
+    preds: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    indices = []
+    for batch in loader:
+        images = batch["image"].to(device)
+        crop = predict_batch(model, codec, images, methods, amp=amp)
+        matrix = batch["matrix"].to(device)
+        for m in methods:
+            preds[m].append(crop_to_original(crop[m], matrix).cpu().numpy())
+        indices.append(np.asarray(batch["index"]).reshape(-1))
+    model.train(was_training)
+    indices = np.concatenate(indices)
+    gt = np.stack([dataset.records[i].landmarks for i in indices]).astype(np.float64)
+    return Predictions({m: np.concatenate(v) for m, v in preds.items()}, gt, indices)
+
+
+def summarise(preds: Predictions, dataset=None, *, norm: tuple[int, int] | None = None,
+              threshold: float = 0.1) -> dict[str, dict]:
+    """method -> {"nme" %, "fr" %, "auc", "n"} over all faces with the scheme's default normaliser."""
+    if norm is None:
+        norm = dataset.scheme.normaliser()
+    return {m: metrics.summary(metrics.nme(p, preds.gt, norm), threshold) for m, p in preds.pred.items()}
+
+
+def attribute_subsets(records: Sequence) -> dict[str, np.ndarray]:
+    """``full`` plus one subset per attribute found in the records (positions into ``records``)."""
+    subsets = {"full": np.arange(len(records))}
+    found = sorted({a for r in records for a in r.attributes},
+                   key=lambda a: (ATTRIBUTE_ORDER.index(a) if a in ATTRIBUTE_ORDER else len(ATTRIBUTE_ORDER), a))
+    for a in found:
+        subsets[a] = np.array([i for i, r in enumerate(records) if a in r.attributes], dtype=int)
+    return subsets
+
+
+def evaluate_predictions(preds: Predictions, scheme, subsets: dict[str, np.ndarray], *,
+                         norms: Sequence[str] | None = None, threshold: float = 0.1) -> dict:
+    """Nested results ``[norm][subset][method] -> {"nme", "fr", "auc", "n"}`` and the per-face NMEs.
+
+    subsets: name -> positions into ``dataset.records`` (not into ``preds``).
+    Returns {"metrics": nested dict, "nmes": {norm: {method: (N,) array}}}.
+    """
+    norms = list(norms or [scheme.default_norm])
+    where = {int(idx): n for n, idx in enumerate(preds.indices)}
+    out: dict = {}
+    nmes: dict = {}
+    for kind in norms:
+        pair = scheme.normaliser(kind)
+        per_method = {m: metrics.nme(p, preds.gt, pair) for m, p in preds.pred.items()}
+        nmes[kind] = per_method
+        out[kind] = {}
+        for name, idx in subsets.items():
+            rows = np.array([where[int(i)] for i in idx if int(i) in where], dtype=int)
+            if rows.size == 0:
+                continue
+            out[kind][name] = {m: metrics.summary(v[rows], threshold) for m, v in per_method.items()}
+    return {"metrics": out, "nmes": nmes}
+
+
+def format_table(results: dict, data_description: str, *, title: str | None = None) -> str:
+    """Markdown: one row per (normaliser, subset, method) with NME %, FR@0.1 %, AUC@0.1."""
+    lines = []
+    if title:
+        lines += [f"### {title}", ""]
+    lines += [f"data: {data_description}", "",
+              "| normaliser | subset | decoder | faces | NME % | FR@0.1 % | AUC@0.1 |",
+              "|---|---|---|---:|---:|---:|---:|"]
+    for kind, per_subset in results.items():
+        for subset, per_method in per_subset.items():
+            for method, r in per_method.items():
+                lines.append(f"| {kind} | {subset} | {method} | {r['n']} | {r['nme']:.3f} | {r['fr']:.2f} | {r['auc']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_ced(curves: dict[str, np.ndarray], path: str | os.PathLike, *, title: str, threshold: float = 0.1) -> Path:
+    """Cumulative error distribution, one curve per label (label -> per-face NMEs). Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_path
+
+    t = np.linspace(0, threshold, 201)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, nm in curves.items():
+        ax.plot(t * 100, metrics.ced(nm, t), label=f"{label} (AUC {metrics.auc(nm, threshold):.3f})")
+    ax.set_xlabel("NME (%)")
+    ax.set_ylabel("fraction of faces")
+    ax.set_xlim(0, threshold * 100)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# hih eval
+# ----------------------------------------------------------------------------------------------
+
+def evaluation_sets(dataset: str, root: str | None, cfg: dict, *, num: int | None = None):
+    """(records, scheme, subsets, normalisers, description) for ``hih eval --dataset``."""
+    from .train import load_records
+
+    cfg = {**cfg, "data": {**cfg["data"]}}
+    if dataset == "synth":
+        cfg["data"]["dataset"] = "synth"
+        if num:
+            cfg["data"]["num_val"] = num
+        records, scheme, desc = load_records(cfg, "val")
+        return records, scheme, attribute_subsets(records), ["inter_ocular"], f"{desc} (held-out seed)"
+    if root is None:
+        raise ConfigError(f"--root is required for --dataset {dataset}")
+    cfg["data"].update(dataset=dataset, root=root)
+    if dataset == "wflw":
+        records, scheme, desc = load_records(cfg, "test")
+        return records, scheme, attribute_subsets(records), ["inter_ocular"], desc
+    if dataset == "cofw":
+        records, scheme, desc = load_records(cfg, "test")
+        return records, scheme, {"full": np.arange(len(records))}, ["inter_ocular", "inter_pupil"], desc
+    if dataset == "300w":
+        common, scheme, d1 = load_records(cfg, "common")
+        challenge, _, d2 = load_records(cfg, "challenge")
+        records = common + challenge
+        subsets = {"common": np.arange(len(common)), "challenge": np.arange(len(common), len(records)),
+                   "full": np.arange(len(records))}
+        return records, scheme, subsets, ["inter_ocular"], f"{d1}; {d2}"
+    raise ConfigError(f"--dataset {dataset!r}: expected wflw, cofw, 300w or synth")
+
+
+def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out: str | os.PathLike, *,
+             device: str = "auto", batch_size: int = 32, num: int | None = None, progress: bool = True) -> dict:
+    """Evaluate a checkpoint; writes OUT/eval_<dataset>.json, .md and a CED plot. Returns the JSON."""
+    from .data import FaceDataset
+    from .train import load_checkpoint, resolve_device
+
+    dev = resolve_device(device)
+    model, codec, cfg = load_checkpoint(checkpoint, dev)
+    records, scheme, subsets, norms, desc = evaluation_sets(dataset, root, cfg, num=num)
+    if scheme.num_points != cfg_num_points(model, records):
+        raise HihError(f"{checkpoint}: the model predicts {cfg_num_points(model, records)} points but "
+                       f"{dataset} has {scheme.num_points}")
+    d = cfg["data"]
+    ds = FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"], augment=None)
+    preds = predict_dataset(model, codec, ds, batch_size=batch_size, device=dev, progress=progress)
+    res = evaluate_predictions(preds, scheme, subsets, norms=norms)
+    title = f"{Path(checkpoint).name} on {dataset} ({codec.name} codec, heatmap {codec.heatmap_size})"
+    table = format_table(res["metrics"], desc, title=title)
+    print(table)
+    out = Path(out)
+    stem = f"eval_{dataset}"
+    kind = norms[0]
+    plot_ced({m: v for m, v in res["nmes"][kind].items()}, out / f"{stem}_ced.png",
+             title=f"CED, {kind} NME; data: {desc}")
+    report = {"checkpoint": str(checkpoint), "dataset": dataset, "data": desc, "codec": codec.name,
+              "heatmap_size": codec.heatmap_size, "input_size": codec.input_size,
+              "box": d["box"], "metrics": res["metrics"]}
+    write_json(out / f"{stem}.json", report)
+    write_text(out / f"{stem}.md", table)
+    print(f"wrote {out / (stem + '.json')}, {out / (stem + '.md')}, {out / (stem + '_ced.png')}")
+    return report
+
+
+def cfg_num_points(model: nn.Module, records) -> int:
+    n = getattr(model, "num_landmarks", None)
+    return int(n) if n is not None else int(records[0].landmarks.shape[0])
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a checkpoint: NME, FR@0.1, AUC@0.1 per subset and decoder")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--dataset", required=True, choices=["wflw", "cofw", "300w", "synth"])
+    p.add_argument("--root", default=None, help="dataset folder (not needed for synth)")
+    p.add_argument("--out", default="eval", help="folder for the JSON, markdown table and CED plot")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num", type=int, default=None, help="synth only: number of faces (default: the config's)")
+    p.set_defaults(func=lambda a: run_eval(a.checkpoint, a.dataset, a.root, a.out, device=a.device,
+                                           batch_size=a.batch_size, num=a.num) and 0)

@@ -1,0 +1,196 @@
+"""hihlib.train: configuration, exact resume (straight vs resumed, end of epoch and mid-epoch),
+NaN handling, the LR schedule and the ``hih train`` command.
+
+The loop tests train a tiny hourglass (input 32, heatmap 16, 5 landmarks) on ``ToyFaces``: images
+with a bright blob at each landmark plus noise drawn from torch's global RNG, so a resume that did
+not restore the RNG states would give different weights.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from hihlib.codecs import get_codec
+from hihlib.data.records import FaceRecord
+from hihlib.data.schemes import LandmarkScheme
+from hihlib.errors import ConfigError, HihError
+from hihlib.train import DEFAULTS, Trainer, apply_overrides, load_config, train
+
+K, SIZE, HM = 5, 32, 16
+TOY_SCHEME = LandmarkScheme(name="toy", num_points=K, mirror=(1, 0, 2, 4, 3),
+                            normalisers={"inter_ocular": (0, 1)}, default_norm="inter_ocular")
+
+
+class ToyFaces(Dataset):
+    """n images (3, 32, 32) with a Gaussian blob at each of 5 landmarks; items as FaceDataset's."""
+
+    scheme = TOY_SCHEME
+
+    def __init__(self, n: int = 24, seed: int = 0, noise: float = 0.1):
+        g = torch.Generator().manual_seed(seed)
+        self.coords = torch.rand(n, K, 2, generator=g) * (SIZE - 8) + 4
+        yy, xx = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+        d2 = (xx[None, None] - self.coords[..., 0, None, None]) ** 2 + (yy[None, None] - self.coords[..., 1, None, None]) ** 2
+        blobs = torch.exp(-d2 / 4.0).sum(1)  # (n, S, S)
+        self.images = torch.stack([blobs, blobs.flip(-1), torch.zeros_like(blobs)], 1)
+        self.noise = noise
+        self.records = [FaceRecord(key=f"toy:{i}", landmarks=self.coords[i].double().numpy(),
+                                   box=np.array([0, 0, SIZE - 1, SIZE - 1.0]), scheme="wflw") for i in range(n)]
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        image = self.images[i] + self.noise * torch.randn(3, SIZE, SIZE)  # global RNG, on purpose
+        return {"image": image, "landmarks": self.coords[i], "matrix": torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=torch.float64),
+                "occluded": torch.zeros(K, dtype=torch.bool), "index": i}
+
+
+def tiny_model(head="h3r"):
+    from hihlib import models
+
+    return models.create("hg_tiny", num_landmarks=K, head=head, heatmap_size=HM, input_size=SIZE, width=16, depth=2)
+
+
+def bce_loss(outputs, targets):
+    """Stand-in loss for H3R's binary targets (the real losses are tested in test_losses.py)."""
+    logits = outputs["heatmaps"]
+    target = targets["heatmap"][:, None].expand_as(logits)
+    loss = F.binary_cross_entropy_with_logits(logits, target, pos_weight=torch.tensor(20.0))
+    return loss, {"bce": loss.detach()}
+
+
+def toy_cfg(**train_opts):
+    cfg = apply_overrides(DEFAULTS, [f"data.input_size={SIZE}", f"model.heatmap_size={HM}", "codec.name=h3r",
+                                     "optim.lr=3e-3", "optim.milestones=[1]", "optim.gamma=0.5",
+                                     "train.batch_size=4", "train.eval_every=0", "train.progress=false",
+                                     "train.log_every=2"])
+    cfg["train"].update(train_opts)
+    return cfg
+
+
+def run(cfg, out, resume=False, dataset=None, loss_fn=bce_loss):
+    torch.manual_seed(123)  # a model built from fresh init; resume overwrites it
+    return train(cfg, out, resume=resume, model=tiny_model(), codec=get_codec("h3r", input_size=SIZE, heatmap_size=HM),
+                 loss_fn=loss_fn, train_set=dataset or ToyFaces())
+
+
+def assert_same_weights(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"tensor {k} differs"
+
+
+def load(path):
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+# ----------------------------------------------------------------------------------------------
+
+def test_config_file_and_dotted_overrides_are_parsed_as_yaml(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  name: hg_tiny\noptim:\n  lr: 0.002\n")
+    cfg = load_config(path, ["optim.lr=5e-4", "data.skip_bad=true", "optim.milestones=[3, 4]", "loss.decimal_weight=0.1"])
+    assert cfg["model"]["name"] == "hg_tiny" and cfg["model"]["heatmap_size"] == 64  # defaults kept
+    assert cfg["optim"]["lr"] == 5e-4 and cfg["data"]["skip_bad"] is True
+    assert cfg["optim"]["milestones"] == [3, 4] and cfg["loss"] == {"decimal_weight": 0.1}
+
+
+def test_bad_config_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  name: hg_tiny\n  width: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: expected valid YAML"):
+        load_config(path)
+    (tmp_path / "s.yaml").write_text("modle:\n  name: x\n")
+    with pytest.raises(ConfigError, match="unknown section"):
+        load_config(tmp_path / "s.yaml")
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(None, ["optim.lr"])
+
+
+def test_step_schedule_multiplies_lr_by_gamma_at_each_milestone_epoch(tmp_path):
+    cfg = toy_cfg(epochs=3)
+    cfg["optim"].update(milestones=[1, 2], gamma=0.1, lr=1e-3)
+    t = Trainer(cfg, tmp_path, model=tiny_model(), codec=get_codec("h3r", input_size=SIZE, heatmap_size=HM),
+                loss_fn=bce_loss, train_set=ToyFaces(8))
+    lrs = []
+    for _ in range(3 * t.steps_per_epoch):
+        lrs.append(t.scheduler.get_last_lr()[0])
+        t.optimizer.step()
+        t.scheduler.step()
+    n = t.steps_per_epoch
+    np.testing.assert_allclose(lrs, [1e-3] * n + [1e-4] * n + [1e-5] * n, rtol=1e-12)
+
+
+def test_two_epochs_straight_equal_one_epoch_resume_one_epoch(tmp_path):
+    straight = run(toy_cfg(epochs=2), tmp_path / "a")
+    run(toy_cfg(epochs=1), tmp_path / "b")
+    resumed = run(toy_cfg(epochs=2), tmp_path / "b", resume=True)
+    assert_same_weights(straight.model.state_dict(), resumed.model.state_dict())
+    assert_same_weights(load(tmp_path / "a" / "last.pt")["optimizer"]["state"][0],
+                        load(tmp_path / "b" / "last.pt")["optimizer"]["state"][0])
+    # training did change the weights, and both runs logged their epochs
+    assert not torch.equal(straight.model.state_dict()["backbone.stacks.0.predict.weight"],
+                           tiny_model().state_dict()["backbone.stacks.0.predict.weight"])
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert sum('"kind": "epoch"' in line for line in lines) == 2
+
+
+class Killed(Exception):
+    pass
+
+
+class KilledAfter(ToyFaces):
+    """Dies (like a killed process) when the ``limit``-th item is fetched."""
+
+    def __init__(self, limit):
+        super().__init__()
+        self.limit, self.fetched = limit, 0
+
+    def __getitem__(self, i):
+        self.fetched += 1
+        if self.fetched > self.limit:
+            raise Killed
+        return super().__getitem__(i)
+
+
+def test_killed_mid_epoch_resumes_from_last_step_checkpoint_exactly(tmp_path):
+    # 24 faces, batch 4: 6 steps per epoch; checkpoints every 2 steps; killed while fetching step 10's batch
+    straight = run(toy_cfg(epochs=2), tmp_path / "a")
+    with pytest.raises(Killed):
+        run(toy_cfg(epochs=2, checkpoint_every=2), tmp_path / "b", dataset=KilledAfter(9 * 4 + 1))
+    ckpt = load(tmp_path / "b" / "last.pt")
+    assert (ckpt["epoch"], ckpt["step_in_epoch"], ckpt["global_step"]) == (1, 2, 8)  # lost 1 step of work
+    resumed = run(toy_cfg(epochs=2, checkpoint_every=2), tmp_path / "b", resume=True)
+    assert_same_weights(straight.model.state_dict(), resumed.model.state_dict())
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tmp_path):
+    calls = {"n": 0}
+
+    def poisoned(outputs, targets):
+        calls["n"] += 1
+        loss, parts = bce_loss(outputs, targets)
+        return (loss * math.nan if calls["n"] == 9 else loss), parts
+
+    with pytest.raises(HihError, match=r"loss became nan at epoch 2, step 3.*last good checkpoint is kept at .*last\.pt"):
+        run(toy_cfg(epochs=2), tmp_path, loss_fn=poisoned)
+    ckpt = load(tmp_path / "last.pt")
+    assert (ckpt["epoch"], ckpt["step_in_epoch"]) == (1, 0)
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_checkpoint_holds_everything_needed_to_resume(tmp_path):
+    run(toy_cfg(epochs=1), tmp_path)
+    ckpt = load(tmp_path / "last.pt")
+    assert {"model", "optimizer", "scheduler", "epoch", "rng", "data_order", "config"} <= set(ckpt)
+    assert {"python", "numpy", "torch", "targets"} <= set(ckpt["rng"])
+    assert ckpt["data_order"] == {"seed": 0, "epoch": 1, "samples_seen": 0}
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
