@@ -40,10 +40,29 @@ def gaussian_maps(uv: Tensor, size: int, sigma: float) -> Tensor:
 
 
 def argmax_2d(maps: Tensor) -> tuple[Tensor, Tensor]:
-    """Integer peak of each map. maps (B, K, H, W) -> (ix, iy), each (B, K) long."""
+    """Integer peak of each map (first in row-major order on ties). maps (B, K, H, W) -> (ix, iy), (B, K) long.
+
+    Two stages, because a flat argmax over H*W is several times slower than a max-reduction on CPU:
+    the row maxima (one pass over the maps), the best row, then the argmax within that row only.
+    """
     w = maps.shape[-1]
-    idx = maps.flatten(-2).argmax(-1)
-    return idx % w, idx // w
+    iy = maps.amax(-1).argmax(-1)  # (B, K)
+    row = maps.gather(-2, iy[..., None, None].expand(*iy.shape, 1, w)).squeeze(-2)  # (B, K, W)
+    return row.argmax(-1), iy
+
+
+def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The k largest values of each map and their cells. maps (B, K, H, W) -> values, ix, iy, each (B, K, k),
+    values in descending order.
+
+    The k best cells lie in the k rows with the largest maxima (a row outside them has k rows whose
+    maxima beat all its values), so only those rows are searched after one max-reduction pass.
+    """
+    h, w = maps.shape[-2:]
+    rows = maps.amax(-1).topk(min(k, h), dim=-1).indices  # (B, K, k')
+    cand = maps.gather(-2, rows[..., None].expand(*rows.shape, w))  # (B, K, k', W)
+    vals, idx = cand.flatten(-2).topk(k, dim=-1)
+    return vals, idx % w, rows.gather(-1, torch.div(idx, w, rounding_mode="floor"))
 
 
 def gather_patches(maps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> Tensor:

@@ -22,17 +22,14 @@ from torch import Tensor
 
 from . import register
 from .base import Codec, grid_coords
-from .gaussian import argmax_decode
+from .gaussian import argmax_decode, topk_cells
 
 
 def topk_decode(logits: Tensor, k: int = 9) -> Tensor:
     """Softmax-weighted mean of the top-k cells. logits (B, K, H, W) -> (B, K, 2) cells."""
-    w = logits.shape[-1]
-    vals, idx = logits.float().flatten(-2).topk(k, dim=-1)  # (B, K, k)
+    vals, ix, iy = topk_cells(logits.float(), k)  # (B, K, k) each
     p = vals.softmax(-1)
-    x = (idx % w).to(p.dtype)
-    y = torch.div(idx, w, rounding_mode="floor").to(p.dtype)
-    return torch.stack([(p * x).sum(-1), (p * y).sum(-1)], -1)
+    return torch.stack([(p * ix).sum(-1), (p * iy).sum(-1)], -1)
 
 
 @register
