@@ -1,0 +1,82 @@
+"""What every dataset loader shares: records, a scheme, and an account of what was skipped.
+
+Loaders are strict by default: the first malformed line raises ``DataError`` naming the file, the
+line and what was expected. With ``skip_bad=True`` they keep going, leave the bad samples out and
+list them in ``skipped`` (the caller reports how many).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from ..errors import DataError
+from .records import FaceRecord
+from .schemes import LandmarkScheme
+
+
+class FaceSource:
+    """Base of ``WFLW``, ``COFW`` and ``W300``: a list of ``FaceRecord`` and its scheme.
+
+    Attributes: ``root`` (Path), ``split``, ``scheme`` (LandmarkScheme), ``records`` (list of
+    FaceRecord), ``skipped`` (DataError per sample left out with ``skip_bad``), ``problems``
+    (DataError for inconsistencies that do not invalidate a sample, e.g. subset list mismatches).
+    """
+
+    name = "base"
+    splits: tuple[str, ...] = ()
+
+    def __init__(self, root, split: str, scheme: LandmarkScheme, *, skip_bad: bool = False):
+        if split not in self.splits:
+            raise ValueError(f"{type(self).__name__} has no split {split!r}; choose one of {self.splits}")
+        self.root = Path(root)
+        self.split = split
+        self.scheme = scheme
+        self.skip_bad = skip_bad
+        self.records: list[FaceRecord] = []
+        self.skipped: list[DataError] = []
+        self.problems: list[DataError] = []
+
+    def _bad(self, error: DataError) -> None:
+        """A sample that cannot be used: raise, or remember it when skipping bad samples."""
+        if not self.skip_bad:
+            raise error
+        self.skipped.append(error)
+
+    def _warn_skipped(self) -> None:
+        if self.skipped:
+            warnings.warn(f"{type(self).__name__}({self.root}, {self.split!r}): skipped {len(self.skipped)} bad "
+                          f"sample(s); first: {self.skipped[0]}", stacklevel=3)
+
+    def check_images(self) -> list[DataError]:
+        """Decode every image once; one ``DataError`` per image that cannot be read."""
+        errors, seen = [], set()
+        for record in self.records:
+            name = record.image_path or record.key
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                record.load_image()
+            except DataError as e:
+                errors.append(e)
+        return errors
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> FaceRecord:
+        return self.records[i]
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def dataset(self, **kwargs):
+        """A ``FaceDataset`` over these records (keyword arguments as ``FaceDataset``)."""
+        from .dataset import FaceDataset
+
+        return FaceDataset(self.records, self.scheme, **kwargs)
+
+    def __repr__(self) -> str:
+        extra = f", skipped={len(self.skipped)}" if self.skipped else ""
+        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, faces={len(self.records)}{extra})"
