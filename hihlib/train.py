@@ -479,7 +479,11 @@ class Trainer:
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
-            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.cuda else None)
+            # static_graph: the graph is the same at every step, which lets DDP skip parameters that
+            # never receive a gradient (e.g. the last stack's remap convolutions) without the
+            # per-step graph traversal of find_unused_parameters=True
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.cuda else None,
+                                               static_graph=True)
         if t.get("compile"):
             self.net = torch.compile(self.net)
 
@@ -611,6 +615,7 @@ class Trainer:
                 if every and self.global_step % every == 0 and self.step_in_epoch < self.steps_per_epoch:
                     self.save()
             bar.close()
+            self._sync_buffers()
             self.epoch += 1
             self.step_in_epoch = 0
             self.log({"kind": "epoch", "epoch": self.epoch, "step": self.global_step,
@@ -631,6 +636,14 @@ class Trainer:
 
             dist.barrier()
         return last_eval
+
+    def _sync_buffers(self) -> None:
+        """DDP keeps each rank's last BN running statistics; give every rank rank 0's (the saved ones)."""
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            for buf in self.model.buffers():
+                dist.broadcast(buf, src=0)
 
     def evaluate(self) -> dict:
         """NME / FR@0.1 / AUC@0.1 on the validation set for every decode method (rank 0)."""
