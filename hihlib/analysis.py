@@ -80,14 +80,9 @@ def crop_coords(landmarks, boxes, input_size: int = 256, scale: float = 1.25) ->
     """
     from .data.transforms import apply_affine, crop_matrix
 
-    landmarks = np.asarray(landmarks, dtype=np.float64)
-    out = np.empty_like(landmarks)
-    zoom = np.empty(len(landmarks))
-    for n, (pts, box) in enumerate(zip(landmarks, np.asarray(boxes, dtype=np.float64))):
-        m = crop_matrix(box, input_size, scale=scale)
-        out[n] = apply_affine(pts, m)
-        zoom[n] = math.sqrt(abs(np.linalg.det(m[:, :2])))
-    return out, zoom
+    m = crop_matrix(np.asarray(boxes, dtype=np.float64), input_size, scale=scale)  # (B, 2, 3)
+    coords = apply_affine(np.asarray(landmarks, dtype=np.float64), m)
+    return coords, np.sqrt(np.abs(np.linalg.det(m[:, :, :2])))
 
 
 def error_vs_resolution(coords, norm, decoders: Iterable[tuple[str, str]], sizes: Iterable[int],

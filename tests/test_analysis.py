@@ -36,3 +36,18 @@ def test_error_vs_resolution_halves_with_doubled_resolution_for_argmax_and_vanis
     for key in [("gaussian", "dark"), ("h3r", "topk"), ("hih", "expectation")]:
         assert (table[key] < 0.01 * argmax).all(), key
     assert table[("hih", "official")][1] == pytest.approx(argmax[1] / 8, rel=0.1)
+
+
+def test_crop_coords_scales_dataset_landmarks_into_the_input_frame():
+    from hihlib.analysis import crop_coords
+
+    # a 100 px box at scale 1.25 becomes a 125 px square resized to 256: zoom 256 / 125
+    lm = np.array([[[50.0, 60.0], [150.0, 160.0]], [[10.0, 10.0], [30.0, 10.0]]])
+    boxes = np.array([[50.0, 60.0, 150.0, 160.0], [0.0, 0.0, 40.0, 20.0]])
+    coords, zoom = crop_coords(lm, boxes, 256, 1.25)
+    np.testing.assert_allclose(zoom, [256 / 125, 256 / 50])
+    # the box centre lands on the crop centre (127.5 in the pixel-centre convention)
+    centre = coords.mean(1)
+    np.testing.assert_allclose(centre[0], [127.5, 127.5])
+    # distances scale by the zoom, so an NME measured in either frame is the same
+    np.testing.assert_allclose(np.linalg.norm(coords[1, 0] - coords[1, 1]), 20 * 256 / 50)
