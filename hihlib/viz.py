@@ -1,0 +1,309 @@
+"""Plots shared by the notebooks, the widgets and the ``hih`` command.
+
+Every function draws on a matplotlib ``Axes`` that the caller passes (or creates one) and returns
+it, so a notebook can arrange panels freely and a test can inspect what was drawn. Figures are made
+with :func:`new_figure`, which does not go through pyplot: no global state, no figure left open,
+and nothing is shown twice by the notebook's inline backend. :func:`show` displays a figure as a
+PNG (works under any matplotlib backend, including ``Agg`` under nbval); :func:`save_figure`
+writes it atomically.
+
+Heatmaps are drawn in hihlib's coordinate convention (see ``hihlib.codecs.base``): cell (i, j) has
+its centre at (u=j, v=i), so a heatmap of size H spans [-0.5, H - 0.5] on both axes and a point
+given in cell coordinates lands on the cell it belongs to.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .io import write_bytes
+
+DPI = 110
+
+# One colour per decoder, so that every figure of the project reads the same way.
+METHOD_COLORS = {
+    "argmax": "#d62728",
+    "floor": "#8c564b",
+    "quarter": "#ff7f0e",
+    "dark": "#2ca02c",
+    "integral": "#9467bd",
+    "topk": "#17becf",
+    "official": "#e377c2",
+    "expectation": "#1f77b4",
+}
+
+
+def _color(label: str, i: int) -> str:
+    """The decoder's colour when the label ends with a decoder name ("hih/official"), else C{i}."""
+    key = label.replace("/", " ").split()[-1] if label.strip() else ""
+    return METHOD_COLORS.get(key, f"C{i % 10}")
+
+
+def _np(x) -> np.ndarray:
+    """Tensor or array-like -> numpy array (detached, on the CPU)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+# -- figures -------------------------------------------------------------------------------------
+def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | None = None, **subplot_kw):
+    """A figure outside pyplot and its axes (a single ``Axes`` or an array, as ``plt.subplots``).
+
+    ``size`` is (width, height) in inches; the default gives each panel about 4 x 3.2 inches.
+    """
+    size = size or (4.0 * ncols, 3.2 * nrows)
+    fig = Figure(figsize=size, layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=True, **subplot_kw)
+    return fig, axes
+
+
+def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
+    """The figure rendered as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DPI) -> Path:
+    """Write the figure as a PNG, atomically (a reader never sees half a file)."""
+    return write_bytes(path, figure_png(fig, dpi))
+
+
+def show(fig: Figure, dpi: int = DPI) -> None:
+    """Display the figure as a PNG in IPython/Jupyter; does nothing outside IPython."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:  # pragma: no cover - IPython is a dependency of jupyterlab
+        return
+    if get_ipython() is None:
+        return
+    display(Image(data=figure_png(fig, dpi), format="png"))
+
+
+# -- quantization error --------------------------------------------------------------------------
+def plot_error_histogram(errors, ax: Axes | None = None, *, expected: float | None = None,
+                         bins: int = 50, label: str | None = None, unit: str = "cells") -> Axes:
+    """Histogram (as a density) of error magnitudes.
+
+    errors: (N,) magnitudes, or (N, 2) error vectors whose Euclidean norm is taken, in ``unit``.
+    expected: a closed-form mean to draw as a dashed line beside the measured mean (solid).
+    """
+    if ax is None:
+        _, ax = new_figure()
+    e = _np(errors).astype(np.float64)
+    if e.ndim == 2:
+        e = np.linalg.norm(e, axis=-1)
+    e = e.reshape(-1)
+    i = len(ax.patches)
+    color = _color(label or "", i)
+    ax.hist(e, bins=bins, density=True, alpha=0.55, color=color, label=label)
+    ax.axvline(e.mean(), color=color, lw=1.5, label=f"measured mean {e.mean():.4f}")
+    if expected is not None:
+        ax.axvline(expected, color="k", ls="--", lw=1.2, label=f"closed form {expected:.4f}")
+    ax.set_xlabel(f"error magnitude ({unit})")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_error_vs_resolution(resolutions: Sequence[int], errors: Mapping[str, Sequence[float]],
+                             ax: Axes | None = None, *, unit: str = "px of a 256 input",
+                             reference: Mapping[str, float] | None = None, logy: bool = True) -> Axes:
+    """Mean error of each decoder against the heatmap resolution (log-log).
+
+    resolutions: heatmap sizes (cells per side). errors: label -> mean error per resolution, in
+    ``unit``. reference: label -> a constant to draw as a horizontal dotted line (e.g. a published
+    figure). Zero errors (exact decoders) are clipped to 1e-4 so that the log axis can show them.
+    """
+    if ax is None:
+        _, ax = new_figure()
+    res = np.asarray(resolutions)
+    for i, (label, values) in enumerate(errors.items()):
+        v = np.maximum(np.asarray(values, dtype=np.float64), 1e-4 if logy else 0.0)
+        ax.plot(res, v, "o-", ms=3.5, lw=1.5, color=_color(label, i), label=label)
+    for label, value in (reference or {}).items():
+        ax.axhline(value, color="0.4", ls=":", lw=1)
+        ax.text(res[0], value, f" {label}", va="bottom", fontsize=7, color="0.3")
+    ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xticks(res)
+    ax.set_xticklabels([str(int(r)) for r in res])
+    ax.set_xlabel("heatmap resolution (cells per side)")
+    ax.set_ylabel(f"mean error ({unit})")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+# -- heatmaps ------------------------------------------------------------------------------------
+def plot_heatmap(heatmap, ax: Axes | None = None, *, points: Mapping[str, Sequence[float]] | None = None,
+                 title: str | None = None, cmap: str = "viridis", grid: bool = False,
+                 colorbar: bool = False, **imshow_kw) -> Axes:
+    """One heatmap (H, W) in cell coordinates, cell (i, j) centred on (u=j, v=i).
+
+    points: label -> (u, v) in cells of this map, drawn as markers on top (e.g. the true position
+    and a decoded one). grid: draw the cell borders (useful for small maps).
+    """
+    if ax is None:
+        _, ax = new_figure()
+    h = _np(heatmap).astype(np.float64)
+    if h.ndim != 2:
+        raise ValueError(f"heatmap must have shape (H, W), got {h.shape}")
+    H, W = h.shape
+    im = ax.imshow(h, cmap=cmap, origin="upper", extent=(-0.5, W - 0.5, H - 0.5, -0.5),
+                   interpolation="nearest", **imshow_kw)
+    if grid:
+        ax.set_xticks(np.arange(-0.5, W, 1.0), minor=True)
+        ax.set_yticks(np.arange(-0.5, H, 1.0), minor=True)
+        ax.grid(True, which="minor", color="w", lw=0.4, alpha=0.5)
+        ax.tick_params(which="minor", length=0)
+    markers = ["x", "+", "o", "s", "^", "D"]
+    for i, (label, (u, v)) in enumerate((points or {}).items()):
+        ax.plot([u], [v], markers[i % len(markers)], ms=9, mew=2, color=f"C{(i + 1) % 10}",
+                mfc="none", label=label)
+    if points:
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.7)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, shrink=0.8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def outline_cell(ax: Axes, i: int, j: int, *, color: str = "r", lw: float = 1.5) -> Rectangle:
+    """Draw the border of cell (row i, column j) on a heatmap drawn by :func:`plot_heatmap`."""
+    rect = Rectangle((j - 0.5, i - 0.5), 1.0, 1.0, fill=False, ec=color, lw=lw)
+    ax.add_patch(rect)
+    return rect
+
+
+def plot_decimal_map(decimal, ax: Axes | None = None, *, fraction: Sequence[float] | None = None,
+                     decoded: Mapping[str, Sequence[float]] | None = None, title: str | None = None,
+                     cmap: str = "magma") -> Axes:
+    """The decimal heatmap (d, d) of HIH drawn over the unit square of one integer cell.
+
+    Decimal cell (a, b) stands for the fraction interval [b/d, (b+1)/d) x [a/d, (a+1)/d).
+    fraction: the true (fx, fy) in [0, 1)^2; decoded: label -> (fx, fy) fractions from decoders.
+    """
+    if ax is None:
+        _, ax = new_figure()
+    m = _np(decimal).astype(np.float64)
+    d = m.shape[-1]
+    ax.imshow(m, cmap=cmap, origin="upper", extent=(0, 1, 1, 0), interpolation="nearest")
+    ticks = np.linspace(0, 1, d + 1)
+    ax.set_xticks(ticks, minor=True)
+    ax.set_yticks(ticks, minor=True)
+    ax.grid(True, which="minor", color="w", lw=0.4, alpha=0.4)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("fraction of x (cells)")
+    ax.set_ylabel("fraction of y (cells)")
+    if fraction is not None:
+        ax.plot([fraction[0]], [fraction[1]], "x", ms=10, mew=2, color="c", label="true")
+    for i, (label, (fx, fy)) in enumerate((decoded or {}).items()):
+        ax.plot([fx], [fy], "o+sD"[i % 4], ms=9, mew=1.8, mfc="none", color=_color(label, i + 2), label=label)
+    if fraction is not None or decoded:
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(1, 0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+# -- faces and curves ----------------------------------------------------------------------------
+def plot_face(image, ax: Axes | None = None, *, pred=None, gt=None, title: str | None = None,
+              groups: Mapping[str, tuple[Sequence[int], bool]] | None = None, ms: float = 6.0) -> Axes:
+    """An image (H, W, 3) uint8 RGB or (3, H, W) float with predicted and true landmarks (K, 2).
+
+    Landmarks are (x, y) pixels of this image (pixel centres at integer coordinates, so they are
+    drawn on an extent of [-0.5, W - 0.5]). groups: name -> (indices, closed) from a
+    ``LandmarkScheme``, drawn as polylines through the predictions (or the truth).
+    """
+    if ax is None:
+        _, ax = new_figure()
+    img = _np(image)
+    if img.ndim == 3 and img.shape[0] == 3 and img.shape[-1] != 3:
+        img = img.transpose(1, 2, 0)
+    if img.dtype != np.uint8:
+        lo, hi = float(img.min()), float(img.max())
+        img = (img - lo) / max(hi - lo, 1e-12)
+    H, W = img.shape[:2]
+    ax.imshow(img, extent=(-0.5, W - 0.5, H - 0.5, -0.5), cmap="gray" if img.ndim == 2 else None)
+    line_pts = pred if pred is not None else gt
+    if groups and line_pts is not None:
+        p = _np(line_pts)
+        for idx, closed in groups.values():
+            idx = list(idx) + ([idx[0]] if closed else [])
+            ax.plot(p[idx, 0], p[idx, 1], "-", lw=0.7, color="y", alpha=0.7)
+    if gt is not None:
+        g = _np(gt)
+        ax.plot(g[:, 0], g[:, 1], "o", ms=ms * 0.5, color="lime", label="true")
+    if pred is not None:
+        p = _np(pred)
+        ax.plot(p[:, 0], p[:, 1], "x", ms=ms * 0.7, mew=1.2, color="r", label="predicted")
+    if gt is not None or pred is not None:
+        ax.legend(fontsize=7, loc="lower right", framealpha=0.7)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_ced(curves: Mapping[str, Sequence[float]], ax: Axes | None = None, *, max_nme: float = 0.10,
+             bins: int = 1000) -> Axes:
+    """Cumulative error distribution: label -> per-face NMEs (fractions, e.g. 0.04 for 4 %).
+
+    The label in the legend carries the mean NME (in %) and the failure rate at ``max_nme``.
+    """
+    if ax is None:
+        _, ax = new_figure()
+    t = np.linspace(0.0, max_nme, bins + 1)
+    for i, (label, nmes) in enumerate(curves.items()):
+        e = np.sort(_np(nmes).astype(np.float64).reshape(-1))
+        frac = np.searchsorted(e, t, side="right") / max(len(e), 1)
+        fr = 1.0 - frac[-1]
+        ax.plot(t * 100, frac, lw=1.6, color=_color(label, i),
+                label=f"{label}: NME {100 * e.mean():.2f}%, FR {100 * fr:.1f}%")
+    ax.set_xlim(0, max_nme * 100)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("NME (%)")
+    ax.set_ylabel("fraction of faces")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_curves(curves: Mapping[str, Sequence[float]], ax: Axes | None = None, *, xlabel: str = "step",
+                ylabel: str = "loss", logy: bool = True, x: Sequence[float] | None = None) -> Axes:
+    """Learning curves: label -> values per step (or at the steps ``x``)."""
+    if ax is None:
+        _, ax = new_figure()
+    for i, (label, values) in enumerate(curves.items()):
+        v = _np(values).astype(np.float64)
+        xs = np.arange(len(v)) if x is None else np.asarray(x)
+        ax.plot(xs, v, lw=1.4, color=_color(label, i), label=label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax
+
+
+__all__ = [
+    "DPI", "METHOD_COLORS", "new_figure", "figure_png", "save_figure", "show",
+    "plot_error_histogram", "plot_error_vs_resolution", "plot_heatmap", "outline_cell",
+    "plot_decimal_map", "plot_face", "plot_ced", "plot_curves",
+]

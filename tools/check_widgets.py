@@ -1,0 +1,216 @@
+#!/usr/bin/env python
+"""Check the notebooks' widgets in a real JupyterLab, driven by headless Chromium.
+
+For each notebook: start JupyterLab headless on localhost (no token, no password) serving a
+temporary copy of the repository's notebooks/ (so that nothing JupyterLab saves can touch the
+committed .ipynb files), open the notebook in Chromium, run all cells in smoke mode with live widgets
+(``HIH_SMOKE=1 HIH_WIDGETS=interactive``), then for every explorer: screenshot it, move its first
+slider with the keyboard, wait for the figure to be redrawn and screenshot it again. Screenshots go
+to figures/widgets/<notebook>_<n>_{before,after}.png. The check fails (exit 1) when a notebook
+raises, when it shows no widget, or when moving a slider does not change the figure.
+
+Needs: ``pip install playwright`` (the Python package only; no ``playwright install``) and a system
+Chromium (Debian: ``apt-get install -y chromium chromium-driver``).
+
+    python tools/check_widgets.py                       # notebooks 01-03
+    python tools/check_widgets.py notebooks/02_heatmap_in_heatmap.ipynb --chromium /usr/bin/chromium
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_NOTEBOOKS = ["01_quantization_error", "02_heatmap_in_heatmap", "03_randomized_rounding"]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# An explorer is a VBox holding a GridBox of controls and an image widget (see hihlib.widgets).
+EXPLORER = ".jp-OutputArea-output .widget-vbox:has(> .widget-gridbox):has(> .widget-image)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_lab(root: Path, port: int, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, HIH_SMOKE="1", HIH_WIDGETS="interactive", PYTHONPATH=str(ROOT))
+    env.pop("MPLBACKEND", None)
+    settings = root / ".lab-settings"
+    # Silence the "receive Jupyter news?" toast so that it covers nothing in the screenshots.
+    (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True, exist_ok=True)
+    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}')
+    env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
+    env["JUPYTERLAB_WORKSPACES_DIR"] = str(root / ".lab-workspaces")
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+           f"--ServerApp.root_dir={root}", "--IdentityProvider.token=", "--ServerApp.password=",
+           "--ServerApp.disable_check_xsrf=True", "--LabApp.expose_app_in_browser=True",
+           "--LabApp.news_url=", "--allow-root"]
+    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=root)
+
+
+def wait_http(url: str, timeout: float = 90.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"JupyterLab did not answer at {url} within {timeout:.0f} s")
+
+
+def run_notebook(page, base: str, name: str, out_dir: Path, timeout_s: float) -> list[str]:
+    """Open, run, interact, screenshot. Returns a list of problems (empty when all is well)."""
+    problems: list[str] = []
+    page.goto(f"{base}/lab/tree/notebooks/{name}.ipynb", wait_until="domcontentloaded")
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # A notebook without kernel metadata asks which kernel to start: take the default.
+    select = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+    try:
+        select.wait_for(timeout=5_000)
+        select.click()
+    except Exception:
+        pass
+    page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                           timeout=90_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # Running cells show "[*]"; done when no prompt does and the kernel is idle.
+    t0 = time.time()
+    time.sleep(2.0)
+    while True:
+        busy = page.evaluate("""() => {
+            const p = [...document.querySelectorAll('.jp-InputArea-prompt')].some(e => e.textContent.includes('*'));
+            const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status;
+            return p || k !== 'idle';
+        }""")
+        if not busy:
+            break
+        if time.time() - t0 > timeout_s:
+            problems.append(f"{name}: still running after {timeout_s:.0f} s")
+            break
+        time.sleep(1.0)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback'), "
+                          ".jp-OutputArea-output:has-text('Traceback (most recent call last)')")
+    if errors.count():
+        problems.append(f"{name}: a cell raised: {errors.first.inner_text()[:500]}")
+    explorers = page.locator(EXPLORER)
+    n = explorers.count()
+    print(f"{name}: {n} explorer(s), ran in {time.time() - t0:.0f} s")
+    if n == 0:
+        problems.append(f"{name}: no widget explorer rendered")
+    for i in range(n):
+        box = explorers.nth(i)
+        box.scroll_into_view_if_needed()
+        img = box.locator(".widget-image").first
+        before_src = img.get_attribute("src")
+        box.screenshot(path=str(out_dir / f"{name}_{i + 1}_before.png"))
+        sliders = box.locator(".widget-slider .noUi-handle, .widget-hslider .noUi-handle")
+        if sliders.count() == 0:
+            problems.append(f"{name} explorer {i + 1}: no slider to move")
+            continue
+        handle = sliders.first
+        label = box.locator(".widget-slider, .widget-hslider").first.locator(".widget-label").first.inner_text()
+        handle.focus()
+        for _ in range(3):
+            handle.press("ArrowRight")
+            time.sleep(0.2)
+        # continuous_update=False sliders report on release: a click on the handle ends the drag.
+        handle.click()
+        try:
+            page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
+                                   arg=[img.element_handle(), before_src], timeout=60_000)
+            changed = True
+        except Exception:
+            changed = False
+        time.sleep(0.5)
+        box.screenshot(path=str(out_dir / f"{name}_{i + 1}_after.png"))
+        print(f"  explorer {i + 1}: moved slider {label!r}; figure redrawn: {changed}")
+        if not changed:
+            problems.append(f"{name} explorer {i + 1}: moving {label!r} did not redraw the figure")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("notebooks", nargs="*", help="notebook paths or names (default: 01-03)")
+    ap.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
+    ap.add_argument("--out", default=str(ROOT / "figures" / "widgets"), help="screenshot folder")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds allowed per notebook run")
+    args = ap.parse_args(argv)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("check_widgets: needs the Python package playwright (pip install playwright)", file=sys.stderr)
+        return 2
+    if not Path(args.chromium).exists():
+        print(f"check_widgets: no Chromium at {args.chromium} (apt-get install chromium)", file=sys.stderr)
+        return 2
+    sources = [Path(n) if Path(n).suffix == ".ipynb" else ROOT / "notebooks" / f"{n}.ipynb"
+               for n in (args.notebooks or DEFAULT_NOTEBOOKS)]
+    names = [s.stem for s in sources]
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="hih-widgets-") as tmp:
+        root = Path(tmp)
+        (root / "notebooks").mkdir()
+        (root / "figures").mkdir()
+        for src in sources:
+            if not src.exists():
+                print(f"check_widgets: {src}: no such notebook", file=sys.stderr)
+                return 2
+            shutil.copy(src, root / "notebooks" / src.name)
+        port = free_port()
+        log = root / "jupyterlab.log"
+        lab = start_lab(root, port, log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_http(f"{base}/api/status")
+            except RuntimeError:
+                problems.append("JupyterLab did not start")
+                raise
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1280, "height": 1400})
+                for name in names:
+                    problems += run_notebook(page, base, name, out_dir, args.timeout)
+                    page.evaluate("() => window.jupyterapp.commands.execute('notebook:shutdown-kernel')")
+                    page.evaluate("() => window.jupyterapp.commands.execute('application:close-all')")
+                    time.sleep(1.0)
+                browser.close()
+        finally:
+            lab.terminate()
+            try:
+                lab.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                lab.kill()
+            if problems:
+                print("--- JupyterLab log (tail) ---\n" + log.read_text()[-3000:], file=sys.stderr)
+    for pr in problems:
+        print("PROBLEM:", pr, file=sys.stderr)
+    print(f"screenshots in {out_dir}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
