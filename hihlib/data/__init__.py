@@ -1,0 +1,32 @@
+"""Face data: records, landmark schemes, the WFLW / COFW / 300W loaders and the crop dataset.
+
+Data flows one way: a loader's ``records`` (original-image pixels) -> ``FaceDataset`` (one affine
+crop + augmentation per sample, landmarks in crop pixels) -> codec -> model.
+"""
+
+from .cofw import COFW
+from .dataset import FaceDataset, denormalize_image, normalize_image, to_original
+from .records import FaceRecord, landmark_box
+from .schemes import COFW as COFW_SCHEME
+from .schemes import W300 as W300_SCHEME
+from .schemes import WFLW as WFLW_SCHEME
+from .schemes import LandmarkScheme, get_scheme, wflw_to_300w, wflw_to_cofw
+from .w300 import W300
+from .wflw import WFLW
+
+DATASETS = {"wflw": WFLW, "cofw": COFW, "300w": W300}
+
+
+def open_dataset(name: str, root, split: str, **kwargs):
+    """``WFLW`` | ``COFW`` | ``W300`` by name (``"wflw"``, ``"cofw"``, ``"300w"``)."""
+    key = "300w" if name.lower() == "w300" else name.lower()
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return DATASETS[key](root, split, **kwargs)
+
+
+__all__ = [
+    "COFW", "W300", "WFLW", "DATASETS", "open_dataset", "FaceDataset", "FaceRecord", "LandmarkScheme",
+    "get_scheme", "landmark_box", "wflw_to_300w", "wflw_to_cofw", "normalize_image", "denormalize_image",
+    "to_original", "WFLW_SCHEME", "COFW_SCHEME", "W300_SCHEME",
+]

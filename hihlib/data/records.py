@@ -34,6 +34,10 @@ class FaceRecord:
     attributes : names such as ``"pose"``, ``"occlusion"``; empty when the dataset has none.
     occluded : (K,) bool per-landmark occlusion flags, or None when unknown.
     scheme : landmark scheme name, ``"wflw"`` | ``"cofw"`` | ``"300w"``.
+    from_original : (2, 3) float64 affine matrix from the original image's pixels to this record's
+        pixels, or None when the record *is* in the original frame. Cached face crops
+        (``hihlib.data.cache``) set it: their landmarks, box and image live in the cached crop, and
+        ``invert_affine(from_original)`` maps them back to the source image.
     """
 
     key: str
@@ -45,6 +49,7 @@ class FaceRecord:
     loader: Callable[[], np.ndarray] | None = None
     attributes: frozenset[str] = field(default_factory=frozenset)
     occluded: np.ndarray | None = None
+    from_original: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.landmarks = np.asarray(self.landmarks, dtype=np.float64)
@@ -62,6 +67,10 @@ class FaceRecord:
             raise ValueError(f"{self.key}: unknown scheme {self.scheme!r}; expected one of {SCHEME_NAMES}")
         if self.image_path is not None:
             self.image_path = str(self.image_path)
+        if self.from_original is not None:
+            self.from_original = np.asarray(self.from_original, dtype=np.float64)
+            if self.from_original.shape != (2, 3):
+                raise ValueError(f"{self.key}: from_original must be a (2, 3) affine matrix, got {self.from_original.shape}")
 
     @property
     def num_points(self) -> int:
