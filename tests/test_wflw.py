@@ -116,6 +116,7 @@ def test_unreadable_image_is_found_by_check_images(tree):
     (root / "WFLW_images/2--Demonstration/test_2.jpg").write_bytes(b"\xff\xd8 truncated jpeg")
     ds = WFLW(root, "test")
     errors = ds.check_images()
-    assert len(errors) == 1 and errors[0].path.endswith("test_2.jpg")
+    assert len(errors) == 1 and errors[0].path.endswith("list_98pt_rect_attr_test.txt") and errors[0].line == 3
+    assert "a readable image WFLW_images/2--Demonstration/test_2.jpg" in str(errors[0])
     with pytest.raises(DataError, match="test_2.jpg"):
         ds[2].load_image()

@@ -191,6 +191,20 @@ class WFLW(FaceSource):
             raise error
         self.problems.append(error)
 
+    def check_images(self) -> list[DataError]:
+        """Decode every image once; each unreadable one is reported at the first line naming it."""
+        errors = []
+        first_line = {}
+        for r, lineno in zip(self.records, self.line_numbers):
+            first_line.setdefault(r.image_path, (r, lineno))
+        for path, (r, lineno) in first_line.items():
+            try:
+                r.load_image()
+            except DataError as e:
+                rel = Path(path).relative_to(self.root / IMAGES).as_posix()
+                errors.append(DataError(self.list_file, lineno, f"a readable image WFLW_images/{rel}", e.found))
+        return errors
+
     def subset_counts(self) -> dict[str, int]:
         """Number of faces per attribute flag."""
         return {a: sum(a in r.attributes for r in self.records) for a in ATTRIBUTES}
