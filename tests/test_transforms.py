@@ -85,3 +85,105 @@ def test_mirror_landmarks_permutes_the_points():
     pts = np.arange(98 * 2, dtype=float).reshape(98, 2)
     np.testing.assert_array_equal(mirror_landmarks(pts, WFLW_MIRROR)[60], pts[72])
     np.testing.assert_array_equal(mirror_landmarks(mirror_landmarks(pts, WFLW_MIRROR), WFLW_MIRROR), pts)
+
+
+# --------------------------------------------------------------------------------------------
+# Augmentation
+# --------------------------------------------------------------------------------------------
+
+PAIRS = (1, 0, 3, 2, 5, 4, 6, 7)   # a toy mirror permutation for 8 points
+
+
+def test_augmented_dots_land_on_the_augmented_landmarks():
+    rng = np.random.default_rng(2)
+    aug = Augment(rotation=30, scale=(0.8, 1.2), translation=0.1, flip=0.5, mirror=PAIRS, blur=0, occlusion=0, color=0,
+                  size=96)
+    pts = rng.uniform(50, 110, size=(8, 2))
+    M_crop = crop_matrix(np.array([40.0, 45.0, 120.0, 115.0]), 96)
+    flips = 0
+    for _ in range(6):
+        M_aug, flipped = aug.sample_matrix(rng)
+        flips += flipped
+        M = compose_affine(M_aug, M_crop)
+        got = warp_dots(pts, M, 160, 96, sigma=2.5 / abs(np.linalg.det(M[:, :2])) ** 0.5)
+        want = apply_affine(pts, M)
+        assert np.abs(got - want).max() < 0.05
+        if flipped:   # relabelled: landmark i of the flipped face is the dot of original point PAIRS[i]
+            assert np.abs(got[list(PAIRS)] - mirror_landmarks(want, PAIRS)).max() < 0.05
+    assert 0 < flips < 6
+
+
+def test_augment_call_warps_once_and_relabels_flipped_landmarks():
+    rng = np.random.default_rng(5)
+    pts = rng.uniform(30, 90, size=(8, 2))
+    dots = np.ascontiguousarray((draw_dots(pts, 128) * 255).astype(np.uint8).transpose(1, 2, 0))
+    aug = Augment(rotation=20, translation=0.05, flip=1.0, mirror=PAIRS, blur=0, occlusion=0, color=0, size=128)
+    out, landmarks, M, flipped = aug(dots, pts, np.random.default_rng(0))
+    assert flipped and out.shape == (128, 128, 8) and out.dtype == np.uint8
+    # channel i holds original point i, which after the flip is labelled PAIRS[i]
+    got = centroids(out.transpose(2, 0, 1).astype(np.float64))
+    np.testing.assert_allclose(landmarks, apply_affine(pts, M)[list(PAIRS)])
+    assert np.abs(got[list(PAIRS)] - landmarks).max() < 0.1   # uint8 quantisation of the dots
+
+
+def test_flipping_twice_is_the_identity():
+    aug = Augment(rotation=0, scale=None, translation=0, flip=1.0, mirror=WFLW_MIRROR, size=64)
+    M, flipped = aug.sample_matrix(np.random.default_rng(0))
+    assert flipped
+    np.testing.assert_allclose(compose_affine(M, M), [[1, 0, 0], [0, 1, 0]], atol=1e-12)
+    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(warp_image(warp_image(image, M, 64), M, 64), image)
+    pts = np.random.default_rng(2).uniform(0, 63, (98, 2))
+    twice = mirror_landmarks(apply_affine(mirror_landmarks(apply_affine(pts, M), WFLW_MIRROR), M), WFLW_MIRROR)
+    np.testing.assert_allclose(twice, pts, atol=1e-12)
+
+
+def test_flipping_a_synthetic_face_equals_rendering_its_mirror():
+    from hihlib.data.synthetic import mirror_params, render, sample_params
+
+    aug = Augment(rotation=0, scale=None, translation=0, flip=1.0, mirror=WFLW_MIRROR, blur=0, occlusion=0, color=0,
+                  size=160)
+    for i in range(4):
+        p = sample_params(i, 9, image_size=160)
+        image, landmarks, _ = render(p)
+        flipped_image, flipped_landmarks, _, flipped = aug(image, landmarks, np.random.default_rng(i))
+        mirror_image, mirror_landmarks_, _ = render(mirror_params(p))
+        assert flipped
+        np.testing.assert_allclose(flipped_landmarks, mirror_landmarks_, atol=1e-9)
+        diff = np.abs(flipped_image.astype(int) - mirror_image.astype(int))
+        assert diff.mean() < 0.25 and np.percentile(diff, 99) <= 2
+
+
+def test_sample_matrix_stays_within_the_configured_ranges():
+    aug = Augment(rotation=15, scale=(0.9, 1.1), translation=0.1, flip=0.0, size=200)
+    rng = np.random.default_rng(3)
+    centre = np.array([[99.5, 99.5]])
+    for _ in range(200):
+        M, flipped = aug.sample_matrix(rng)
+        zoom = np.sqrt(np.linalg.det(M[:, :2]))
+        angle = np.degrees(np.arctan2(M[1, 0], M[0, 0]))
+        shift = apply_affine(centre, M) - centre
+        assert not flipped and 0.9 <= zoom <= 1.1 and abs(angle) <= 15 and np.abs(shift).max() <= 20 + 1e-9
+
+
+def test_photometric_changes_colours_only_and_is_reproducible():
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    keep = image.copy()
+    off = Augment(flip=0, blur=0, occlusion=0, color=0)
+    np.testing.assert_array_equal(off.photometric(image, np.random.default_rng(0)), image)
+    box = Augment(flip=0, blur=0, occlusion=1.0, occlusion_size=(0.25, 0.25), color=0)
+    out = box.photometric(image, np.random.default_rng(1))
+    changed = (out != image).any(axis=2)
+    assert 0.8 * 16 * 16 <= changed.sum() <= 16 * 16   # one 16 x 16 box of a single colour
+    ys, xs = np.nonzero(changed)
+    assert len(np.unique(out[ys, xs], axis=0)) == 1
+    jitter = Augment(flip=0, blur=1.0, occlusion=0, color=0.3)
+    a, b = jitter.photometric(image, np.random.default_rng(7)), jitter.photometric(image, np.random.default_rng(7))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == image.shape and a.dtype == np.uint8 and not np.array_equal(a, image)
+    np.testing.assert_array_equal(image, keep)   # the input is never modified
+
+
+def test_flip_without_a_mirror_permutation_is_refused():
+    with pytest.raises(ValueError, match="mirror permutation"):
+        Augment(flip=0.5)
