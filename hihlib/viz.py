@@ -170,8 +170,8 @@ def plot_heatmap(heatmap, ax: Axes | None = None, *, points: Mapping[str, Sequen
         ax.tick_params(which="minor", length=0)
     markers = ["x", "+", "o", "s", "^", "D"]
     for i, (label, (u, v)) in enumerate((points or {}).items()):
-        ax.plot([u], [v], markers[i % len(markers)], ms=9, mew=2, color=f"C{(i + 1) % 10}",
-                mfc="none", label=label)
+        color = "c" if label == "true" else _color(label, i + 1)
+        ax.plot([u], [v], markers[i % len(markers)], ms=9, mew=2, color=color, mfc="none", label=label)
     if points:
         ax.legend(fontsize=7, loc="lower right", framealpha=0.7)
     if colorbar:
@@ -188,34 +188,30 @@ def outline_cell(ax: Axes, i: int, j: int, *, color: str = "r", lw: float = 1.5)
     return rect
 
 
-def plot_decimal_map(decimal, ax: Axes | None = None, *, fraction: Sequence[float] | None = None,
+def plot_decimal_map(decimal, ax: Axes | None = None, *, true: Sequence[float] | None = None,
                      decoded: Mapping[str, Sequence[float]] | None = None, title: str | None = None,
                      cmap: str = "magma") -> Axes:
-    """The decimal heatmap (d, d) of HIH drawn over the unit square of one integer cell.
+    """The decimal heatmap (d, d) of HIH: the inside of one integer cell, split into d x d interval classes.
 
-    Decimal cell (a, b) stands for the fraction interval [b/d, (b+1)/d) x [a/d, (a+1)/d).
-    fraction: the true (fx, fy) in [0, 1)^2; decoded: label -> (fx, fy) fractions from decoders.
+    Positions are in decimal-index units (1/d of a heatmap cell): decimal cell (a, b) is centred on
+    (b, a), like any heatmap in hihlib (see ``hihlib.codecs.hih``). true: the exact (x, y) position;
+    decoded: label -> (x, y) positions from decoders, drawn over the map.
     """
     if ax is None:
         _, ax = new_figure()
     m = _np(decimal).astype(np.float64)
     d = m.shape[-1]
-    ax.imshow(m, cmap=cmap, origin="upper", extent=(0, 1, 1, 0), interpolation="nearest")
-    ticks = np.linspace(0, 1, d + 1)
-    ax.set_xticks(ticks, minor=True)
-    ax.set_yticks(ticks, minor=True)
-    ax.grid(True, which="minor", color="w", lw=0.4, alpha=0.4)
-    ax.tick_params(which="minor", length=0)
-    ax.set_xlabel("fraction of x (cells)")
-    ax.set_ylabel("fraction of y (cells)")
-    if fraction is not None:
-        ax.plot([fraction[0]], [fraction[1]], "x", ms=10, mew=2, color="c", label="true")
-    for i, (label, (fx, fy)) in enumerate((decoded or {}).items()):
-        ax.plot([fx], [fy], "o+sD"[i % 4], ms=9, mew=1.8, mfc="none", color=_color(label, i + 2), label=label)
-    if fraction is not None or decoded:
+    plot_heatmap(m, ax, cmap=cmap, grid=True)
+    if true is not None:
+        ax.plot([true[0]], [true[1]], "x", ms=11, mew=2.2, color="c", label="true")
+    for i, (label, (x, y)) in enumerate((decoded or {}).items()):
+        ax.plot([x], [y], "o+sD"[i % 4], ms=9, mew=1.8, mfc="none", color=_color(label, i + 2), label=label)
+    if true is not None or decoded:
         ax.legend(fontsize=7, loc="lower right", framealpha=0.7)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(1, 0)
+    ax.set_xlim(-0.5, d - 0.5)
+    ax.set_ylim(d - 0.5, -0.5)
+    ax.set_xlabel(f"decimal x (1/{d} cell)")
+    ax.set_ylabel(f"decimal y (1/{d} cell)")
     if title:
         ax.set_title(title, fontsize=10)
     return ax

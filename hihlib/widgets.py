@@ -17,14 +17,14 @@ slider shows are tested without a browser.
 from __future__ import annotations
 
 import os
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
+import numpy as np
+import torch
 from matplotlib.figure import Figure
+from torch import Tensor
 
 from . import viz
-
-DrawResult = "Figure | tuple[Figure, str]"
-
 
 def widget_mode() -> str:
     """``"interactive"`` or ``"static"`` (see the module docstring for the rule)."""
@@ -123,3 +123,262 @@ def _fmt(v) -> str:
 
 def _caption_html(caption: str) -> str:
     return f"<pre style='margin:0;font-size:12px'>{caption}</pre>" if caption else ""
+
+
+# -- numbers behind the explorers ------------------------------------------------------------------
+def decoder_errors(coords: Tensor, decoders: Sequence[tuple[str, str]], sizes: Sequence[int], *,
+                   input_size: int = 256, max_cells: int = 2**22, **codec_options) -> dict[str, np.ndarray]:
+    """Round-trip error of each decoder at each heatmap size, per landmark.
+
+    coords: (B, K, 2) input pixels; decoders: (codec name, method) pairs; sizes: heatmap sizes.
+    codec_options (``sigma``, ``decimal_size``, ``decimal_sigma``, ``k``) go to the codecs that take them.
+    Returns {"codec/method": (len(sizes), B*K) errors in input pixels}. Landmarks are processed in
+    chunks of at most ``max_cells`` heatmap cells (16 MiB of float32 by default), so that 256x256 maps
+    stay small while 64x64 ones go in one call.
+    """
+    from .analysis import roundtrip_errors
+    from .codecs import get_codec
+
+    accepted = {"gaussian": ("sigma",), "h3r": ("k",), "hih": ("sigma", "decimal_size", "decimal_sigma")}
+    coords = torch.as_tensor(coords, dtype=torch.float64)
+    flat = coords.reshape(1, -1, 2)
+    out = {}
+    for name, method in decoders:
+        opts = {k: v for k, v in codec_options.items() if k in accepted[name]}
+        rows = []
+        for size in sizes:
+            codec = get_codec(name, input_size=input_size, heatmap_size=int(size), **opts)
+            chunk = max(1, max_cells // int(size) ** 2)
+            rows.append(torch.cat([roundtrip_errors(c, codec, method).reshape(-1) for c in flat.split(chunk, dim=1)]))
+        out[f"{name}/{method}"] = torch.stack(rows).numpy()
+    return out
+
+
+def published_soft_label(codec, coords: Tensor) -> Tensor:
+    """The released HIH soft label: softmax over the d*d cells of the Gaussian *values* (peak 1).
+
+    codec: a ``hih`` codec; coords (B, K, 2) input pixels -> (B, K, d, d) probabilities. Much flatter
+    than the codec's normalised Gaussian: its peak holds only a few times 1/d^2 of the mass.
+    """
+    from .codecs.gaussian import gaussian_1d
+
+    _, f = codec.split(coords)
+    d = codec.decimal_size
+    g = gaussian_1d(f[..., 1], d, codec.decimal_sigma)[..., :, None] * gaussian_1d(f[..., 0], d, codec.decimal_sigma)[..., None, :]
+    return g.flatten(-2).softmax(-1).view(g.shape)
+
+
+def h3r_model_logits(codec, coords: Tensor, *, halo: float = 0.05, noise: float = 0.0, seed: int = 0) -> Tensor:
+    """Logits of a modelled H3R network: log(expected target + halo * G) + noise * N(0, 1).
+
+    The expected (bilinear) target is what training on randomized-rounding draws converges to; G is a
+    Gaussian of 1 cell (peak 1) at the true position, standing for the probability a real network
+    leaks onto the neighbourhood; ``noise`` (std of the logits) for its prediction error.
+    codec: an ``h3r`` codec; coords (B, K, 2) input pixels -> (B, K, H, W) logits.
+    """
+    from .codecs.gaussian import gaussian_maps
+
+    coords = torch.as_tensor(coords, dtype=torch.float32)
+    leak = gaussian_maps(codec.to_cells(coords), codec.heatmap_size, 1.0)
+    logits = (codec.expected(coords)["heatmap"] + halo * leak + 1e-12).log()
+    if noise > 0:
+        logits = logits + noise * torch.randn(logits.shape, generator=torch.Generator().manual_seed(seed))
+    return logits
+
+
+def topk_errors(coords: Tensor, ks: Sequence[int], *, heatmap_size: int = 64, input_size: int = 256,
+                halo: float = 0.05, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Mean ``topk`` decoding error (input pixels) of modelled H3R outputs (:func:`h3r_model_logits`), per k.
+
+    coords (B, K, 2) input pixels -> (len(ks),) mean errors in pixels.
+    """
+    from .codecs import get_codec
+    from .codecs.h3r import topk_decode
+
+    codec = get_codec("h3r", input_size=input_size, heatmap_size=heatmap_size)
+    coords = torch.as_tensor(coords, dtype=torch.float32)
+    logits = h3r_model_logits(codec, coords, halo=halo, noise=noise, seed=seed)
+    return np.array([(codec.to_pixels(topk_decode(logits, int(k))) - coords).norm(dim=-1).mean().item()
+                     for k in ks])
+
+
+# -- the explorers ---------------------------------------------------------------------------------
+CODEC_METHODS = {"gaussian": ("dark", "argmax", "quarter", "integral"), "h3r": ("topk", "argmax"),
+                 "hih": ("expectation", "official", "local_mean", "softmax_mean")}
+
+
+def quantization_explorer(coords: Tensor | None = None, *, n_points: int = 400, input_size: int = 256,
+                          sizes: Sequence[int] = (8, 16, 32, 64, 128, 256), seed: int = 0) -> Explorer:
+    """Notebook 01: error vs heatmap resolution for every decoder of a codec.
+
+    Controls: heatmap resolution (8..256), sigma (cells), codec, decode method. Left panel: mean
+    round-trip error (pixels of the input) against the resolution for each decoder of the codec, with
+    the closed form of argmax (0.3826 cells). Right panel: the error histogram (cells) of the chosen
+    decoder at the chosen resolution. coords: (B, K, 2) input pixels; by default ``n_points`` uniform
+    positions at least 16 px from the border (synthetic).
+    """
+    import ipywidgets as w
+
+    from .analysis import ROUNDING_ERROR, uniform_coords
+
+    if coords is None:
+        coords = uniform_coords(1, n_points, input_size, margin=16, generator=torch.Generator().manual_seed(seed))
+    cache: dict = {}
+
+    def sweep(codec: str, sigma: float) -> dict[str, np.ndarray]:
+        key = (codec, round(sigma, 4))
+        if key not in cache:
+            cache[key] = decoder_errors(coords, [(codec, m) for m in CODEC_METHODS[codec]], sizes,
+                                        input_size=input_size, sigma=sigma)
+        return cache[key]
+
+    def draw(resolution, sigma, codec, method):
+        errs = sweep(codec, sigma)
+        method = method if method in CODEC_METHODS[codec] else CODEC_METHODS[codec][0]
+        fig, (ax1, ax2) = viz.new_figure(1, 2, size=(10, 3.8))
+        strides = input_size / np.asarray(sizes, dtype=np.float64)
+        means = {label: e.mean(-1) for label, e in errs.items()}
+        viz.plot_error_vs_resolution(sizes, means, ax1, unit=f"px of a {input_size} input")
+        ax1.plot(sizes, ROUNDING_ERROR * strides, "k--", lw=1, label="closed form, rounding")
+        ax1.axvline(resolution, color="0.5", lw=0.8)
+        ax1.legend(fontsize=7)
+        ax1.set_title(f"{codec}: sigma = {sigma:g} cells", fontsize=10)
+        r = list(sizes).index(resolution)
+        stride = input_size / resolution
+        cells = errs[f"{codec}/{method}"][r] / stride
+        viz.plot_error_histogram(cells, ax2, expected=ROUNDING_ERROR if method == "argmax" else None,
+                                 label=f"{codec}/{method}")
+        ax2.set_title(f"{codec}/{method} at {resolution}x{resolution} (stride {stride:g} px)", fontsize=10)
+        caption = "  ".join(f"{label}: {means[label][r]:.3f} px" for label in means)
+        return fig, f"mean error at {resolution}x{resolution}: {caption}"
+
+    codec_dd = w.Dropdown(options=list(CODEC_METHODS), value="gaussian", description="codec")
+    method_dd = w.Dropdown(options=CODEC_METHODS["gaussian"], value="argmax", description="method")
+
+    def on_codec(change):
+        method_dd.options = CODEC_METHODS[change["new"]]
+
+    codec_dd.observe(on_codec, names="value")  # registered first: the method list follows the codec
+    controls = {
+        "resolution": w.SelectionSlider(options=list(sizes), value=64 if 64 in sizes else sizes[len(sizes) // 2],
+                                        description="resolution", continuous_update=False),
+        "sigma": w.FloatSlider(value=1.5, min=0.5, max=3.0, step=0.25, description="sigma",
+                               continuous_update=False),
+        "codec": codec_dd,
+        "method": method_dd,
+    }
+    return Explorer(draw, controls, title="Quantization error explorer")
+
+
+def hih_explorer(*, input_size: int = 256, heatmap_size: int = 64, x: float = 101.3, y: float = 87.8,
+                 window: int = 7) -> Explorer:
+    """Notebook 02: the integer heatmap, the decimal heatmap inside the peak cell, and the decoded point.
+
+    Controls: landmark x, y (input pixels), decimal size d (2..16), decimal sigma (decimal cells), and
+    the soft label (hihlib's normalised Gaussian or the published softmax of Gaussian values). The
+    maps shown are the exact targets, decoded as a perfect network's logits would be.
+    """
+    import ipywidgets as w
+
+    from .codecs import get_codec
+
+    def draw(x, y, decimal_size, decimal_sigma, label):
+        codec = get_codec("hih", input_size=input_size, heatmap_size=heatmap_size,
+                          decimal_size=decimal_size, decimal_sigma=decimal_sigma)
+        coords = torch.tensor([[[x, y]]], dtype=torch.float64)
+        t = codec.encode(coords)
+        if label == "published":
+            t["decimal"] = published_soft_label(codec, coords)
+        logits = codec.perfect_outputs(t)
+        true_cells = codec.to_cells(coords)[0, 0]
+        i, f = codec.split(coords)
+        i, f = i[0, 0], f[0, 0]
+        decoded = {m: codec.decode_cells(logits, m)[0, 0] for m in ("official", "expectation")}
+
+        fig, (ax1, ax2) = viz.new_figure(1, 2, size=(10, 4.3))
+        ci, cj = int(i[1]), int(i[0])
+        viz.plot_heatmap(t["heatmap"][0, 0], ax1, grid=True,
+                         points={"true": true_cells.tolist(), **{m: p.tolist() for m, p in decoded.items()}})
+        viz.outline_cell(ax1, ci, cj, color="r")
+        ax1.set_xlim(cj - window - 0.5, cj + window + 0.5)
+        ax1.set_ylim(ci + window + 0.5, ci - window - 0.5)
+        ax1.set_title(f"integer heatmap {heatmap_size}x{heatmap_size} (zoom), peak cell ({cj}, {ci})", fontsize=10)
+        viz.plot_decimal_map(t["decimal"][0, 0], ax2, true=f.tolist(),
+                             decoded={m: ((p - i) * decimal_size).tolist() for m, p in decoded.items()})
+        peak = float(t["decimal"][0, 0].max())
+        ax2.set_title(f"decimal heatmap {decimal_size}x{decimal_size} inside the red cell\n"
+                      f"{label} soft label, peak mass {peak:.3f} (uniform {1 / decimal_size**2:.3f})", fontsize=9)
+        errs = {m: float((codec.to_pixels(p) - coords[0, 0]).norm()) for m, p in decoded.items()}
+        caption = "  ".join(f"{m}: {e:.4f} px" for m, e in errs.items())
+        return fig, f"decoding error of the exact maps: {caption}"
+
+    controls = {
+        "x": w.FloatSlider(value=x, min=8.0, max=input_size - 9.0, step=0.05, description="x (px)",
+                           continuous_update=False, readout_format=".2f"),
+        "y": w.FloatSlider(value=y, min=8.0, max=input_size - 9.0, step=0.05, description="y (px)",
+                           continuous_update=False, readout_format=".2f"),
+        "decimal_size": w.IntSlider(value=8, min=2, max=16, description="decimal d", continuous_update=False),
+        "decimal_sigma": w.FloatSlider(value=1.0, min=0.25, max=3.0, step=0.25, description="decimal sigma",
+                                       continuous_update=False),
+        "label": w.Dropdown(options=["normalised", "published"], value="normalised", description="soft label"),
+    }
+    return Explorer(draw, controls, title="Heatmap In Heatmap explorer")
+
+
+def rounding_explorer(coords: Tensor | None = None, *, n_points: int = 300, input_size: int = 256,
+                      sizes: Sequence[int] = (16, 32, 64, 128), max_k: int = 25, seed: int = 0) -> Explorer:
+    """Notebook 03: top-k decoding of randomized-rounding (H3R) maps.
+
+    Controls: k, heatmap resolution, prediction noise (std of the logits). Left panel: one decoded map
+    with its top-k cells; right panel: mean error (pixels) against k for that resolution, with the
+    argmax error (k = 1) and the chosen k marked. Maps come from :func:`h3r_model_logits`.
+    """
+    import ipywidgets as w
+
+    from .analysis import uniform_coords
+    from .codecs import get_codec
+    from .codecs.gaussian import topk_cells
+    from .codecs.h3r import topk_decode
+
+    if coords is None:
+        coords = uniform_coords(1, n_points, input_size, margin=16, generator=torch.Generator().manual_seed(seed))
+    ks = list(range(1, max_k + 1))
+    cache: dict = {}
+
+    def draw(k, resolution, noise):
+        key = (resolution, round(noise, 4))
+        if key not in cache:
+            cache[key] = topk_errors(coords, ks, heatmap_size=resolution, input_size=input_size, noise=noise, seed=seed)
+        errs = cache[key]
+        codec = get_codec("h3r", input_size=input_size, heatmap_size=resolution)
+        one = coords[:1, :1].float()
+        logits = h3r_model_logits(codec, one, noise=noise, seed=seed)
+        _, ix, iy = topk_cells(logits, k)
+        dec = topk_decode(logits, k)[0, 0]
+        true = codec.to_cells(one)[0, 0]
+        fig, (ax1, ax2) = viz.new_figure(1, 2, size=(10, 3.9))
+        viz.plot_heatmap(logits[0, 0].flatten().softmax(0).view(resolution, resolution),
+                         ax1, grid=True, points={"true": true.tolist(), f"top-{k}": dec.tolist()})
+        ax1.plot(ix[0, 0].numpy(), iy[0, 0].numpy(), "s", ms=5, mfc="none", mec="w", mew=0.8)
+        cu, cv = int(true[0]), int(true[1])
+        ax1.set_xlim(cu - 5.5, cu + 6.5)
+        ax1.set_ylim(cv + 6.5, cv - 5.5)
+        ax1.set_title(f"softmax of the logits, {resolution}x{resolution}; squares: top-{k}", fontsize=10)
+        ax2.plot(ks, errs, "o-", ms=3, color=viz.METHOD_COLORS["topk"], label=f"top-k at {resolution}x{resolution}")
+        ax2.plot([k], [errs[k - 1]], "o", ms=9, mfc="none", mec="k", mew=1.5)
+        ax2.axhline(errs[0], color=viz.METHOD_COLORS["argmax"], ls="--", lw=1, label="k = 1 (argmax)")
+        ax2.set_xlabel("k")
+        ax2.set_ylabel("mean error (px)")
+        ax2.set_title(f"noise {noise:g}: error against k", fontsize=10)
+        ax2.grid(True, alpha=0.3)
+        ax2.legend(fontsize=8)
+        return fig, f"top-{k}: {errs[k - 1]:.3f} px, argmax: {errs[0]:.3f} px, best k = {ks[int(np.argmin(errs))]}"
+
+    controls = {
+        "k": w.IntSlider(value=9, min=1, max=max_k, description="k", continuous_update=False),
+        "resolution": w.SelectionSlider(options=list(sizes), value=64 if 64 in sizes else sizes[0],
+                                        description="resolution", continuous_update=False),
+        "noise": w.FloatSlider(value=0.0, min=0.0, max=2.0, step=0.1, description="logit noise",
+                               continuous_update=False),
+    }
+    return Explorer(draw, controls, title="Randomized rounding: top-k decoding")
