@@ -64,7 +64,7 @@ from .records import FaceRecord
 from .schemes import WFLW
 
 __all__ = ["SyntheticFaces", "FaceParams", "sample_params", "mirror_params", "face_geometry", "render",
-           "render_face", "ATTRIBUTES", "WFLW_ATTRIBUTE_PROB"]
+           "render_face", "annotate", "occluded_at", "face_box", "ATTRIBUTES", "WFLW_ATTRIBUTE_PROB"]
 
 ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
 # Fraction of WFLW test faces carrying each attribute (subset sizes / 2500, REFERENCE.md).
@@ -437,13 +437,21 @@ def face_box(p: FaceParams, landmarks: np.ndarray) -> np.ndarray:
     return np.concatenate([c - size / 2, c + size / 2])
 
 
+def occluded_at(p: FaceParams, points: np.ndarray, geometry: FaceGeometry | None = None) -> np.ndarray:
+    """Whether each of ``points`` (K, 2) image px lies under one of the face's occluders -> (K,) bool.
+    Used for the 98 landmarks and for points derived from them (COFW's 29)."""
+    g = geometry if geometry is not None else face_geometry(p)
+    points = np.asarray(points, dtype=np.float64)
+    occluded = np.zeros(len(points), bool)
+    for poly, _ in _occluder_polygons(p, g):
+        occluded |= points_in_polygon(points, poly)
+    return occluded
+
+
 def annotate(p: FaceParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(landmarks (98, 2), occluded (98,) bool, box (4,)) without rendering the image."""
     g = face_geometry(p)
-    occluded = np.zeros(98, bool)
-    for poly, _ in _occluder_polygons(p, g):
-        occluded |= points_in_polygon(g.landmarks, poly)
-    return g.landmarks, occluded, face_box(p, g.landmarks)
+    return g.landmarks, occluded_at(p, g.landmarks, g), face_box(p, g.landmarks)
 
 
 # --------------------------------------------------------------------------------------------
