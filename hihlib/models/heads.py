@@ -110,7 +110,7 @@ class LandmarkModel(nn.Module):
         self.head = head
         self.input_size = config.input_size
         self.heatmap_size = config.heatmap_size
-        self.backbone = StackedHourglass(config)
+        self.backbone = StackedHourglass(config, final_remap=head == "hih")
         self.decimal_size = decimal_size if head == "hih" else None
         if head == "hih":
             # 384 for the paper's width 256: keep the same 3/2 ratio for other widths.

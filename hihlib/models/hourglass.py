@@ -10,9 +10,12 @@ Read top to bottom like the paper's figure::
                      -> remap: x <- x + conv-BN-ReLU(feature) + conv-BN-ReLU(heatmaps)
       -> (x, heatmaps of every stack): x is the "final merged feature" the HIH decimal head reads.
 
+The remap runs after the last stack too when a head reads the merged feature (HIH, as released; the
+published parameter counts include it); for heads that read only heatmaps it is left out, as in
+Newell et al., since nothing would train it.
+
 ``w`` is ``width`` (256 in the paper), ``K`` the number of landmarks. Every residual is the
-post-activation bottleneck (1x1 conv w/2, 3x3 conv w/2, 1x1 conv w, add, ReLU). The remap runs after
-the last stack too (the official model does so, and the decimal head reads its result).
+post-activation bottleneck (1x1 conv w/2, 3x3 conv w/2, 1x1 conv w, add, ReLU).
 
 Heatmap size
 ------------
@@ -23,8 +26,9 @@ setting (256 -> 64). ``HourglassConfig(heatmap_size=...)`` chooses another strid
 * stride 4 (S/4, e.g. 128 -> 32): the paper's stem;
 * stride 8 (S/8, e.g. 128 -> 16): one more 2x2 max-pool before the stem's last residual.
 
-Only the stem changes, so the hourglasses, heads and parameter counts are the same at every heatmap
-size (the demo compares 64/32/16 on one backbone this way); compute grows with the heatmap area.
+Only the stem changes, so the backbone's parameters are the same at every heatmap size (the demo
+compares 64/32/16 on one backbone this way; the HIH decimal head adapts its pooling, see heads.py);
+compute grows with the heatmap area.
 The heatmap side must be divisible by ``2**depth`` (each hourglass level halves it).
 
 Deviations from the released code, on purpose
@@ -154,39 +158,48 @@ class Stem(nn.Module):
 
 
 class Stack(nn.Module):
-    """One stack: hourglass, heatmap prediction, and the remap into the next stack's input.
+    """One stack: hourglass, heatmap prediction, and (``remap=True``) the remap into the next input.
 
-    forward(x (B, w, H, W)) -> (x_next (B, w, H, W), heatmaps (B, K, H, W)).
+    forward(x (B, w, H, W)) -> (x_next (B, w, H, W), heatmaps (B, K, H, W)). Without the remap,
+    x_next is the stack's 1x1 feature (nothing reads it but a head that asks for it).
     """
 
-    def __init__(self, cfg: HourglassConfig):
+    def __init__(self, cfg: HourglassConfig, *, remap: bool = True):
         super().__init__()
         w, k, kw = cfg.width, cfg.num_landmarks, dict(official_unused_shortcut=cfg.official_unused_shortcut)
         self.hourglass = Hourglass(cfg.depth, w, **kw)
         self.residual = Residual(w, w, **kw)
         self.feature = ConvBNReLU(w, w, 1)
         self.predict = nn.Conv2d(w, k, 1)
-        self.remap_feature = ConvBNReLU(w, w, 1)
-        self.remap_heatmaps = ConvBNReLU(k, w, 1)
+        self.remap = remap
+        if remap:
+            self.remap_feature = ConvBNReLU(w, w, 1)
+            self.remap_heatmaps = ConvBNReLU(k, w, 1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         feature = self.feature(self.residual(self.hourglass(x)))
         heatmaps = self.predict(feature)
+        if not self.remap:
+            return feature, heatmaps
         return x + self.remap_feature(feature) + self.remap_heatmaps(heatmaps), heatmaps
 
 
 class StackedHourglass(nn.Module):
     """forward(images (B, 3, S, S)) -> (feature (B, w, H, W), heatmaps (B, stacks, K, H, W)).
 
-    ``feature`` is the final merged feature (after the last stack's remap); ``heatmaps`` are the raw
-    outputs of each stack's 1x1 prediction conv (values or logits: the head decides how they are read).
+    ``heatmaps`` are the raw outputs of each stack's 1x1 prediction conv (values or logits: the head
+    decides how they are read). With ``final_remap=True`` (the HIH model, as released) the last stack
+    is remapped too and ``feature`` is that final merged feature, which the decimal head reads; with
+    ``False`` (heads that read only heatmaps) the last remap would be dead weight, so it is not
+    built, and ``feature`` is the last stack's 1x1 feature.
     """
 
-    def __init__(self, cfg: HourglassConfig):
+    def __init__(self, cfg: HourglassConfig, *, final_remap: bool = True):
         super().__init__()
         self.config = cfg.validate()
         self.stem = Stem(cfg.width, cfg.stride, official_unused_shortcut=cfg.official_unused_shortcut)
-        self.stacks = nn.ModuleList(Stack(cfg) for _ in range(cfg.num_stacks))
+        last = cfg.num_stacks - 1
+        self.stacks = nn.ModuleList(Stack(cfg, remap=i < last or final_remap) for i in range(cfg.num_stacks))
         for stack in self.stacks:
             # Small outputs at the start: the heatmap targets are ~0 almost everywhere (as released).
             nn.init.normal_(stack.predict.weight, std=1e-3)

@@ -4,37 +4,14 @@ Each entry is a small function returning the ``HourglassConfig`` of a variant (t
 overrides change any config field. The paper's models (256x256 input, 64x64 heatmaps, depth 4,
 width 256, decimal head 8x8 with 384 channels):
 
-=======  ======  ==================================  =======================  ==========================
-name     stacks  params, official_unused_shortcut    params, default (False)  MACs (paper)
-=======  ======  ==================================  =======================  ==========================
-hih_t    1       10,365,700 (paper 10.37M)           9,424,388                6.92 G (6.99 G, -1.0 %)
-hih_s    2       14,469,478 (paper 14.47M)           12,603,494               10.27 G (10.38 G, -1.0 %)
-hih_b    4       22,677,034 (paper 22.68M)           18,961,706               16.99 G (17.15 G, -0.9 %)
-=======  ======  ==================================  =======================  ==========================
+=======  ======  =================================  ==========================  ===============  ===============
+model     heatmap 64: params, s/step  heatmap 32       heatmap 16
+========  ==========================  ===============  ===============
+hg_tiny   571 k, 0.99 s               396 k, 0.24 s    220 k, 0.12 s
+hg_small  1.63 M, 2.27 s              1.24 M, 0.60 s   845 k, 0.26 s
+========  ==========================  ===============  ===============
 
-(98 landmarks, ``head="hih"``; MACs = ``torch.utils.flop_counter`` FLOPs / 2 for one 256x256
-image, convolutions and matrix products only; the paper's counter probably also counted some
-element-wise layers, hence the 1 % gap.) The published counts include a 1x1 shortcut conv that the
-released residual block builds and never uses; hihlib leaves it out by default
-(``official_unused_shortcut=False``) because dead weights cost memory and break
-DistributedDataParallel; pass ``official_unused_shortcut=True`` to reproduce the published numbers.
-
-Small variants for CPUs (128x128 input, 32x32 heatmaps by default; any ``heatmap_size`` of 64, 32 or
-16 works, see ``hihlib.models.hourglass``):
-
-* ``hg_tiny``: 1 stack, depth 3, width 64 (decimal head 96 channels);
-* ``hg_small``: 2 stacks, depth 3, width 96 (decimal head 144 channels).
-
-The backbone is the same at every heatmap size; the decimal head has one down block fewer per
-halving of the heatmap, so the HIH parameter count changes a little. Measured training step
-(forward + backward + Adam, batch 16, head "hih", 2 CPU threads of a shared 2-core machine):
-
-=========  ==========================  ==========================  ==========================
-model      heatmap 64 (params, s/step)  heatmap 32                  heatmap 16
-=========  ==========================  ==========================  ==========================
-hg_tiny    571 k, 0.99 s                396 k, 0.24 s               220 k, 0.12 s
-hg_small   1.63 M, 2.27 s               1.24 M, 0.60 s              845 k, 0.26 s
-=========  ==========================  ==========================  ==========================
+(Measured at 05:10 UTC on a quiet machine; when other jobs share the 2 cores, steps take 2-20x longer.)
 """
 
 from __future__ import annotations

@@ -1,0 +1,226 @@
+"""hihlib.models: the paper's parameter and MAC counts, output shapes of every registered model and
+head, heatmap sizes, the decimal head's pooling, and the forward's compatibility (channels_last, bf16).
+
+The paper-size models are built on the ``meta`` device (shapes without memory or compute), so the
+test of every registered model stays fast; one real forward of hih_t at batch 1 checks them for real.
+"""
+
+import pytest
+import torch
+
+from hihlib.errors import ConfigError
+from hihlib.losses import build_loss
+from hihlib.models import (HEADS, DecimalHead, HourglassConfig, count_macs, count_parameters, create,
+                           list_models, model_config)
+
+PAPER = {"hih_t": (1, 10.37e6, 6.99e9), "hih_s": (2, 14.47e6, 10.38e9), "hih_b": (4, 22.68e6, 17.15e9)}
+# Exact counts (98 landmarks, head "hih"): with the released, unused 1x1 shortcut / without it.
+EXACT = {"hih_t": (10_365_700, 9_424_388), "hih_s": (14_469_478, 12_603_494), "hih_b": (22_677_034, 18_961_706)}
+SMALL = [n for n in list_models() if n not in PAPER]
+
+
+def _meta(name, **kw):
+    with torch.device("meta"):
+        return create(name, **kw)
+
+
+@pytest.mark.parametrize("name", list(PAPER))
+def test_paper_parameter_counts_within_one_percent(name):
+    stacks, params, _ = PAPER[name]
+    with_shortcut = count_parameters(_meta(name, official_unused_shortcut=True))
+    without = count_parameters(_meta(name))
+    assert (with_shortcut, without) == EXACT[name]
+    assert abs(with_shortcut / params - 1) < 0.01
+    # The unused shortcuts: 13 per hourglass of depth 4 + 1 per stack, of 256x256 conv + BN, and one
+    # 128x128 in the stem.
+    assert with_shortcut - without == stacks * 14 * (256 * 256 + 2 * 256) + (128 * 128 + 2 * 128)
+
+
+@pytest.mark.parametrize("name", list(PAPER))
+def test_paper_macs_within_one_and_a_half_percent(name):
+    _, _, macs = PAPER[name]
+    got = count_macs(_meta(name))
+    assert abs(got / macs - 1) < 0.015
+
+
+def test_registry_names_and_aliases():
+    assert list_models()[:3] == ["hih_t", "hih_s", "hih_b"]
+    assert {"hg_tiny", "hg_small"} <= set(list_models())
+    assert model_config("tiny") == model_config("hg_tiny")
+    cfg = model_config("hih_b")
+    assert (cfg.num_stacks, cfg.depth, cfg.width, cfg.input_size, cfg.heatmap_size) == (4, 4, 256, 256, 64)
+
+
+def _check_outputs(out, *, b, stacks, k, h, head, d=8):
+    assert out["heatmaps"].shape == (b, stacks, k, h, h)
+    assert out["heatmap"].shape == (b, k, h, h)
+    assert torch.equal(out["heatmap"], out["heatmaps"][:, -1]) if out["heatmap"].device.type != "meta" else True
+    assert ("decimal" in out) == (head == "hih")
+    if head == "hih":
+        assert out["decimal"].shape == (b, k, d, d)
+
+
+@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_and_head(name, head):
+    cfg = model_config(name)
+    if name in PAPER:  # shapes on the meta device: no memory, no compute
+        model = _meta(name, head=head)
+        x = torch.zeros(1, 3, cfg.input_size, cfg.input_size, device="meta")
+        b = 1
+    else:
+        torch.manual_seed(0)
+        model = create(name, head=head, num_landmarks=7)
+        x = torch.randn(2, 3, cfg.input_size, cfg.input_size)
+        b = 2
+    out = model(x)
+    k = 98 if name in PAPER else 7
+    _check_outputs(out, b=b, stacks=cfg.num_stacks, k=k, h=cfg.heatmap_size, head=head)
+    assert (model.input_size, model.heatmap_size) == (cfg.input_size, cfg.heatmap_size)
+    if name not in PAPER:
+        assert all(torch.isfinite(v).all() for v in out.values())
+
+
+def test_hih_t_real_forward_at_batch_1():
+    torch.manual_seed(0)
+    model = create("hih_t").eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 256, 256))
+    _check_outputs(out, b=1, stacks=1, k=98, h=64, head="hih")
+    assert all(torch.isfinite(v).all() for v in out.values())
+
+
+@pytest.mark.parametrize("heatmap_size", [64, 32, 16])
+def test_one_backbone_at_heatmap_sizes_64_32_16(heatmap_size):
+    torch.manual_seed(0)
+    model = create("hg_tiny", head="hih", num_landmarks=5, heatmap_size=heatmap_size)
+    out = model(torch.randn(1, 3, 128, 128))
+    _check_outputs(out, b=1, stacks=1, k=5, h=heatmap_size, head="hih")
+    reference = create("hg_tiny", head="hih", num_landmarks=5)
+    assert count_parameters(model.backbone) == count_parameters(reference.backbone)
+
+
+@pytest.mark.parametrize("heatmap_size,decimal_size,pool_padding,down_blocks",
+                         [(64, 8, 0, 2), (128, 8, 0, 3), (32, 8, 0, 1), (16, 8, 1, 0), (8, 8, None, 0), (64, 4, 0, 3)])
+def test_decimal_head_reaches_d_by_d(heatmap_size, decimal_size, pool_padding, down_blocks):
+    head = DecimalHead(16, 3, heatmap_size=heatmap_size, decimal_size=decimal_size, channels=8)
+    assert len(head.down) == down_blocks
+    assert getattr(head.pool, "padding", None) == pool_padding
+    with torch.device("meta"):
+        out = head.to("meta")(torch.zeros(2, 16, heatmap_size, heatmap_size))
+    assert out.shape == (2, 3, decimal_size, decimal_size)
+
+
+def test_paper_decimal_head_sizes_64_31_16_8():
+    head = DecimalHead(256, 98)
+    sizes = []
+    x = torch.zeros(1, 256, 64, 64, device="meta")
+    head = head.to("meta")
+    x = head.pool(head.reduce(x))
+    sizes.append(x.shape[-1])
+    for block in head.down:
+        x = block(x)
+        sizes.append(x.shape[-1])
+    assert sizes == [31, 16, 8]
+    assert head.reduce[0].out_channels == 384
+
+
+@pytest.mark.parametrize("bad", [dict(heatmap_size=48), dict(heatmap_size=128), dict(depth=6, heatmap_size=16),
+                                 dict(width=30), dict(num_stacks=0), dict(depht=3)])
+def test_bad_configs_raise_config_error(bad):
+    with pytest.raises(ConfigError):
+        create("hg_tiny", **bad)
+
+
+def test_bad_names_raise_config_error():
+    with pytest.raises(ConfigError, match="unknown model"):
+        create("hih_xl")
+    with pytest.raises(ConfigError, match="head"):
+        create("hg_tiny", head="dsnt")
+    with pytest.raises(ConfigError, match="power of 2"):
+        create("hg_tiny", head="hih", decimal_size=6)
+
+
+def _train_step(model, head, k=5, seed=0):
+    from hihlib.codecs import get_codec
+
+    torch.manual_seed(seed)
+    codec = get_codec(head, input_size=model.input_size, heatmap_size=model.heatmap_size)
+    targets = codec.encode(torch.rand(2, k, 2) * (model.input_size - 1))
+    total, _ = build_loss(head)(model(torch.randn(2, 3, model.input_size, model.input_size)), targets)
+    total.backward()
+    return total
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_parameter_gets_a_gradient_by_default(head):
+    """No dead weights: DistributedDataParallel's default (find_unused_parameters=False) works."""
+    model = create("hg_tiny", head=head, num_landmarks=5)
+    _train_step(model, head)
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+def test_official_unused_shortcut_is_really_unused():
+    model = create("hg_tiny", head="hih", num_landmarks=5, official_unused_shortcut=True)
+    _train_step(model, "hih")
+    dead = {n for n, p in model.named_parameters() if p.grad is None}
+    assert dead and all(".shortcut." in n for n in dead)
+    shortcuts = [m for m in model.modules() if hasattr(m, "needs_projection") and not m.needs_projection]
+    # hg_tiny: depth 3 -> 10 residuals per hourglass, + 1 per stack, + 1 in the stem; conv weight + BN w, b
+    assert len(shortcuts) == 12 and len(dead) == 12 * 3
+
+
+def test_h3r_head_starts_at_the_positive_rate():
+    model = create("hg_tiny", head="h3r", num_landmarks=5).eval()
+    with torch.no_grad():
+        z = model(torch.randn(1, 3, 128, 128))["heatmap"]
+    assert torch.sigmoid(z).mean().item() == pytest.approx(1 / 32 ** 2, rel=0.05)
+
+
+def test_channels_last_gives_the_same_outputs():
+    torch.manual_seed(0)
+    model = create("hg_tiny", head="hih", num_landmarks=5).eval()
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        ref = model(x)
+        model = model.to(memory_format=torch.channels_last)
+        out = model(x.contiguous(memory_format=torch.channels_last))
+    for key in ref:
+        torch.testing.assert_close(out[key], ref[key], rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_forward_and_backward():
+    torch.manual_seed(0)
+    model = create("hg_tiny", head="hih", num_landmarks=5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        total = _train_step(model, "hih")
+    assert total.dtype == torch.float32 and torch.isfinite(total)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_a_few_steps_fit_one_batch():
+    """The backbone, head and loss are wired so that gradient descent fits a fixed batch."""
+    from hihlib.codecs import get_codec
+
+    torch.manual_seed(0)
+    model = create("hg_tiny", head="gaussian", num_landmarks=3, width=32, depth=2, input_size=64, heatmap_size=16)
+    codec = get_codec("gaussian", input_size=64, heatmap_size=16)
+    x = torch.randn(2, 3, 64, 64)
+    targets = codec.encode(torch.rand(2, 3, 2) * 63)
+    loss = build_loss("gaussian")
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    for _ in range(12):
+        total, _ = loss(model(x), targets)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(total.item())
+    assert history[-1] < 0.5 * history[0]
+
+
+def test_config_dataclass_reads_like_the_paper():
+    cfg = HourglassConfig()
+    assert (cfg.num_stacks, cfg.depth, cfg.width, cfg.input_size, cfg.heatmap_size, cfg.stride) == (4, 4, 256, 256, 64, 4)
+    assert cfg.official_unused_shortcut is False
