@@ -189,6 +189,14 @@ class CachedFaces:
         self.scheme = get_scheme(dataset)
         self.split = split
         path = index_path(self.out, self.scheme.name, split)
+        if self.scheme.name == "300w" and split == "full" and not path.is_file():
+            # 300W full = common + challenge, prepared separately
+            parts = [CachedFaces(out, "300w", s) for s in ("common", "challenge")]
+            self.index = {"parts": [p.index for p in parts]}
+            self.root = parts[0].root
+            self.records = parts[0].records + parts[1].records
+            self.skipped = parts[0].skipped + parts[1].skipped
+            return
         index = read_index(self.out, self.scheme.name, split)
         if index is None:
             raise DataError(path, None, f"a cache index (run `hih data prepare ROOT --dataset {self.scheme.name} --out {out}`)",

