@@ -56,9 +56,13 @@ class _H5Images:
 def _h5_handle(path: str):
     import h5py
 
-    key = (path, os.getpid())  # a forked worker opens its own handle
+    st = os.stat(path)
+    # A forked worker opens its own handle; a rewritten file (new size or mtime) is reopened.
+    key = (path, os.getpid(), st.st_size, st.st_mtime_ns)
     handle = _H5Images._handles.get(key)
     if handle is None or not handle.id.valid:
+        for old in [k for k in _H5Images._handles if k[:2] == key[:2]]:
+            _H5Images._handles.pop(old).close()
         handle = _H5Images._handles[key] = h5py.File(path, "r")
     return handle
 
