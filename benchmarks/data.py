@@ -1,0 +1,116 @@
+"""Data throughput on one CPU core: synthetic face generation and augmented loading from the crop cache.
+
+* Synthetic generation: ``render_face`` at 256 x 256 with the default (WFLW-frequency) attribute
+  mix and with clean faces, and the records alone (landmarks, box and occlusion, no image).
+* Augmented loading: a synthetic WFLW export is prepared with ``hih data prepare``'s cache
+  (``hihlib.data.cache.prepare_cache``), then read back as training samples of 256 x 256 with the
+  default ``Augment`` (rotation, zoom, translation, flip, blur, occlusion box, colour jitter):
+  the uint8 crop alone (one warp + photometric) and the full ``FaceDataset`` item (plus ImageNet
+  normalisation into a float tensor). For comparison: the same items decoded from the JPEGs
+  without the cache, and without augmentation.
+
+``torch.set_num_threads(1)`` and ``cv2.setNumThreads(1)`` make every number per core. Each figure is
+the best of ``--repeat`` passes over the same samples, so that other processes on a shared machine
+distort it as little as possible, measured in CPU time of the single-threaded process. Goals (issue 3): >= 200 synthetic faces/s and >= 1000 augmented
+samples/s per core.
+
+Run: python benchmarks/data.py [--faces 300] [--repeat 3] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+import cv2
+import numpy as np
+import torch
+
+from hihlib.benchmarking import machine_description, markdown_table, write_section
+from hihlib.data import WFLW, WFLW_SCHEME, FaceDataset
+from hihlib.data.cache import CachedFaces, prepare_cache
+from hihlib.data.synthetic import SyntheticFaces, render_face
+from hihlib.data.synthetic_export import export_wflw
+from hihlib.data.transforms import Augment, apply_affine, compose_affine, crop_matrix, mirror_landmarks, warp_image
+
+
+def rate(fn, n: int, repeat: int) -> float:
+    """Best items per CPU-second of ``fn()`` (which processes ``n`` items) over ``repeat`` passes.
+
+    CPU time of this (single-threaded) process, not wall time: on a shared machine the time spent
+    waiting for a core is not this code's cost."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return n / best
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--faces", type=int, default=300, help="faces per measurement (default 300)")
+    ap.add_argument("--repeat", type=int, default=3, help="passes per measurement; the best is kept")
+    ap.add_argument("--no-write", action="store_true", help="print the table only, leave BENCHMARKS.md alone")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    n, repeat = args.faces, args.repeat
+    rows = []
+
+    def add(what: str, per_s: float, goal: str = "") -> None:
+        rows.append([what, f"{per_s:,.0f}", f"{1000 / per_s:.2f}", goal])
+        print(f"{what}: {per_s:,.0f}/s")
+
+    # -- synthetic generation -------------------------------------------------------------------
+    render_face(0, 0)   # warm-up (imports, allocations)
+    add("synthetic face 256x256, WFLW attribute mix (render_face)",
+        rate(lambda: [render_face(i, 1) for i in range(n)], n, repeat), ">= 200")
+    add("synthetic face 256x256, clean (attribute_prob=0)",
+        rate(lambda: [render_face(i, 1, attribute_prob=0) for i in range(n)], n, repeat))
+    add("synthetic records only (landmarks, box, occlusion; no image)",
+        rate(lambda: SyntheticFaces(n, seed=1), n, repeat))
+
+    # -- augmented loading from the cache -------------------------------------------------------
+    with tempfile.TemporaryDirectory() as tmp:
+        export_wflw(tmp, n, 0, seed=2)
+        source = WFLW(tmp, "train", check_subsets=False)
+        prepare_cache(source, f"{tmp}/cache")
+        cached = CachedFaces(f"{tmp}/cache", "wflw", "train")
+        augment = Augment(mirror=WFLW_SCHEME.mirror)
+        mirror = np.asarray(WFLW_SCHEME.mirror)
+
+        def crops_only():
+            rng = np.random.default_rng(0)
+            for rec in cached.records:
+                image = rec.load_image()
+                M_aug, flipped = augment.sample_matrix(rng, 256)
+                M = compose_affine(M_aug, crop_matrix(rec.box, 256))
+                crop = augment.photometric(warp_image(image, M, 256), rng)
+                points = apply_affine(rec.landmarks, M)
+                if flipped:
+                    points = mirror_landmarks(points, mirror)
+
+        def items(ds):
+            return lambda: [ds[i] for i in range(len(ds))]
+
+        items(cached.dataset(augment=augment))()   # warm-up: page the memory-mapped cache in
+        add("cache -> augmented uint8 crop (one warp + photometric)", rate(crops_only, n, repeat), ">= 1000")
+        add("cache -> augmented FaceDataset item (+ ImageNet-normalised tensor)",
+            rate(items(cached.dataset(augment=augment)), n, repeat), ">= 1000")
+        add("cache -> FaceDataset item, no augmentation", rate(items(cached.dataset()), n, repeat))
+        add("JPEG (no cache) -> augmented FaceDataset item",
+            rate(items(FaceDataset(source.records, WFLW_SCHEME, augment=augment)), n, repeat))
+
+    table = markdown_table(["what (one core)", "samples/s", "ms/sample", "goal"], rows)
+    text = (f"## Data loading (`benchmarks/data.py`)\n\n{machine_description()}; torch and OpenCV limited to one "
+            f"thread; best of {repeat} passes over {n} faces, in CPU seconds of the process. The cache is `hih data prepare`'s (crops of 2.0 x "
+            f"the box at 384 px) of a synthetic WFLW export (`hih data synth`).\n\n{table}")
+    print(text)
+    if not args.no_write:
+        write_section("data", text)
+
+
+if __name__ == "__main__":
+    main()
