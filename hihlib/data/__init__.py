@@ -11,6 +11,8 @@ from .schemes import COFW as COFW_SCHEME
 from .schemes import W300 as W300_SCHEME
 from .schemes import WFLW as WFLW_SCHEME
 from .schemes import LandmarkScheme, get_scheme, wflw_to_300w, wflw_to_cofw
+from .synthetic import SyntheticFaces
+from .transforms import Augment
 from .w300 import W300
 from .wflw import WFLW
 
@@ -28,5 +30,5 @@ def open_dataset(name: str, root, split: str, **kwargs):
 __all__ = [
     "COFW", "W300", "WFLW", "DATASETS", "open_dataset", "FaceDataset", "FaceRecord", "LandmarkScheme",
     "get_scheme", "landmark_box", "wflw_to_300w", "wflw_to_cofw", "normalize_image", "denormalize_image",
-    "to_original", "WFLW_SCHEME", "COFW_SCHEME", "W300_SCHEME",
+    "to_original", "WFLW_SCHEME", "COFW_SCHEME", "W300_SCHEME", "SyntheticFaces", "Augment",
 ]
