@@ -187,3 +187,19 @@ def test_photometric_changes_colours_only_and_is_reproducible():
 def test_flip_without_a_mirror_permutation_is_refused():
     with pytest.raises(ValueError, match="mirror permutation"):
         Augment(flip=0.5)
+
+
+def test_affine_helpers_accept_torch_tensors_and_match_numpy():
+    import torch
+
+    rng = np.random.default_rng(4)
+    M = crop_matrix(np.array([10.0, 12.0, 90.0, 100.0]), 64)
+    pts = rng.uniform(0, 100, (3, 98, 2))
+    out = apply_affine(torch.from_numpy(pts).float(), torch.from_numpy(M))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.float32
+    np.testing.assert_allclose(out.numpy(), apply_affine(pts, M), atol=1e-4)
+    Mt = torch.from_numpy(M)
+    np.testing.assert_allclose(invert_affine(Mt).numpy(), invert_affine(M), atol=1e-12)
+    np.testing.assert_allclose(compose_affine(Mt, invert_affine(Mt)).numpy(), [[1, 0, 0], [0, 1, 0]], atol=1e-12)
+    back = apply_affine(apply_affine(torch.from_numpy(pts), Mt), invert_affine(Mt))   # float64 round trip
+    np.testing.assert_allclose(back.numpy(), pts, atol=1e-10)

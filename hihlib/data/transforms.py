@@ -53,28 +53,52 @@ def crop_matrix(box, out_size: int, scale: float = 1.25) -> np.ndarray:
     return M
 
 
-def apply_affine(points, M) -> np.ndarray:
+def _is_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def apply_affine(points, M):
     """Map points through an affine matrix.
 
     points: (..., K, 2) (x, y) pixels; M: (2, 3) or (..., 2, 3) broadcasting over the leading
-    dimensions. Returns (..., K, 2) float64. Works on numpy arrays; torch tensors go through
-    ``points @ M[..., :2].mT + M[..., None, :, 2]`` with the same formula.
+    dimensions. numpy in -> float64 numpy out; a torch tensor in (points or M, any device) -> a
+    tensor in the points' floating dtype on their device.
     """
+    if _is_tensor(points) or _is_tensor(M):
+        import torch
+
+        pts = torch.as_tensor(points)
+        pts = pts if pts.is_floating_point() else pts.double()
+        M = torch.as_tensor(M, device=pts.device, dtype=pts.dtype)
+        return pts @ M[..., :2].transpose(-1, -2) + M[..., None, :, 2]
     points = np.asarray(points, dtype=np.float64)
     M = np.asarray(M, dtype=np.float64)
     return points @ np.swapaxes(M[..., :2], -1, -2) + M[..., None, :, 2]
 
 
-def invert_affine(M) -> np.ndarray:
-    """Inverse of an affine matrix (..., 2, 3) -> (..., 2, 3): crop pixels back to the original."""
+def invert_affine(M):
+    """Inverse of an affine matrix (..., 2, 3) -> (..., 2, 3): crop pixels back to the original.
+    numpy or torch (same type, dtype and device out)."""
+    if _is_tensor(M):
+        import torch
+
+        A = torch.linalg.inv(M[..., :2])
+        return torch.cat([A, -(A @ M[..., :, 2:])], dim=-1)
     M = np.asarray(M, dtype=np.float64)
     A = np.linalg.inv(M[..., :2])
     t = -(A @ M[..., :, 2:])
     return np.concatenate([A, t], axis=-1)
 
 
-def compose_affine(A, B) -> np.ndarray:
-    """The matrix of "apply B, then A": (..., 2, 3) x (..., 2, 3) -> (..., 2, 3)."""
+def compose_affine(A, B):
+    """The matrix of "apply B, then A": (..., 2, 3) x (..., 2, 3) -> (..., 2, 3); numpy or torch."""
+    if _is_tensor(A) or _is_tensor(B):
+        import torch
+
+        ref = A if _is_tensor(A) else B
+        A = torch.as_tensor(A, device=ref.device, dtype=ref.dtype)
+        B = torch.as_tensor(B, device=ref.device, dtype=ref.dtype)
+        return torch.cat([A[..., :2] @ B[..., :2], A[..., :2] @ B[..., :, 2:] + A[..., :, 2:]], dim=-1)
     A = np.asarray(A, dtype=np.float64)
     B = np.asarray(B, dtype=np.float64)
     lin = A[..., :2] @ B[..., :2]
