@@ -108,3 +108,10 @@ def test_wrong_shapes_and_missing_variables(tmp_path):
         COFW(tmp_path, "train")
     with pytest.raises(DataError, match="COFW_test_color.mat.*no such file"):
         COFW(tmp_path, "test")
+
+
+def test_a_rewritten_file_is_read_afresh(tmp_path):
+    first = build_cofw_fixture(tmp_path, seed=1)
+    assert np.array_equal(COFW(tmp_path, "test")[1].load_image(), first["test"]["images"][1])
+    second = build_cofw_fixture(tmp_path, seed=2)  # same path, new content
+    np.testing.assert_array_equal(COFW(tmp_path, "test")[1].load_image(), second["test"]["images"][1])

@@ -13,13 +13,12 @@ Variables (``Tr`` suffix for train, ``T`` for test):
 * ``bboxesTr``: N x 4 ``[x, y, width, height]``, 1-based; becomes ``x0 = x - 1, x1 = x0 + width``.
 
 Samples are numbered from 1 in errors and keys (``"COFW_test_color.mat:7"`` is the 7th face), as
-MATLAB numbers them. Images are read on demand (one HDF5 handle per process), so that loading the
-records is fast and a DataLoader worker never shares a handle with its parent.
+MATLAB numbers them. Images are read on demand, so that loading the
+records is fast; the file is opened per read, so no handle outlives a call.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -42,29 +41,26 @@ def mat_path(root, split: str) -> Path:
 
 
 class _H5Images:
-    """Reads image ``i`` of a v7.3 cell array on demand; picklable (holds only the path)."""
+    """Reads image ``i`` of a v7.3 cell array on demand; picklable (holds only the path).
 
-    _handles: dict = {}
+    The file is opened for each read (about 0.5 ms): a handle kept open would stop anyone from
+    rewriting the file in the same process (HDF5 refuses to open an open file for writing) and
+    would have to be reopened in every forked DataLoader worker. Train from the crop cache
+    (``hih data prepare``) when this matters.
+    """
 
     def __init__(self, path: str, var: str, index: int):
         self.path, self.var, self.index = path, var, index
 
     def __call__(self) -> np.ndarray:
-        return _read_h5_image(_h5_handle(self.path), self.var, self.index, self.path)
+        import h5py
 
-
-def _h5_handle(path: str):
-    import h5py
-
-    st = os.stat(path)
-    # A forked worker opens its own handle; a rewritten file (new size or mtime) is reopened.
-    key = (path, os.getpid(), st.st_size, st.st_mtime_ns)
-    handle = _H5Images._handles.get(key)
-    if handle is None or not handle.id.valid:
-        for old in [k for k in _H5Images._handles if k[:2] == key[:2]]:
-            _H5Images._handles.pop(old).close()
-        handle = _H5Images._handles[key] = h5py.File(path, "r")
-    return handle
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as e:
+            raise DataError(self.path, None, "a readable MATLAB v7.3 (HDF5) file", str(e)) from None
+        with f:
+            return _read_h5_image(f, self.var, self.index, self.path)
 
 
 def _read_h5_image(f, var: str, index: int, path) -> np.ndarray:
