@@ -115,3 +115,11 @@ def test_a_rewritten_file_is_read_afresh(tmp_path):
     assert np.array_equal(COFW(tmp_path, "test")[1].load_image(), first["test"]["images"][1])
     second = build_cofw_fixture(tmp_path, seed=2)  # same path, new content
     np.testing.assert_array_equal(COFW(tmp_path, "test")[1].load_image(), second["test"]["images"][1])
+
+
+def test_damaged_hdf5_file_is_a_data_error(tmp_path):
+    path = tmp_path / "COFW_test_color.mat"
+    build_cofw_fixture(tmp_path)
+    path.write_bytes(path.read_bytes()[:4096])  # truncated download
+    with pytest.raises(DataError, match="COFW_test_color.mat: expected a"):
+        COFW(tmp_path, "test")

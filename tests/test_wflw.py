@@ -120,3 +120,11 @@ def test_unreadable_image_is_found_by_check_images(tree):
     assert "a readable image WFLW_images/2--Demonstration/test_2.jpg" in str(errors[0])
     with pytest.raises(DataError, match="test_2.jpg"):
         ds[2].load_image()
+
+
+def test_undecodable_bytes_are_a_data_error_not_a_crash(tree):
+    root, faces = tree
+    path = root / "WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_train.txt"
+    path.write_bytes(path.read_bytes() + b"\xff\xfe 1 2 3\r\n")
+    with pytest.raises(DataError, match=r"train.txt:4: expected 207"):
+        WFLW(root, "train")

@@ -81,7 +81,11 @@ def _read_v73(path: Path, split: str):
     import h5py
 
     s = SUFFIX[split]
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DataError(path, None, "a readable MATLAB v7.3 (HDF5) file", str(e)) from None
+    with f:
         for var in (f"Is{s}", f"phis{s}", f"bboxes{s}"):
             if var not in f:
                 raise DataError(path, None, f"a variable {var} (COFW {split} file)", f"variables {sorted(k for k in f if not k.startswith('#'))}")

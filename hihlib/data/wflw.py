@@ -131,7 +131,7 @@ class WFLW(FaceSource):
         self.list_file = path
         self.line_numbers: list[int] = []
         images = self.root / IMAGES
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8", errors="replace") as f:
             for lineno, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -162,7 +162,7 @@ class WFLW(FaceSource):
             if not path.is_file():
                 continue
             listed: set[int] = set()
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8", errors="replace") as f:
                 for lineno, line in enumerate(f, start=1):
                     if not line.strip():
                         continue
