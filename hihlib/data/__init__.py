@@ -4,6 +4,7 @@ Data flows one way: a loader's ``records`` (original-image pixels) -> ``FaceData
 crop + augmentation per sample, landmarks in crop pixels) -> codec -> model.
 """
 
+from .cache import CachedFaces, prepare_cache
 from .cofw import COFW
 from .dataset import FaceDataset, denormalize_image, normalize_image, to_original
 from .records import FaceRecord, landmark_box
@@ -28,7 +29,7 @@ def open_dataset(name: str, root, split: str, **kwargs):
 
 
 __all__ = [
-    "COFW", "W300", "WFLW", "DATASETS", "open_dataset", "FaceDataset", "FaceRecord", "LandmarkScheme",
+    "COFW", "W300", "WFLW", "CachedFaces", "prepare_cache", "DATASETS", "open_dataset", "FaceDataset", "FaceRecord", "LandmarkScheme",
     "get_scheme", "landmark_box", "wflw_to_300w", "wflw_to_cofw", "normalize_image", "denormalize_image",
     "to_original", "WFLW_SCHEME", "COFW_SCHEME", "W300_SCHEME", "SyntheticFaces", "Augment",
 ]

@@ -193,7 +193,10 @@ _W300_FROM_WFLW: list[tuple[int, tuple[tuple[int, float], ...]]] = (
 )
 
 # --- WFLW 98 -> COFW 29 ---------------------------------------------------------------------------
-# The WFLW point(s) closest in definition to each COFW point (REFERENCE.md section 2):
+# The WFLW point(s) closest in definition to each COFW point (REFERENCE.md section 2). Of each COFW
+# left/right pair, the first index is taken to be the image-left point, like WFLW's and 300W's
+# (unverified against the official files; flip-equivariance holds either way, see the tests).
+# COFW's "nose top" is read as the nose tip and "nose bottom" as the subnasale.
 _COFW_FROM_WFLW: list[tuple[int, tuple[tuple[int, float], ...]]] = [
     (0, ((33, 1.0),)),                 # left brow outer end   <- WFLW left brow outer corner
     (1, ((46, 1.0),)),                 # right brow outer end  <- WFLW right brow outer corner
