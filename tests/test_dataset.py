@@ -154,3 +154,18 @@ def test_normalisation_round_trip_and_errors():
     bad = FaceRecord(key="x:1", landmarks=np.zeros((68, 2)), box=np.array([0, 0, 1, 1.0]), scheme="300w")
     with pytest.raises(ValueError, match="98 points"):
         FaceDataset([bad], "wflw")
+
+
+def test_protocol_labels_the_optimistic_crop(tmp_path):
+    from hihlib.data import W300, open_dataset
+    from tests.formats import build_300w_fixture
+
+    r = [record(gradient_image())]
+    assert FaceDataset(r, SCHEME).protocol == "dataset box, square of 1.25 x the box side"
+    assert "optimistic protocol" in FaceDataset(r, SCHEME, box="landmarks").protocol
+    build_300w_fixture(tmp_path)
+    w300 = open_dataset("w300", tmp_path, "challenge")
+    assert isinstance(w300, W300) and len(w300) == 1
+    assert w300.dataset().protocol.startswith("300W landmark box")
+    with pytest.raises(ValueError, match="unknown dataset"):
+        open_dataset("aflw", tmp_path, "train")

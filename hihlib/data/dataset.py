@@ -110,6 +110,16 @@ class FaceDataset(Dataset):
         self.epoch = 0
         self._mirror = np.asarray(self.scheme.mirror)
 
+    @property
+    def protocol(self) -> str:
+        """How the crops were built, to print beside every result obtained with them."""
+        side = f"square of {self.scale:g} x the box side"
+        if self.box == "landmarks":
+            return f"ground-truth landmark box, {side} (optimistic protocol: not comparable to detector boxes)"
+        if self.scheme.name == "300w":
+            return f"300W landmark box (no boxes ship with 300W), {side}"
+        return f"dataset box, {side}"
+
     def set_epoch(self, epoch: int) -> None:
         """Use the augmentation draws of ``epoch`` (call once per epoch, before iterating)."""
         self.epoch = int(epoch)
