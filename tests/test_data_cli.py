@@ -40,13 +40,16 @@ def test_check_lists_malformed_lines_and_unreadable_images(wflw_tree, capsys):
     bad = " ".join(wflw_line(faces["train"][0]["landmarks"], faces["train"][0]["box"], [0] * 6, "a.jpg").split()[:-1])
     write_wflw(root, faces["train"], faces["test"], extra_lines={"train": [(2, bad)]})
     (root / "WFLW_images/1--Handshaking/edge.jpg").write_bytes(b"garbage")
+    (root / "WFLW_annotations/list_98pt_test/list_98pt_test_makeup.txt").write_text("")  # test face 3 has make-up
     assert main(["data", "check", str(root), "--dataset", "wflw", "--allow-counts"]) == 2
     out = capsys.readouterr()
     assert "list_98pt_rect_attr_train.txt:3: expected 207 whitespace-separated tokens" in out.err
     assert "found 206 tokens" in out.err
     # The unreadable image is reported at the line that names it (line 4 after the inserted bad line).
     assert "list_98pt_rect_attr_train.txt:4: expected a readable image WFLW_images/1--Handshaking/edge.jpg" in out.err
-    assert "hih data: error: 2 problem(s)" in out.err
+    assert ("list_98pt_rect_attr_test.txt:3: expected the face to be listed in list_98pt_test_makeup.txt "
+            "(its makeup flag is 1), found not listed") in out.err
+    assert "hih data: error: 3 problem(s)" in out.err
     assert "wflw train: 3 faces read, 1 malformed, 1 unreadable image(s)" in out.out
 
 

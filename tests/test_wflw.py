@@ -7,7 +7,7 @@ import pytest
 
 from hihlib.data.wflw import ATTRIBUTES, WFLW, parse_line, subset_path
 from hihlib.errors import DataError
-from tests.formats import build_wflw_fixture, wflw_line, write_wflw
+from tests.formats import build_wflw_fixture, wflw_line, wflw_subset_line, write_wflw
 
 
 @pytest.fixture
@@ -89,19 +89,26 @@ def test_parse_line_rejects_bad_fields(mutate, expected):
 
 def test_subset_list_disagreeing_with_flags_is_reported(tree):
     root, faces = tree
-    # Remove face 1 (blur flag set) from the blur list and add face 2 twice: both directions report.
-    path = subset_path(root, "blur")
+    path = subset_path(root, "blur")  # blur flags: test faces 1 and 3 (lines 1 and 3)
     lines = path.read_text().splitlines()
-    path.write_text(lines[1] + "\n")  # keeps only test face 3
-    with pytest.raises(DataError, match="to be listed in list_98pt_test_blur.txt"):
-        WFLW(root, "test")
-    ds = WFLW(root, "test", skip_bad=True)
-    assert len(ds.problems) == 1 and ds.problems[0].line == 1 and len(ds) == 4
-    # A listed face whose flag is 0.
-    extra = lines[1] + "\n" + " ".join(f"{v:.6f}" for v in faces["test"][3]["landmarks"].reshape(-1)) + " " + faces["test"][3]["image"]
-    path.write_text(lines[0] + "\n" + extra + "\n")
-    ds = WFLW(root, "test", skip_bad=True)
-    assert [(p.line, p.found) for p in ds.problems] == [(3, "flag 0")]
+    path.write_text(lines[1] + "\n")  # face 1 left out
+    with pytest.warns(UserWarning, match="1 disagreement"):
+        ds = WFLW(root, "test")
+    assert len(ds) == 4 and "blur" in ds[0].attributes  # the flags are used
+    (p,) = ds.problems
+    assert (p.line, p.found) == (1, "not listed") and "to be listed in list_98pt_test_blur.txt" in str(p)
+    # A listed face whose flag is 0, and a line that matches no face (landmarks moved by 0.1 px).
+    f3 = faces["test"][3]
+    extra = [wflw_subset_line(f3["landmarks"], f3["image"]), wflw_subset_line(f3["landmarks"] + 0.1, f3["image"])]
+    path.write_text("\n".join(lines + extra) + "\n")
+    with pytest.warns(UserWarning, match="2 disagreement"):
+        ds = WFLW(root, "test")
+    assert [(p.line, p.found) for p in ds.problems] == [
+        (3, "flag 0"), (4, f"{f3['image']} with landmarks that match no line there")]
+    # Reformatted coordinates (3 decimals) still match.
+    path.write_text("".join(wflw_subset_line(np.round(f["landmarks"], 3), f["image"]) + "\n"
+                            for f in (faces["test"][0], faces["test"][2])))
+    assert WFLW(root, "test").problems == []
 
 
 def test_missing_list_names_the_file(tmp_path):

@@ -14,11 +14,13 @@ outside the image are kept as annotated. The coordinates are 0-based pixel posit
 as they are (the WFLW convention matches hihlib's).
 
 The subset lists (197 tokens: coordinates and image path) are optional; when present they are
-cross-checked against the flags and every disagreement is reported.
+cross-checked against the flags (a subset line matches the test line with the same image and
+landmarks within 0.01 px) and every disagreement is reported.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +104,7 @@ def parse_subset_line(line: str, path, lineno: int):
     return _floats(tokens[:-1], path, lineno, "196 landmark coordinates").reshape(NUM_POINTS, 2), tokens[-1]
 
 
-def _match_key(landmarks: np.ndarray, image: str) -> tuple:
-    # Lines in the subset lists repeat the test list's coordinates; 1e-3 px absorbs reformatting.
-    return (image, tuple(np.round(landmarks.reshape(-1), 3).tolist()))
+MATCH_TOLERANCE = 0.01  # px: subset lists repeat the test list's coordinates, maybe reformatted
 
 
 class WFLW(FaceSource):
@@ -114,7 +114,8 @@ class WFLW(FaceSource):
     ``ATTRIBUTES``) keeps only the faces with that attribute flag. ``records[i].attributes`` holds
     the names of the flags set on the line; ``records[i].box`` is the dataset's box; ``occluded`` is
     None (WFLW has no per-landmark occlusion). ``problems`` lists disagreements between the flags
-    and the subset list files (raised at once unless ``skip_bad``).
+    and the subset list files: they do not invalidate a face, so they are warned about (the flags
+    are used) and ``hih data check`` reports them as errors.
     """
 
     name = "wflw"
@@ -153,10 +154,10 @@ class WFLW(FaceSource):
         self._warn_skipped()
 
     def _check_subsets(self) -> None:
-        index: dict[tuple, int] = {}
+        by_image: dict[str, list[int]] = {}
         images = self.root / IMAGES
         for i, r in enumerate(self.records):
-            index.setdefault(_match_key(r.landmarks, str(Path(r.image_path).relative_to(images))), i)
+            by_image.setdefault(Path(r.image_path).relative_to(images).as_posix(), []).append(i)
         for attribute in (None,) + ATTRIBUTES:
             path = subset_path(self.root, attribute)
             if not path.is_file():
@@ -169,27 +170,35 @@ class WFLW(FaceSource):
                     try:
                         landmarks, image = parse_subset_line(line, path, lineno)
                     except DataError as e:
-                        self._problem(e)
+                        self.problems.append(e)
                         continue
-                    i = index.get(_match_key(landmarks, image))
+                    i = self._match(by_image.get(image, []), landmarks)
                     if i is None:
-                        self._problem(DataError(path, lineno, f"a face of {self.list_file.name}", f"{image} with "
-                                                "landmarks that match no line there"))
+                        self.problems.append(DataError(path, lineno, f"a face of {self.list_file.name}",
+                                                       f"{image} with landmarks that match no line there"))
                         continue
                     listed.add(i)
                     if attribute is not None and attribute not in self.records[i].attributes:
-                        self._problem(DataError(path, lineno, f"a face whose {attribute} flag is 1 in "
-                                                f"{self.list_file.name}:{self.line_numbers[i]}", "flag 0"))
+                        self.problems.append(DataError(path, lineno, f"a face whose {attribute} flag is 1 in "
+                                                       f"{self.list_file.name}:{self.line_numbers[i]}", "flag 0"))
             flagged = set(range(len(self.records))) if attribute is None else {
                 i for i, r in enumerate(self.records) if attribute in r.attributes}
             for i in sorted(flagged - listed):
-                self._problem(DataError(self.list_file, self.line_numbers[i], f"the face to be listed in {path.name}"
-                                        + ("" if attribute is None else f" (its {attribute} flag is 1)"), "not listed"))
+                self.problems.append(DataError(
+                    self.list_file, self.line_numbers[i], f"the face to be listed in {path.name}"
+                    + ("" if attribute is None else f" (its {attribute} flag is 1)"), "not listed"))
+        if self.problems:
+            warnings.warn(f"WFLW({self.root}, 'test'): {len(self.problems)} disagreement(s) between the attribute "
+                          f"flags and the subset lists (the flags are used); first: {self.problems[0]}", stacklevel=3)
 
-    def _problem(self, error: DataError) -> None:
-        if not self.skip_bad:
-            raise error
-        self.problems.append(error)
+    def _match(self, candidates: list[int], landmarks: np.ndarray) -> int | None:
+        """The test face among ``candidates`` whose landmarks equal ``landmarks`` (within tolerance)."""
+        best, best_err = None, MATCH_TOLERANCE
+        for i in candidates:
+            err = float(np.abs(self.records[i].landmarks - landmarks).max())
+            if err <= best_err:
+                best, best_err = i, err
+        return best
 
     def check_images(self) -> list[DataError]:
         """Decode every image once; each unreadable one is reported at the first line naming it."""
