@@ -244,6 +244,41 @@ def quantization_table(records: Sequence, norm: tuple[int, int], *,
     return out
 
 
+# -- training logs ---------------------------------------------------------------------------------
+
+def read_metrics(path: str | os.PathLike) -> dict[str, dict[str, list]]:
+    """A trainer's ``metrics.jsonl`` as columns: kind -> key -> list of values, in file order.
+
+    kinds are the records' ``"kind"`` ("train", "epoch", "eval"); e.g. ``m["train"]["loss"]`` is the
+    logged training loss at the steps ``m["train"]["step"]``, and ``m["eval"]["expectation"]`` the list
+    of ``{"nme", "fr", "auc", "n"}`` dicts of that decode method. A line that is not JSON raises
+    ``DataError`` naming the file and the line.
+    """
+    import json
+
+    from .errors import DataError
+
+    path = Path(path)
+    out: dict[str, dict[str, list]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(path, lineno, "one JSON object per line", f"{line.strip()[:40]!r} ({e.msg})") from None
+            cols = out.setdefault(record.get("kind", "train"), {})
+            n = len(next(iter(cols.values()))) if cols else 0
+            for key, value in record.items():
+                if key != "kind":
+                    cols.setdefault(key, [None] * n).append(value)
+            for key, values in cols.items():  # keys missing from this record stay aligned
+                if len(values) == n:
+                    values.append(None)
+    return out
+
+
 # -- where the data comes from ---------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -295,5 +330,5 @@ def data_source(dataset: str, root: str | os.PathLike | None = None, *, env: str
 __all__ = [
     "Published", "PUBLISHED", "WFLW_SUBSETS", "HIH_WFLW_SUBSETS", "QUANTIZATION_NME", "published", "Row",
     "comparison_rows", "comparison_table", "rank_among_published", "wflw_subset_table", "synthetic_warning",
-    "plot_comparison", "quantization_table", "DataSource", "data_source",
+    "plot_comparison", "quantization_table", "read_metrics", "DataSource", "data_source",
 ]

@@ -118,3 +118,18 @@ def test_data_source_refuses_a_missing_folder(tmp_path):
 
     with pytest.raises(HihError, match="does not exist"):
         R.data_source("cofw", tmp_path / "nope")
+
+
+def test_read_metrics_gives_aligned_columns(tmp_path):
+    from hihlib.errors import DataError
+
+    p = tmp_path / "metrics.jsonl"
+    p.write_text('{"kind": "train", "step": 5, "loss": 0.5}\n'
+                 '{"kind": "eval", "step": 5, "argmax": {"nme": 9.0}}\n'
+                 '{"kind": "train", "step": 10, "loss": 0.25, "decimal": 1.5}\n\n')
+    m = R.read_metrics(p)
+    assert m["train"] == {"step": [5, 10], "loss": [0.5, 0.25], "decimal": [None, 1.5]}
+    assert m["eval"]["argmax"] == [{"nme": 9.0}]
+    p.write_text('{"kind": "train", "step": 5}\n{"kind": "train", "step": \n')
+    with pytest.raises(DataError, match=":2"):
+        R.read_metrics(p)
