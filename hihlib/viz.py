@@ -78,16 +78,23 @@ def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DPI) -> Path:
     return write_bytes(path, figure_png(fig, dpi))
 
 
-def show(fig: Figure, dpi: int = DPI) -> None:
-    """Display the figure as a PNG in IPython/Jupyter; does nothing outside IPython."""
+def show(fig: Figure, dpi: int = DPI, *, save_to: str | os.PathLike | None = None) -> bytes:
+    """Display the figure as a PNG in IPython/Jupyter (nothing is displayed outside IPython).
+
+    save_to: also write the same PNG there, atomically (the figure is rendered once).
+    Returns the PNG bytes.
+    """
+    png = figure_png(fig, dpi)
+    if save_to is not None:
+        write_bytes(save_to, png)
     try:
         from IPython import get_ipython
         from IPython.display import Image, display
     except ImportError:  # pragma: no cover - IPython is a dependency of jupyterlab
-        return
-    if get_ipython() is None:
-        return
-    display(Image(data=figure_png(fig, dpi), format="png"))
+        return png
+    if get_ipython() is not None:
+        display(Image(data=png, format="png"))
+    return png
 
 
 # -- quantization error --------------------------------------------------------------------------

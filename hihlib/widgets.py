@@ -118,7 +118,7 @@ class Explorer:
 
 
 def _fmt(v) -> str:
-    return f"{v:.3g}" if isinstance(v, float) else str(v)
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def _caption_html(caption: str) -> str:

@@ -90,6 +90,8 @@ def test_save_figure_writes_a_png_at_the_documented_size_and_leaves_no_temporary
     assert sorted(p.name for p in path.parent.iterdir()) == ["f.png"]
 
 
-def test_show_outside_ipython_draws_nothing():
-    fig, _ = viz.new_figure()
-    assert viz.show(fig) is None
+def test_show_can_save_the_png_it_displays(tmp_path):
+    fig, _ = viz.new_figure(size=(2.0, 1.0))
+    png = viz.show(fig, dpi=50, save_to=tmp_path / "f.png")
+    assert png_size(png) == (100, 50)
+    assert (tmp_path / "f.png").read_bytes() == png
