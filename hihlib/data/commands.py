@@ -33,7 +33,7 @@ def _open(dataset: str, root, split: str, skip_bad: bool):
 
 
 def check_dataset(root, dataset: str, *, splits=None, allow_counts: bool = False, images: bool = True,
-                  out=print) -> tuple[list[str], list[str]]:
+                  progress: bool = False, out=print) -> tuple[list[str], list[str]]:
     """Validate a dataset download. Returns (errors, warnings) as printable lines; ``out`` gets a
     summary line per split."""
     import warnings as _warnings
@@ -65,7 +65,7 @@ def check_dataset(root, dataset: str, *, splits=None, allow_counts: bool = False
         if dataset == "300w":
             for folder in src.missing_folders:
                 errors.append(str(DataError(folder, None, f"the 300W folder of split {split!r}", "no such folder")))
-        bad_images = src.check_images() if images else []
+        bad_images = src.check_images(progress=progress) if images else []
         errors += [str(e) for e in bad_images]
         out(f"{dataset} {split}: {len(src.records)} faces read, {len(src.skipped)} malformed, "
             f"{len(bad_images)} unreadable image(s)" + ("" if images else " (images not checked)"))
@@ -74,7 +74,8 @@ def check_dataset(root, dataset: str, *, splits=None, allow_counts: bool = False
 
 def cmd_check(args) -> int:
     errors, warns = check_dataset(args.root, args.dataset, splits=args.split and [args.split],
-                                  allow_counts=args.allow_counts, images=not args.no_images)
+                                  allow_counts=args.allow_counts, images=not args.no_images,
+                                  progress=sys.stderr.isatty())
     for w in warns:
         print(f"warning: {w}", file=sys.stderr)
     for e in errors:

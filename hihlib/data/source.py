@@ -48,10 +48,10 @@ class FaceSource:
             warnings.warn(f"{type(self).__name__}({self.root}, {self.split!r}): skipped {len(self.skipped)} bad "
                           f"sample(s); first: {self.skipped[0]}", stacklevel=3)
 
-    def check_images(self) -> list[DataError]:
+    def check_images(self, progress: bool = False) -> list[DataError]:
         """Decode every image once; one ``DataError`` per image that cannot be read."""
         errors, seen = [], set()
-        for record in self.records:
+        for record in _progress(self.records, progress, f"{self.name} {self.split} images"):
             name = record.image_path or record.key
             if name in seen:
                 continue
@@ -80,3 +80,11 @@ class FaceSource:
     def __repr__(self) -> str:
         extra = f", skipped={len(self.skipped)}" if self.skipped else ""
         return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, faces={len(self.records)}{extra})"
+
+
+def _progress(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, leave=False, dynamic_ncols=True)

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import DataError
 from .records import FaceRecord
 from .schemes import WFLW as WFLW_SCHEME
-from .source import FaceSource
+from .source import FaceSource, _progress
 
 #: Attribute names in the order of the six flags of a WFLW line.
 ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
@@ -200,13 +200,13 @@ class WFLW(FaceSource):
                 best, best_err = i, err
         return best
 
-    def check_images(self) -> list[DataError]:
+    def check_images(self, progress: bool = False) -> list[DataError]:
         """Decode every image once; each unreadable one is reported at the first line naming it."""
         errors = []
         first_line = {}
         for r, lineno in zip(self.records, self.line_numbers):
             first_line.setdefault(r.image_path, (r, lineno))
-        for path, (r, lineno) in first_line.items():
+        for path, (r, lineno) in _progress(list(first_line.items()), progress, f"wflw {self.split} images"):
             try:
                 r.load_image()
             except DataError as e:
