@@ -162,7 +162,8 @@ def prepare_cache(source, out, *, cache_scale: float = DEFAULT_SCALE, cache_size
 
 
 class _CachedImage:
-    """Crop ``index`` of a cache .npy; picklable, memory-maps the file once per process."""
+    """Crop ``index`` of a cache .npy as a read-only (S, S, 3) view; picklable, memory-maps the
+    file once per process."""
 
     _maps: dict = {}
 
@@ -174,7 +175,8 @@ class _CachedImage:
         m = self._maps.get(key)
         if m is None:
             m = self._maps[key] = np.load(self.path, mmap_mode="r")
-        return np.array(m[self.index])
+        # A read-only view of the mapped file (no copy): the crop is only ever read and warped.
+        return np.asarray(m[self.index])
 
 
 class CachedFaces:
