@@ -132,7 +132,11 @@ def prepare_cache(source, out, *, cache_scale: float = DEFAULT_SCALE, cache_size
         crops = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
         for i, r in enumerate(records):
             M = crop_matrix(r.box, s, cache_scale)
-            crops[i] = warp_image(r.load_image(), M, s)
+            try:
+                image = r.load_image()
+            except DataError as e:  # say which sample needs the image, not only which file failed
+                raise DataError(e.path, e.line, f"{e.expected} (the image of {r.key})", e.found) from None
+            crops[i] = warp_image(image, M, s)
             matrices[i] = M if r.from_original is None else M @ np.vstack([r.from_original, [0, 0, 1]])
             landmarks[i] = apply_affine(r.landmarks, M)
             boxes[i] = apply_affine(r.box.reshape(2, 2), M).reshape(4)  # scale + shift: corners stay corners
