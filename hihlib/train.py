@@ -71,9 +71,13 @@ DEFAULTS: dict[str, Any] = {
         "image_size": 256,         # synth only: rendered image side
         "cache_images": True,      # synth only: render each face once and keep it in memory
         "workers": 0,
-        "augment": {               # None / {} disables augmentation
-            "rotation": 30.0, "scale": [0.9, 1.1], "translation": 30.0, "flip": 0.5,
-            "blur": 0.3, "occlusion": 0.3,
+        "augment": {               # hihlib.data.transforms.Augment options; null disables augmentation
+            "rotation": 30.0,          # degrees, uniform in [-30, 30] (HIH recipe)
+            "scale": [0.9, 1.1],
+            "translation": 0.1171875,  # fraction of the crop side: 30 px at 256 (HIH recipe)
+            "flip": 0.5,
+            "blur": 0.2,
+            "occlusion": 0.3,
         },
     },
     "codec": {"name": "hih", "options": {}},
@@ -212,10 +216,12 @@ def _augment(cfg: dict, scheme):
         return None
     from .data.transforms import Augment
 
-    opts = dict(opts)
-    if isinstance(opts.get("scale"), list):
-        opts["scale"] = tuple(opts["scale"])
-    return Augment(mirror=tuple(scheme.mirror), **opts)
+    opts = {k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()}
+    opts.setdefault("size", cfg["data"]["input_size"])
+    try:
+        return Augment(mirror=tuple(scheme.mirror), **opts)
+    except TypeError as e:
+        raise ConfigError(f"data.augment: {e}") from None
 
 
 def load_records(cfg: dict, split: str) -> tuple[list, Any, str]:

@@ -1,0 +1,122 @@
+"""hihlib.evaluate: crop -> original mapping, predictions against independent computations,
+subset / normaliser tables, and ``hih eval`` on a WFLW-format fixture."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from formats import build_wflw_fixture
+from hihlib import metrics
+from hihlib.cli import main
+from hihlib.codecs import get_codec
+from hihlib.data import FaceDataset, FaceRecord, get_scheme
+from hihlib.data.synthetic import SyntheticFaces
+from hihlib.data.transforms import Augment, apply_affine, invert_affine
+from hihlib.evaluate import (Predictions, attribute_subsets, crop_to_original, evaluate_predictions, format_table,
+                             predict_dataset)
+
+WFLW = get_scheme("wflw")
+
+
+def synth_dataset(n=6, size=64, augment=None):
+    faces = SyntheticFaces(n, seed=3, image_size=96)
+    return FaceDataset(faces.records, faces.scheme, input_size=size, augment=augment, seed=1)
+
+
+def test_crop_to_original_inverts_the_items_matrix_even_with_augmentation():
+    ds = synth_dataset(augment=Augment(mirror=WFLW.mirror, size=64, flip=0.0))
+    items = [ds[i] for i in range(len(ds))]
+    crop = torch.stack([it["landmarks"] for it in items]).double()
+    M = torch.stack([it["matrix"] for it in items])
+    back = crop_to_original(crop, M).numpy()
+    expected = np.stack([ds.records[i].landmarks for i in range(len(ds))])
+    np.testing.assert_allclose(back, expected, atol=1e-4)  # float32 crop landmarks
+
+
+class Oracle(nn.Module):
+    """Outputs the codec's perfect targets for the dataset's crop landmarks, batch after batch."""
+
+    def __init__(self, codec, crop_landmarks):
+        super().__init__()
+        self.codec, self.crop, self.pos = codec, crop_landmarks, 0
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, images):
+        batch = self.crop[self.pos:self.pos + len(images)]
+        self.pos += len(images)
+        return self.codec.perfect_outputs(self.codec.encode(batch))
+
+
+@pytest.mark.parametrize("name", ["gaussian", "hih"])
+def test_predictions_equal_roundtrip_mapped_back_by_an_independent_inverse(name):
+    ds = synth_dataset()
+    codec = get_codec(name, input_size=64, heatmap_size=16)
+    crop = torch.stack([ds[i]["landmarks"] for i in range(len(ds))])
+    preds = predict_dataset(Oracle(codec, crop), codec, ds, batch_size=4, progress=False)
+    assert set(preds.pred) == set(codec.methods) and preds.indices.tolist() == list(range(len(ds)))
+    for m in codec.methods:
+        rt = codec.roundtrip(crop, m).double().numpy()
+        expected = np.stack([apply_affine(rt[i], invert_affine(ds.crop_matrix(i))) for i in range(len(ds))])
+        np.testing.assert_allclose(preds.pred[m], expected, atol=1e-6)
+    np.testing.assert_array_equal(preds.gt, np.stack([r.landmarks for r in ds.records]))
+
+
+def test_subset_tables_use_the_named_normalisers_and_attribute_subsets():
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (4, 29, 2))
+    shift = np.array([1.0, 2.0, 3.0, 4.0])
+    pred = gt + np.stack([shift, np.zeros(4)], 1)[:, None, :]  # every point of face f moved by shift[f] px in x
+    scheme = get_scheme("cofw")
+    records = [FaceRecord(key=str(i), landmarks=gt[i], box=[0, 0, 1, 1], scheme="cofw",
+                          attributes={"occlusion"} if i % 2 else set()) for i in range(4)]
+    subsets = attribute_subsets(records)
+    assert {k: v.tolist() for k, v in subsets.items()} == {"full": [0, 1, 2, 3], "occlusion": [1, 3]}
+    res = evaluate_predictions(Predictions({"argmax": pred}, gt, np.arange(4)), scheme, subsets,
+                               norms=["inter_ocular", "inter_pupil"])["metrics"]
+    for kind, (i, j) in (("inter_ocular", (8, 9)), ("inter_pupil", (16, 17))):
+        d = np.linalg.norm(gt[:, i] - gt[:, j], axis=1)
+        assert res[kind]["full"]["argmax"]["nme"] == pytest.approx(100 * np.mean(shift / d), rel=1e-12)
+        assert res[kind]["occlusion"]["argmax"]["nme"] == pytest.approx(100 * np.mean(shift[[1, 3]] / d[[1, 3]]), rel=1e-12)
+        assert res[kind]["occlusion"]["argmax"]["n"] == 2
+    table = format_table(res, "four hand-made COFW faces")
+    assert table.startswith("data: four hand-made COFW faces")
+    assert table.count("| inter_pupil |") == 2 and table.count("| inter_ocular |") == 2
+
+
+def _tiny_checkpoint(tmp_path, root, dataset="wflw"):
+    from hihlib.train import DEFAULTS, Trainer, apply_overrides
+
+    cfg = apply_overrides(DEFAULTS, [f"data.dataset={dataset}", f"data.root={root}", "data.input_size=64",
+                                     "model.name=hg_tiny", "model.heatmap_size=16", "model.options={width: 16, depth: 2}",
+                                     "codec.name=gaussian", "train.eval_every=0", "data.augment=null"])
+    t = Trainer(cfg, tmp_path / "run")
+    t.save()
+    return t.last_path
+
+
+def test_hih_eval_on_wflw_fixture_prints_every_subset_and_decoder(tmp_path, capsys):
+    root = tmp_path / "WFLW"
+    build_wflw_fixture(root)
+    ckpt = _tiny_checkpoint(tmp_path, root)
+    rc = main(["eval", "--checkpoint", str(ckpt), "--dataset", "wflw", "--root", str(root), "--out", str(tmp_path / "ev")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert f"data: WFLW test split from {root}, 4 faces" in out
+    report = json.loads((tmp_path / "ev" / "eval_wflw.json").read_text())
+    io = report["metrics"]["inter_ocular"]
+    # fixture test flags: pose+blur, expression+illumination, makeup+occlusion+blur, none
+    assert {k: io[k]["dark"]["n"] for k in io} == {"full": 4, "pose": 1, "expression": 1, "illumination": 1,
+                                                   "makeup": 1, "occlusion": 1, "blur": 2}
+    assert set(io["full"]) == {"dark", "argmax", "quarter", "integral"}
+    assert (tmp_path / "ev" / "eval_wflw_ced.png").stat().st_size > 1000
+
+
+def test_hih_eval_reports_a_missing_checkpoint_without_traceback(tmp_path, capsys):
+    rc = main(["eval", "--checkpoint", str(tmp_path / "nope.pt"), "--dataset", "synth"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nope.pt: checkpoint not found" in err and "Traceback" not in err
