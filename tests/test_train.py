@@ -8,6 +8,7 @@ not restore the RNG states would give different weights.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -194,3 +195,64 @@ def test_checkpoint_holds_everything_needed_to_resume(tmp_path):
     assert {"python", "numpy", "torch", "targets"} <= set(ckpt["rng"])
     assert ckpt["data_order"] == {"seed": 0, "epoch": 1, "samples_seen": 0}
     assert not list(tmp_path.glob(".*tmp*"))  # atomic writes leave no temporary files
+
+
+# ----------------------------------------------------------------------------------------------
+# Configs and the command line
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+POINTS = {"wflw": 98, "synth": 98, "cofw": 29, "300w": 68}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config_builds_its_model_codec_and_loss(path):
+    from hihlib.train import build_codec, build_loss, build_model
+
+    cfg = load_config(path)
+    codec, loss = build_codec(cfg), build_loss(cfg)
+    with torch.device("meta"):
+        model = build_model(cfg, POINTS[cfg["data"]["dataset"]])
+    assert model.heatmap_size == codec.heatmap_size == cfg["model"]["heatmap_size"]
+    assert model.input_size == codec.input_size == cfg["data"]["input_size"]
+    assert model.head == codec.name == cfg["codec"]["name"]
+    if cfg["model"]["name"] == "hih_b":  # the published recipe
+        assert (cfg["train"]["batch_size"], cfg["train"]["epochs"], cfg["optim"]["milestones"]) == (16, 60, [30, 50])
+
+
+TINY = ["data.input_size=64", "model.name=hg_tiny", "model.heatmap_size=16", "model.options={width: 16, depth: 2}",
+        "train.epochs=1", "train.batch_size=2", "train.progress=false", "data.workers=0"]
+
+
+def test_hih_train_refuses_bad_data_unless_told_to_skip(tmp_path, capsys):
+    from formats import build_wflw_fixture, write_wflw
+
+    from hihlib.cli import main
+
+    root = tmp_path / "WFLW"
+    faces = build_wflw_fixture(root)
+    write_wflw(root, faces["train"], faces["test"], extra_lines={"train": [(1, "1.0 2.0 not-a-wflw-line")]})
+    args = ["train", "--config", str(ROOT / "configs" / "wflw_hih_b.yaml"), "--out", str(tmp_path / "run"),
+            f"data.root={root}", "train.eval_every=0", *TINY]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "list_98pt_rect_attr_train.txt:2: expected" in err and "Traceback" not in err
+    assert main(args + ["data.skip_bad=true"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 bad samples in the WFLW train split" in out
+    assert load(tmp_path / "run" / "last.pt")["global_step"] == 2  # 3 good faces, batch 2
+
+
+def test_hih_train_synthetic_config_end_to_end_with_evaluation(tmp_path, capsys):
+    from hihlib.cli import main
+
+    rc = main(["train", "--config", str(ROOT / "configs" / "synth_hih.yaml"), "--out", str(tmp_path),
+               "data.num_train=4", "data.num_val=4", "data.image_size=64", *TINY])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "data: synthetic WFLW-format faces, 4 images, seed 0" in out
+    evals = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+             if '"eval"' in line]
+    assert len(evals) == 1 and evals[0]["data"] == "synthetic WFLW-format faces, 4 images, seed 10000"
+    assert {"expectation", "official", "local_mean", "softmax_mean"} <= set(evals[0])
+    assert (tmp_path / "best.pt").is_file() and (tmp_path / "config.yaml").is_file()
