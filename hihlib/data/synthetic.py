@@ -213,7 +213,7 @@ def sample_params(index: int, seed: int = 0, *, image_size: int = 256, attribute
     box_jitter = np.array([rng.normal(0, 0.03), rng.normal(0, 0.03), rng.normal(0, 0.05), rng.normal(0, 0.05)])
     texture = None
     if rng.random() < 0.5:   # stripes, weaves or fine patterns behind the person
-        freq, orient = u(0.05, 0.8) / px, u(0, np.pi)
+        freq, orient = min(u(0.05, 0.8) / px, 1.0), u(0, np.pi)   # periods of 6+ px: no aliasing
         texture = dict(k=freq * np.array([math.cos(orient), math.sin(orient)]), phase=u(0, 2 * np.pi),
                        amplitude=rng.uniform(5, 35, 3))
     return FaceParams(texture=texture, image_size=W, identity=identity, jitter=jitter, gaze=gaze, expression=expression, pose=pose,
