@@ -184,9 +184,13 @@ def test_photometric_changes_colours_only_and_is_reproducible():
     np.testing.assert_array_equal(image, keep)   # the input is never modified
 
 
-def test_flip_without_a_mirror_permutation_is_refused():
+def test_flip_without_a_mirror_permutation_is_refused_and_a_scheme_name_gives_it():
     with pytest.raises(ValueError, match="mirror permutation"):
         Augment(flip=0.5)
+    assert Augment(mirror="wflw").mirror == tuple(WFLW_MIRROR)
+    from hihlib.data.schemes import COFW
+
+    assert Augment(mirror=COFW).mirror == COFW.mirror
 
 
 def test_affine_helpers_accept_torch_tensors_and_match_numpy():

@@ -151,7 +151,8 @@ class Augment:
     * ``translation``: shift uniform in [-t, t] x crop side per axis; the default 30/256 is the
       official HIH recipe's +-30 px at 256.
     * ``flip``: probability of a horizontal flip; the caller relabels landmarks with ``mirror``
-      (the scheme's mirror permutation) when ``flipped`` is True.
+      (the scheme's mirror permutation, or the scheme / its name: ``mirror="wflw"``) when
+      ``flipped`` is True.
 
     Photometry (``photometric``), on the warped uint8 image:
 
@@ -175,8 +176,12 @@ class Augment:
     size: int = 256
 
     def __post_init__(self):
+        if isinstance(self.mirror, str) or hasattr(self.mirror, "mirror"):   # a scheme or its name
+            from .schemes import get_scheme
+
+            self.mirror = (get_scheme(self.mirror) if isinstance(self.mirror, str) else self.mirror).mirror
         if self.flip > 0 and self.mirror is None:
-            raise ValueError("flip > 0 needs the scheme's mirror permutation (Augment(mirror=scheme.mirror))")
+            raise ValueError("flip > 0 needs the scheme's mirror permutation (Augment(mirror=scheme.mirror) or mirror='wflw')")
         if self.mirror is not None:
             self.mirror = tuple(int(i) for i in self.mirror)
 
