@@ -14,14 +14,20 @@ How a face is made
    section 2: contour 0-32, brows 33-50, nose 51-59, eyes 60-75, lips 76-95, pupils 96/97) plus a
    forehead arc, hairline and neck, rotates it by yaw/pitch/roll about the head centre and projects
    it with a mild perspective (camera 6 face-units away) into the image.
-3. ``render(params)`` draws the projected geometry: background, neck, face, hair, brows, eyes,
-   nose, lips, occluders; then lighting and blur. Curves are Catmull-Rom splines *through* the
-   landmarks. Facial features (brows, eyes, lips, mouth, nostrils) are filled 4x supersampled at
-   1/16-pixel precision and box-filtered: their area and centroid are within ~0.03 px of the true
-   shape's. Large shapes (face, hair, neck, objects) use OpenCV's anti-aliased fill (~0.1 px),
-   after moving every edge inward by the 0.7 px that rasteriser adds. Irises and pupils are drawn with analytic pixel coverage
-   ``clip(r - d + 0.5, 0, 1)`` (``d`` the distance from the pixel centre to the landmark), which is
-   symmetric about the landmark, so the pupil's intensity centroid is the landmark to ~0.01 px.
+3. ``render(params)`` draws the projected geometry: background (smooth colour noise, gratings,
+   clutter), neck, face, hair, brows, eyes, nose, lips, occluders; then lighting and blur. Curves
+   are Catmull-Rom splines *through* the landmarks.
+
+   * Facial features (brows, eyes, lips, mouth, nostrils) are filled 4x supersampled at 1/16-pixel
+     precision and box-filtered: their area and centroid are within ~0.03 px of the true shape's.
+   * Large shapes (face, hair, neck, objects) use OpenCV's anti-aliased fill (~0.1 px), after
+     moving every edge inward by the 0.7 px that rasteriser adds.
+   * Irises and pupils have analytic pixel coverage ``clip(r - d + 0.5, 0, 1)`` (``d`` the distance
+     from the pixel centre to the landmark), symmetric about the landmark: the pupil's intensity
+     centroid is the landmark to ~0.01 px.
+
+   ``render(mirror_params(p))`` equals the horizontal flip of ``render(p)`` up to rasteriser
+   rounding (mean difference < 0.1 grey level), with exactly the mirrored landmarks.
 
 Coordinates follow ``hihlib.codecs.base``: pixel centres at integer coordinates, 0-based.
 
@@ -34,8 +40,8 @@ Attributes (WFLW's six), recorded in ``attributes`` when applied
 * ``makeup``: vivid lip colour, eye shadow, eyeliner.
 * ``occlusion``: one or two objects (sunglasses, mask, hand, hat band, a box) over the face; a
   landmark is ``occluded`` when it lies inside an occluder.
-* ``blur``: Gaussian (sigma 1.5-3.5 px) or motion blur (7-17 px, direction -90..90 deg), scaled with the
-  image size.
+* ``blur``: Gaussian (sigma 1.5-3.5 px) or motion blur (7-17 px, direction -90..90 deg), both
+  scaled with the image size.
 
 By default each attribute is applied with its frequency in the WFLW test set (pose 0.13,
 expression 0.126, illumination 0.279, make-up 0.082, occlusion 0.294, blur 0.309);
