@@ -133,3 +133,14 @@ def test_read_metrics_gives_aligned_columns(tmp_path):
     p.write_text('{"kind": "train", "step": 5}\n{"kind": "train", "step": \n')
     with pytest.raises(DataError, match=":2"):
         R.read_metrics(p)
+
+
+def test_data_source_falls_back_to_a_synthetic_export_in_the_format(tmp_path, monkeypatch):
+    from hihlib.data import COFW
+
+    monkeypatch.delenv("HIH_COFW_ROOT", raising=False)
+    src = R.data_source("cofw", env="HIH_COFW_ROOT", synth_dir=tmp_path / "cofw",
+                        synth_args=["--train", "2", "--test", "3", "--image-size", "64"])
+    assert src.synthetic and src.root == tmp_path / "cofw"
+    assert "SYNTHETIC" in src.description and "not COFW" in src.description
+    assert len(COFW(src.root, "test").records) == 3
