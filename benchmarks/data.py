@@ -20,6 +20,7 @@ Run: python benchmarks/data.py [--faces 300] [--repeat 3] [--no-write]
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 
@@ -103,10 +104,13 @@ def main(argv=None) -> None:
         add("JPEG (no cache) -> augmented FaceDataset item",
             rate(items(FaceDataset(source.records, WFLW_SCHEME, augment=augment)), n, repeat))
 
-    table = markdown_table(["what (one core)", "samples/s", "ms/sample", "goal"], rows)
-    text = (f"## Data loading (`benchmarks/data.py`)\n\n{machine_description()}; torch and OpenCV limited to one "
-            f"thread; best of {repeat} passes over {n} faces, in CPU seconds of the process. The cache is `hih data prepare`'s (crops of 2.0 x "
-            f"the box at 384 px) of a synthetic WFLW export (`hih data synth`).\n\n{table}")
+    table = markdown_table(["what (one core)", "samples per CPU-second", "CPU ms/sample", "goal"], rows)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    text = (f"## Synthetic faces and augmented loading (`benchmarks/data.py`)\n\n{machine_description()}; torch and "
+            f"OpenCV limited to one thread; best of {repeat} passes over {n} faces, in CPU seconds of the process "
+            f"(load average {load:.1f} during the run: on a busy machine even CPU time is inflated, so these are "
+            f"lower bounds). The cache is `hih data prepare`'s (crops of 2.0 x the box at 384 px) of a synthetic "
+            f"WFLW export (`hih data synth`).\n\n{table}")
     print(text)
     if not args.no_write:
         write_section("data", text)
