@@ -104,3 +104,13 @@ def test_bad_options_exit_2_without_a_traceback(tmp_path, capsys):
     assert "--attribute-prob 'high'" in err and "Traceback" not in err
     assert hih(["data", "synth", "--format", "cofw", "--out", str(tmp_path), "--train", "-1"]) == 2
     assert "--train and --test must be >= 0" in capsys.readouterr().err
+
+
+def test_a_smaller_export_into_the_same_folder_replaces_the_earlier_one(tmp_path):
+    export_300w(tmp_path, 6, 4, seed=1)
+    mine = tmp_path / "ibug" / "my_own_photo.pts"
+    mine.write_text("not ours")
+    assert export_300w(tmp_path, 3, 2, seed=2)["common"] == 2
+    assert len(W300(tmp_path, "train").records) == 3 and len(W300(tmp_path, "common", skip_bad=True).records) == 2
+    assert not list(tmp_path.glob("*/*/synthetic_s1_*")) and not list(tmp_path.glob("*/synthetic_s1_*"))
+    assert mine.read_text() == "not ours"   # only the exporter's own files are removed

@@ -23,11 +23,14 @@ and give back the generator's landmarks to 1e-6 px (coordinates are written with
 Train and test faces never overlap: test face j is face ``1_000_000 + j`` of the seed (challenge and
 private faces start at 2_000_000 and 3_000_000). Every file is written atomically (``hihlib.io``),
 and the annotation files last, so an interrupted export is never mistaken for a complete one.
+Exporting again into the same folder replaces the earlier export: its images and .pts files (named
+``synthetic_s<seed>_<index>``) that the new one does not write are deleted; other files are left alone.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -63,6 +66,22 @@ def _write_image(path: Path, rgb: np.ndarray, quality: int = 95) -> None:
             raise OSError(f"{path}: OpenCV could not write the image")
 
 
+_OWN_FILE = re.compile(r"^synthetic_s\d+_\d{7}\.(jpg|png|pts)$")
+
+
+def _remove_stale(folder: Path, keep: set[Path]) -> int:
+    """Delete files of an earlier export in ``folder`` (our own naming pattern only, never a user's
+    file) that this export did not write: a 300W loader reads every .pts it finds, so a smaller
+    export into the same folder must not leave the previous faces behind."""
+    removed = 0
+    if folder.is_dir():
+        for f in folder.iterdir():
+            if _OWN_FILE.match(f.name) and f not in keep:
+                f.unlink()
+                removed += 1
+    return removed
+
+
 def _coords(points: np.ndarray) -> str:
     return " ".join(f"{v:.6f}" for v in np.asarray(points, dtype=np.float64).reshape(-1))
 
@@ -88,11 +107,13 @@ def export_wflw(out, train: int, test: int, *, seed: int = 0, image_size: int = 
     annotations = out / "WFLW_annotations"
     subsets: dict[str, list[str]] = {a: [] for a in ATTRIBUTES}
     all_test: list[str] = []
+    written: set[Path] = set()
     for split, start, n in (("train", 0, train), ("test", TEST_START, test)):
         lines = []
         for i, p, image, landmarks in _faces(range(start, start + n), seed, image_size, attribute_prob):
             rel = f"{(i - start) // 1000}--Synthetic_{split}/synthetic_s{seed}_{i:07d}{image_ext}"
             _write_image(out / "WFLW_images" / rel, image)
+            written.add(out / "WFLW_images" / rel)
             flags = " ".join("1" if a in p.attributes else "0" for a in ATTRIBUTES)
             coords = _coords(landmarks)
             lines.append(f"{coords} {_coords(face_box(p, landmarks))} {flags} {rel}")
@@ -104,6 +125,8 @@ def export_wflw(out, train: int, test: int, *, seed: int = 0, image_size: int = 
                    "".join(line + "\n" for line in lines))
         if progress:
             progress(f"wflw {split}: {n} faces")
+    for folder in (out / "WFLW_images").glob("*--Synthetic_*"):
+        _remove_stale(folder, written)
     write_text(annotations / "list_98pt_test" / "list_98pt_test.txt", "".join(line + "\n" for line in all_test))
     for a, suffix in WFLW_SUBSET_FILES.items():
         write_text(annotations / "list_98pt_test" / f"list_98pt_test_{suffix}.txt",
@@ -179,10 +202,13 @@ def export_300w(out, train: int, test: int, *, seed: int = 0, image_size: int = 
     for split, folders, start, n, prob in plan:
         index = start
         for (folder, _), count in zip(folders, _split_counts(n, folders)):
+            written = set()
             for i, p, image, landmarks in _faces(range(index, index + count), seed, image_size, prob):
                 stem = out / folder / f"synthetic_s{seed}_{i:07d}"
                 _write_image(stem.with_suffix(".jpg"), image)
                 write_text(stem.with_suffix(".pts"), _pts_text(wflw_to_300w(landmarks)))
+                written |= {stem.with_suffix(".jpg"), stem.with_suffix(".pts")}
+            _remove_stale(out / folder, written)
             index += count
         summary[split] = n
         if progress:
