@@ -214,7 +214,7 @@ class Augment:
             mean = float(out[::4, ::4].mean())   # contrast pivots on the mean grey; a 1/16 sample is enough
             # one lookup table per channel: v -> contrast * (gain * v - mean) + mean
             v = np.arange(256, dtype=np.float32)[:, None]
-            lut = np.clip(contrast * (v * gain[None, :] - mean) + mean, 0, 255).astype(np.uint8)
+            lut = np.clip(contrast * (v * gain[None, :] - mean) + mean + 0.5, 0, 255).astype(np.uint8)
             out = cv2.LUT(out, lut.reshape(256, 1, 3))
         if self.blur and rng.random() < self.blur:
             sigma = rng.uniform(*self.blur_sigma)
