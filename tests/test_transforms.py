@@ -207,3 +207,22 @@ def test_affine_helpers_accept_torch_tensors_and_match_numpy():
     np.testing.assert_allclose(compose_affine(Mt, invert_affine(Mt)).numpy(), [[1, 0, 0], [0, 1, 0]], atol=1e-12)
     back = apply_affine(apply_affine(torch.from_numpy(pts), Mt), invert_affine(Mt))   # float64 round trip
     np.testing.assert_allclose(back.numpy(), pts, atol=1e-10)
+
+
+def test_colour_jitter_follows_its_formula_and_blur_keeps_dots_in_place():
+    c = 0.3
+    image = np.full((32, 32, 3), 100, np.uint8)
+    out = Augment(flip=0, blur=0, occlusion=0, color=c).photometric(image, np.random.default_rng(7))
+    rng = np.random.default_rng(7)   # the same draws, in the documented order
+    gain = rng.uniform(1 - c, 1 + c) * rng.uniform(1 - c, 1 + c, 3)
+    contrast = rng.uniform(1 - c, 1 + c)
+    want = np.clip(np.floor(contrast * (100 * gain - 100) + 100 + 0.5), 0, 255)
+    np.testing.assert_array_equal(out[5, 7], want)
+    assert (out == out[0, 0]).all()
+    pts = np.array([[20.3, 30.6], [40.8, 12.1]])
+    dots = np.ascontiguousarray((draw_dots(pts, 64) * 255).astype(np.uint8).transpose(1, 2, 0))
+    dots = np.concatenate([dots, np.zeros((64, 64, 1), np.uint8)], axis=2)   # photometric takes 3 channels
+    blurred = Augment(flip=0, blur=1.0, blur_sigma=(2.0, 2.0), occlusion=0, color=0).photometric(dots, np.random.default_rng(0))
+    assert blurred[..., :2].max() < dots[..., :2].max()   # it did blur
+    got = centroids(blurred[..., :2].transpose(2, 0, 1).astype(np.float64))
+    assert np.abs(got - centroids(dots[..., :2].transpose(2, 0, 1).astype(np.float64))).max() < 0.02
