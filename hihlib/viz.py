@@ -135,9 +135,17 @@ def plot_error_vs_resolution(resolutions: Sequence[int], errors: Mapping[str, Se
     if ax is None:
         _, ax = new_figure()
     res = np.asarray(resolutions)
+    clipped = False
+    markers = "osD^vPX*"  # exact decoders overlap at the clip level: markers tell them apart
     for i, (label, values) in enumerate(errors.items()):
-        v = np.maximum(np.asarray(values, dtype=np.float64), 1e-4 if logy else 0.0)
-        ax.plot(res, v, "o-", ms=3.5, lw=1.5, color=_color(label, i), label=label)
+        raw = np.asarray(values, dtype=np.float64)
+        v = np.maximum(raw, 1e-4) if logy else raw
+        clipped |= bool(logy and np.any(raw < 1e-4))
+        ax.plot(res, v, "-", marker=markers[i % len(markers)], ms=4, lw=1.5, color=_color(label, i), label=label,
+                mfc="none" if i % 2 else None)
+    if clipped:
+        ax.text(0.01, 0.01, "errors below 1e-4 (exact decoders) drawn at 1e-4", transform=ax.transAxes,
+                fontsize=7, color="0.35", va="bottom")
     for label, value in (reference or {}).items():
         ax.axhline(value, color="0.4", ls=":", lw=1)
         ax.text(res[0], value, f" {label}", va="bottom", fontsize=7, color="0.3")
@@ -191,6 +199,14 @@ def plot_heatmap(heatmap, ax: Axes | None = None, *, points: Mapping[str, Sequen
 def outline_cell(ax: Axes, i: int, j: int, *, color: str = "r", lw: float = 1.5) -> Rectangle:
     """Draw the border of cell (row i, column j) on a heatmap drawn by :func:`plot_heatmap`."""
     rect = Rectangle((j - 0.5, i - 0.5), 1.0, 1.0, fill=False, ec=color, lw=lw)
+    ax.add_patch(rect)
+    return rect
+
+
+def outline_box(ax: Axes, x0: float, y0: float, x1: float, y1: float, *, color: str = "r", lw: float = 1.5,
+                ls: str = "-") -> Rectangle:
+    """Draw the rectangle [x0, x1] x [y0, y1] (in the axes' data coordinates, e.g. heatmap cells)."""
+    rect = Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=color, lw=lw, ls=ls)
     ax.add_patch(rect)
     return rect
 
@@ -307,6 +323,6 @@ def plot_curves(curves: Mapping[str, Sequence[float]], ax: Axes | None = None, *
 
 __all__ = [
     "DPI", "METHOD_COLORS", "new_figure", "figure_png", "save_figure", "show",
-    "plot_error_histogram", "plot_error_vs_resolution", "plot_heatmap", "outline_cell",
+    "plot_error_histogram", "plot_error_vs_resolution", "plot_heatmap", "outline_cell", "outline_box",
     "plot_decimal_map", "plot_face", "plot_ced", "plot_curves",
 ]

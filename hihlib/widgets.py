@@ -89,6 +89,8 @@ class Explorer:
         self._caption = w.HTML(value=_caption_html(caption))
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
+            if hasattr(control, "style") and hasattr(control.style, "description_width"):
+                control.style.description_width = "initial"  # never truncate a control's name
         header = [w.HTML(f"<b>{self.title}</b>")] if self.title else []
         box = w.GridBox(list(self.controls.values()),
                         layout=w.Layout(grid_template_columns="repeat(2, minmax(260px, 1fr))"))
@@ -299,14 +301,17 @@ def hih_explorer(*, input_size: int = 256, heatmap_size: int = 64, x: float = 10
         ci, cj = int(i[1]), int(i[0])
         viz.plot_heatmap(t["heatmap"][0, 0], ax1, grid=True,
                          points={"true": true_cells.tolist(), **{m: p.tolist() for m, p in decoded.items()}})
-        viz.outline_cell(ax1, ci, cj, color="r")
+        viz.outline_cell(ax1, ci, cj, color="w", lw=1.0)
+        h = 0.5 / decimal_size  # the decimal map spans [i - 1/(2d), i + 1 - 1/(2d)) on each axis
+        viz.outline_box(ax1, cj - h, ci - h, cj + 1 - h, ci + 1 - h, color="r")
         ax1.set_xlim(cj - window - 0.5, cj + window + 0.5)
         ax1.set_ylim(ci + window + 0.5, ci - window - 0.5)
-        ax1.set_title(f"integer heatmap {heatmap_size}x{heatmap_size} (zoom), peak cell ({cj}, {ci})", fontsize=10)
+        ax1.set_title(f"integer heatmap {heatmap_size}x{heatmap_size} (zoom): peak cell ({cj}, {ci}) in white,\n"
+                      "span of the decimal map in red", fontsize=9)
         viz.plot_decimal_map(t["decimal"][0, 0], ax2, true=f.tolist(),
                              decoded={m: ((p - i) * decimal_size).tolist() for m, p in decoded.items()})
         peak = float(t["decimal"][0, 0].max())
-        ax2.set_title(f"decimal heatmap {decimal_size}x{decimal_size} inside the red cell\n"
+        ax2.set_title(f"decimal heatmap {decimal_size}x{decimal_size} over the red square\n"
                       f"{label} soft label, peak mass {peak:.3f} (uniform {1 / decimal_size**2:.3f})", fontsize=9)
         errs = {m: float((codec.to_pixels(p) - coords[0, 0]).norm()) for m, p in decoded.items()}
         caption = "  ".join(f"{m}: {e:.4f} px" for m, e in errs.items())
@@ -318,7 +323,7 @@ def hih_explorer(*, input_size: int = 256, heatmap_size: int = 64, x: float = 10
         "y": w.FloatSlider(value=y, min=8.0, max=input_size - 9.0, step=0.05, description="y (px)",
                            continuous_update=False, readout_format=".2f"),
         "decimal_size": w.IntSlider(value=8, min=2, max=16, description="decimal d", continuous_update=False),
-        "decimal_sigma": w.FloatSlider(value=1.0, min=0.25, max=3.0, step=0.25, description="decimal sigma",
+        "decimal_sigma": w.FloatSlider(value=1.0, min=0.25, max=3.0, step=0.25, description="decimal σ",
                                        continuous_update=False),
         "label": w.Dropdown(options=["normalised", "published"], value="normalised", description="soft label"),
     }

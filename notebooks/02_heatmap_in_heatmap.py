@@ -55,8 +55,10 @@ print(f"smoke mode: {SMOKE}; figures go to {FIGURES}")
 # u = (x + 0.5)/4 − 0.5 = (24.95, 21.575) on the 64×64 grid. hihlib first writes u on the grid of 1/d cell
 # (d = 8) and splits it into an integer cell i and a decimal index j = 0..d−1, so that u = i + j/d up to
 # 1/(2d). The **integer heatmap** is a Gaussian (σ = 1.5 cells) on cell i; the **decimal heatmap** is a
-# d×d map that spans that one cell, decimal cell j standing for the interval of fractions
-# [(j − ½)/d, (j + ½)/d) measured from the centre of cell i. Its target is a soft label: a Gaussian of
+# d×d map whose grid spans one cell's length on each axis, decimal cell j standing for the interval of
+# fractions [(j − ½)/d, (j + ½)/d) measured from the centre of cell i. So the decimal map covers the square
+# from the centre of cell i to the centre of cell i + 1 (shifted back by half a decimal cell): a landmark
+# is always at or right/below the centre of its integer cell. Its target is a soft label: a Gaussian of
 # σ = 1 decimal cell around the exact fractional position, normalised to sum to 1.
 
 # %%
@@ -72,12 +74,14 @@ assert torch.allclose(i[0, 0] + f[0, 0] / 8, u) and abs(float(t["decimal"].sum()
 
 fig, (ax1, ax2) = viz.new_figure(1, 2, size=(9.5, 4.2))
 viz.plot_heatmap(t["heatmap"][0, 0], ax1, grid=True, points={"true": u.tolist()})
-viz.outline_cell(ax1, int(i[0, 0, 1]), int(i[0, 0, 0]))
+ix, iy = (int(v) for v in i[0, 0])
+viz.outline_cell(ax1, iy, ix, color="w", lw=1.0)
+viz.outline_box(ax1, ix - 1 / 16, iy - 1 / 16, ix + 15 / 16, iy + 15 / 16, color="r")
 ax1.set_xlim(17.5, 32.5)
 ax1.set_ylim(28.5, 13.5)
-ax1.set_title("integer heatmap (64×64, zoomed); red: the peak cell", fontsize=10)
+ax1.set_title("integer heatmap (64×64, zoomed): peak cell in white,\nspan of the decimal map in red", fontsize=9)
 viz.plot_decimal_map(t["decimal"][0, 0], ax2, true=f[0, 0].tolist(),
-                     title="decimal heatmap (8×8) inside the red cell: soft label")
+                     title="decimal heatmap (8×8) over the red square: soft label")
 viz.show(fig, save_to=FIGURES / "hih_representation.png")
 
 # %% [markdown]

@@ -91,26 +91,33 @@ def run_notebook(page, base: str, name: str, out_dir: Path, timeout_s: float) ->
                            " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
                            timeout=90_000)
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    # Running cells show "[*]"; done when no prompt does and the kernel is idle.
     t0 = time.time()
-    time.sleep(2.0)
-    while True:
-        busy = page.evaluate("""() => {
-            const p = [...document.querySelectorAll('.jp-InputArea-prompt')].some(e => e.textContent.includes('*'));
-            const k = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status;
-            return p || k !== 'idle';
+    # The command's promise settles when the last cell has run, so this usually returns a finished notebook.
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # Done when every code cell has an execution count (clearing the outputs reset them) and the kernel
+    # is idle; a cell that raises stops "run all", so an error output ends the wait too.
+    state = "busy"
+    while time.time() - t0 < timeout_s:
+        state = page.evaluate("""() => {
+            const panel = window.jupyterapp.shell.currentWidget;
+            const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+            for (const c of cells) {
+                const outs = c.model.outputs;
+                for (let i = 0; i < outs.length; i++) {
+                    const o = outs.get(i);
+                    if (o.type === 'error') return 'error: ' + o.toJSON().ename + ': ' + o.toJSON().evalue;
+                }
+            }
+            const done = cells.every(c => c.model.executionCount !== null);
+            return done && panel.sessionContext.session.kernel.status === 'idle' ? 'done' : 'busy';
         }""")
-        if not busy:
-            break
-        if time.time() - t0 > timeout_s:
-            problems.append(f"{name}: still running after {timeout_s:.0f} s")
+        if state != "busy":
             break
         time.sleep(1.0)
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Traceback'), "
-                          ".jp-OutputArea-output:has-text('Traceback (most recent call last)')")
-    if errors.count():
-        problems.append(f"{name}: a cell raised: {errors.first.inner_text()[:500]}")
+    if state == "busy":
+        problems.append(f"{name}: still running after {timeout_s:.0f} s")
+    elif state != "done":
+        problems.append(f"{name}: a cell raised ({state})")
     explorers = page.locator(EXPLORER)
     n = explorers.count()
     print(f"{name}: {n} explorer(s), ran in {time.time() - t0:.0f} s")
@@ -128,12 +135,12 @@ def run_notebook(page, base: str, name: str, out_dir: Path, timeout_s: float) ->
             continue
         handle = sliders.first
         label = box.locator(".widget-slider, .widget-hslider").first.locator(".widget-label").first.inner_text()
+        now, top = (float(handle.get_attribute(a) or 0) for a in ("aria-valuenow", "aria-valuemax"))
+        key = "ArrowLeft" if now >= top else "ArrowRight"  # a slider at its maximum can only go down
         handle.focus()
         for _ in range(3):
-            handle.press("ArrowRight")
+            handle.press(key)
             time.sleep(0.2)
-        # continuous_update=False sliders report on release: a click on the handle ends the drag.
-        handle.click()
         try:
             page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
                                    arg=[img.element_handle(), before_src], timeout=60_000)
@@ -142,7 +149,7 @@ def run_notebook(page, base: str, name: str, out_dir: Path, timeout_s: float) ->
             changed = False
         time.sleep(0.5)
         box.screenshot(path=str(out_dir / f"{name}_{i + 1}_after.png"))
-        print(f"  explorer {i + 1}: moved slider {label!r}; figure redrawn: {changed}")
+        print(f"  explorer {i + 1}: moved slider {label!r} ({key} x3 from {now:g}); figure redrawn: {changed}")
         if not changed:
             problems.append(f"{name} explorer {i + 1}: moving {label!r} did not redraw the figure")
     return problems
