@@ -107,6 +107,7 @@ DEFAULTS: dict[str, Any] = {
         "compile": False,
         "progress": True,          # tqdm bars
         "log_every": 50,           # steps between metrics.jsonl lines
+        "threads": None,           # torch CPU threads (None: torch's default; 1 on a CPU shared with other jobs)
     },
 }
 
@@ -435,6 +436,8 @@ class Trainer:
         self.out = Path(out_dir)
         t = self.cfg["train"]
         self.device = resolve_device(t["device"])
+        if t.get("threads"):
+            torch.set_num_threads(int(t["threads"]))
         self.dist = setup_distributed(self.device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
