@@ -108,8 +108,9 @@ def export_wflw(out, train: int, test: int, *, seed: int = 0, image_size: int = 
     subsets: dict[str, list[str]] = {a: [] for a in ATTRIBUTES}
     all_test: list[str] = []
     written: set[Path] = set()
+    lists: dict[str, list[str]] = {}
     for split, start, n in (("train", 0, train), ("test", TEST_START, test)):
-        lines = []
+        lines = lists[split] = []
         for i, p, image, landmarks in _faces(range(start, start + n), seed, image_size, attribute_prob):
             rel = f"{(i - start) // 1000}--Synthetic_{split}/synthetic_s{seed}_{i:07d}{image_ext}"
             _write_image(out / "WFLW_images" / rel, image)
@@ -121,16 +122,18 @@ def export_wflw(out, train: int, test: int, *, seed: int = 0, image_size: int = 
                 all_test.append(f"{coords} {rel}")
                 for a in p.attributes:
                     subsets[a].append(f"{coords} {rel}")
-        write_text(annotations / "list_98pt_rect_attr_train_test" / f"list_98pt_rect_attr_{split}.txt",
-                   "".join(line + "\n" for line in lines))
         if progress:
             progress(f"wflw {split}: {n} faces")
-    for folder in (out / "WFLW_images").glob("*--Synthetic_*"):
-        _remove_stale(folder, written)
+    # the lists only once every image is on disk, and the earlier export's images only after them
+    for split, lines in lists.items():
+        write_text(annotations / "list_98pt_rect_attr_train_test" / f"list_98pt_rect_attr_{split}.txt",
+                   "".join(line + "\n" for line in lines))
     write_text(annotations / "list_98pt_test" / "list_98pt_test.txt", "".join(line + "\n" for line in all_test))
     for a, suffix in WFLW_SUBSET_FILES.items():
         write_text(annotations / "list_98pt_test" / f"list_98pt_test_{suffix}.txt",
                    "".join(line + "\n" for line in subsets[a]))
+    for folder in (out / "WFLW_images").glob("*--Synthetic_*"):
+        _remove_stale(folder, written)
     return {"train": train, "test": test, "subsets": {a: len(v) for a, v in subsets.items()}}
 
 
