@@ -27,7 +27,10 @@ returns the landmark exactly. The per-pixel BCE with positive weight w is minima
 sigmoid(z) = w p / (w p + 1 - p), i.e. z = log p + log w - log(1 - p): the extra -log(1 - p) term grows
 with p and pulls the top-k mean toward the nearest cell (on a 1-D map, a landmark a quarter cell
 from a cell centre has p = (3/4, 1/4): odds 3 and 1/3, weights 9 : 1 instead of 3 : 1), which
-reintroduces part of the rounding error that H3R removes.
+reintroduces part of the rounding error that H3R removes. Measured with free logits (no network):
+256 landmarks at random positions on an 8x8 map, 1500 Adam steps (lr 0.05 decayed linearly to 0),
+each on a fresh randomized-rounding draw, then top-k decoding: mean error 0.022 cells with the
+spatial softmax, 0.089 cells with the weighted BCE (nearest-cell rounding: 0.38 cells).
 """
 
 from __future__ import annotations
