@@ -22,6 +22,16 @@ from hihlib.evaluate import (Predictions, attribute_subsets, crop_to_original, e
 
 WFLW = get_scheme("wflw")
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """These models are tiny: one thread is as fast as two, and much faster on a CPU shared with other
+    jobs (OpenMP threads spinning on busy cores)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 
 def synth_dataset(n=6, size=64, augment=None):
     faces = SyntheticFaces(n, seed=3, image_size=96)
@@ -120,3 +130,22 @@ def test_hih_eval_reports_a_missing_checkpoint_without_traceback(tmp_path, capsy
     rc = main(["eval", "--checkpoint", str(tmp_path / "nope.pt"), "--dataset", "synth"])
     err = capsys.readouterr().err
     assert rc == 2 and "nope.pt: checkpoint not found" in err and "Traceback" not in err
+
+
+def test_hih_eval_cofw_reports_both_normalisers_and_300w_its_three_subsets(tmp_path, capsys):
+    from formats import build_300w_fixture, build_cofw_fixture
+
+    build_cofw_fixture(tmp_path / "COFW")
+    build_300w_fixture(tmp_path / "300W", per_folder=2)
+    for name, root in (("cofw", tmp_path / "COFW"), ("300w", tmp_path / "300W")):
+        ckpt = _tiny_checkpoint(tmp_path / name, root, dataset=name)
+        assert main(["eval", "--checkpoint", str(ckpt), "--dataset", name, "--root", str(root),
+                     "--out", str(tmp_path / name / "ev")]) == 0
+    cofw = json.loads((tmp_path / "cofw" / "ev" / "eval_cofw.json").read_text())["metrics"]
+    assert set(cofw) == {"inter_ocular", "inter_pupil"} and cofw["inter_pupil"]["full"]["dark"]["n"] == 2
+    w300 = json.loads((tmp_path / "300w" / "ev" / "eval_300w.json").read_text())["metrics"]["inter_ocular"]
+    # 2 faces in each of helen/testset and lfpw/testset (common), 2 in ibug (challenge)
+    assert {k: v["dark"]["n"] for k, v in w300.items()} == {"common": 4, "challenge": 2, "full": 6}
+    # full is the face-weighted mean of its two parts
+    assert w300["full"]["dark"]["nme"] == pytest.approx(
+        (4 * w300["common"]["dark"]["nme"] + 2 * w300["challenge"]["dark"]["nme"]) / 6)
