@@ -10,8 +10,9 @@ The mode comes from :func:`widget_mode`: the environment variable ``HIH_WIDGETS`
 anything else is interactive inside a Jupyter kernel and static outside one.
 
 The explorers themselves (``quantization_explorer``, ``hih_explorer``, ``rounding_explorer``)
-keep their numerical work in plain functions (``error_vs_resolution``, ...) so that the numbers a
-slider shows are tested without a browser.
+keep their numerical work in plain functions (``decoder_errors``, ``published_soft_label``,
+``h3r_model_logits``, ``topk_errors``) so that the numbers a slider shows are tested without a browser.
+``tools/check_widgets.py`` checks the live widgets in JupyterLab with headless Chromium.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from . import viz
+
 
 def widget_mode() -> str:
     """``"interactive"`` or ``"static"`` (see the module docstring for the rule)."""

@@ -138,18 +138,23 @@ def run_notebook(page, base: str, name: str, out_dir: Path, timeout_s: float) ->
         now, top = (float(handle.get_attribute(a) or 0) for a in ("aria-valuenow", "aria-valuemax"))
         key = "ArrowLeft" if now >= top else "ArrowRight"  # a slider at its maximum can only go down
         handle.focus()
-        for _ in range(3):
-            handle.press(key)
-            time.sleep(0.2)
+        handle.press(key)  # one step: one redraw, so the screenshot shows the value on the slider
         try:
             page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
                                    arg=[img.element_handle(), before_src], timeout=60_000)
             changed = True
         except Exception:
             changed = False
-        time.sleep(0.5)
+        # Let any further redraw land: wait until the image has not changed for 2 s.
+        last, stable_since = img.get_attribute("src"), time.time()
+        while time.time() - stable_since < 2.0:
+            time.sleep(0.25)
+            src = img.get_attribute("src")
+            if src != last:
+                last, stable_since = src, time.time()
+        after = box.locator(".widget-slider, .widget-hslider").first.locator(".widget-readout").first.inner_text()
         box.screenshot(path=str(out_dir / f"{name}_{i + 1}_after.png"))
-        print(f"  explorer {i + 1}: moved slider {label!r} ({key} x3 from {now:g}); figure redrawn: {changed}")
+        print(f"  explorer {i + 1}: moved slider {label!r} ({key} from {now:g} to {after}); figure redrawn: {changed}")
         if not changed:
             problems.append(f"{name} explorer {i + 1}: moving {label!r} did not redraw the figure")
     return problems
