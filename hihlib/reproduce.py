@@ -221,6 +221,16 @@ def plot_comparison(rows: Sequence[Row], ax=None, *, title: str = "", synthetic:
 
 # -- quantization error on a dataset's annotations ------------------------------------------------
 
+def inside_crop(coords, input_size: int) -> np.ndarray:
+    """(N,) bool: faces whose landmarks all lie inside the crop, coords (N, K, 2) crop pixels.
+
+    The crop spans [-1/2, input_size - 1/2] (pixel centres at integer coordinates); a landmark
+    outside it has no heatmap cell, so no heatmap representation can encode it.
+    """
+    c = np.asarray(coords, dtype=np.float64)
+    return ((c >= -0.5) & (c <= input_size - 0.5)).all(axis=(-1, -2))
+
+
 def quantization_table(records: Sequence, norm: tuple[int, int], *,
                        decoders: Iterable[tuple[str, str]] | None = None, heatmap_size: int = 64,
                        input_size: int = 256, scale: float = 1.25) -> dict[str, float]:
@@ -228,8 +238,10 @@ def quantization_table(records: Sequence, norm: tuple[int, int], *,
 
     Each face's landmarks are mapped into the square crop of its box (side ``scale`` x box side,
     resized to ``input_size``), encoded on a ``heatmap_size`` grid and decoded with no network
-    (``hihlib.analysis``). records: FaceRecords (only ``landmarks`` (K, 2) and ``box`` (4,) are read);
-    norm: landmark index pair. Returns {"codec/method": NME %}, e.g. {"gaussian/argmax": 1.31, ...}.
+    (``hihlib.analysis``). Faces with a landmark outside the crop are left out (see
+    :func:`inside_crop`; count them with it). records: FaceRecords (only ``landmarks`` (K, 2) and
+    ``box`` (4,) are read); norm: landmark index pair.
+    Returns {"codec/method": NME %}, e.g. {"gaussian/argmax": 1.31, ...}.
     """
     from .analysis import ALL_DECODERS, crop_coords, quantization_nme
 
@@ -237,6 +249,7 @@ def quantization_table(records: Sequence, norm: tuple[int, int], *,
     landmarks = np.stack([r.landmarks for r in records])
     boxes = np.stack([r.box for r in records])
     coords, _ = crop_coords(landmarks, boxes, input_size=input_size, scale=scale)
+    coords = coords[inside_crop(coords, input_size)]
     out = {}
     for name, method in decoders:
         nm = quantization_nme(coords, tuple(norm), name, method, input_size=input_size, heatmap_size=heatmap_size)
@@ -330,5 +343,5 @@ def data_source(dataset: str, root: str | os.PathLike | None = None, *, env: str
 __all__ = [
     "Published", "PUBLISHED", "WFLW_SUBSETS", "HIH_WFLW_SUBSETS", "QUANTIZATION_NME", "published", "Row",
     "comparison_rows", "comparison_table", "rank_among_published", "wflw_subset_table", "synthetic_warning",
-    "plot_comparison", "quantization_table", "read_metrics", "DataSource", "data_source",
+    "plot_comparison", "inside_crop", "quantization_table", "read_metrics", "DataSource", "data_source",
 ]

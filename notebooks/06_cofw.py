@@ -81,7 +81,8 @@ src = reproduce.data_source("cofw", COFW_ROOT, env="HIH_COFW_ROOT", synth_dir=WO
                             synth_args=["--train", str(n_train), "--test", str(n_test), "--seed", "0"])
 SYNTHETIC, ROOT, DATA = src.synthetic, src.root, src.description
 LABEL = "synthetic COFW-format export (NOT COFW)" if SYNTHETIC else "COFW"
-display(Markdown(("> ⚠️ " + reproduce.synthetic_warning("cofw") + "\n\n" if SYNTHETIC else "") + f"**data:** {DATA}"))
+warning = "> ⚠️ " + reproduce.synthetic_warning("cofw") + "\n\n" if SYNTHETIC else ""
+display(Markdown(warning + f"**data:** {DATA}"))
 
 # %% [markdown]
 # ## Check the data
@@ -133,6 +134,9 @@ _ = viz.show(fig, dpi=80, save_to=FIGURES / "nb06_faces.png")  # photos: keep th
 landmarks = np.stack([r.landmarks for r in test_faces.records])
 boxes = np.stack([r.box for r in test_faces.records])
 crop, _ = crop_coords(landmarks, boxes, input_size=256)
+inside = reproduce.inside_crop(crop, 256)
+crop = crop[inside]  # a landmark outside the crop has no cell to encode it in: such faces are left out
+print(f"{(~inside).sum()} of {len(inside)} test faces have a landmark outside their crop and are left out ({LABEL})")
 quant, closed = {}, {}
 for kind in ("inter_ocular", "inter_pupil"):
     pair = scheme.normaliser(kind)

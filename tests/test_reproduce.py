@@ -102,7 +102,12 @@ def test_quantization_table_matches_the_rounding_closed_form():
         pts[1, 0] += 100.0
         pts[1, 1] = pts[0, 1]
         recs.append(_Rec(pts, box))
-    table = R.quantization_table(recs, (0, 1), decoders=[("gaussian", "argmax"), ("hih", "expectation")])
+    # a face with a landmark outside the crop cannot be encoded: it is left out
+    bad = _Rec(recs[0].landmarks.copy(), recs[0].box)
+    bad.landmarks[5] = bad.box[:2] - 25.6 + [258.0, 100.0]
+    table = R.quantization_table(recs + [bad], (0, 1), decoders=[("gaussian", "argmax"), ("hih", "expectation"),
+                                                               ("h3r", "topk")])
+    assert table["h3r/topk"] < 0.01
     assert table["gaussian/argmax"] == pytest.approx(100 * ROUNDING_ERROR * 4 / 100, rel=0.03)
     assert table["hih/expectation"] < 0.01
 
@@ -144,3 +149,10 @@ def test_data_source_falls_back_to_a_synthetic_export_in_the_format(tmp_path, mo
     assert src.synthetic and src.root == tmp_path / "cofw"
     assert "SYNTHETIC" in src.description and "not COFW" in src.description
     assert len(COFW(src.root, "test").records) == 3
+
+
+def test_inside_crop_uses_the_pixel_centre_extent():
+    c = np.zeros((3, 2, 2))
+    c[1, 0] = [255.5, 10.0]   # on the edge of a 256 crop: inside
+    c[2, 1] = [-0.51, 3.0]    # just outside
+    assert R.inside_crop(c, 256).tolist() == [True, True, False]
