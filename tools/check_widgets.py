@@ -3,16 +3,18 @@
 
 For each notebook: start JupyterLab headless on localhost (no token, no password) serving a
 temporary copy of the repository's notebooks/ (so that nothing JupyterLab saves can touch the
-committed .ipynb files), open the notebook in Chromium, run all cells in smoke mode with live widgets
-(``HIH_SMOKE=1 HIH_WIDGETS=interactive``), then for every explorer: screenshot it, move its first
-slider with the keyboard, wait for the figure to be redrawn and screenshot it again. Screenshots go
-to figures/widgets/<notebook>_<n>_{before,after}.png. The check fails (exit 1) when a notebook
-raises, when it shows no widget, or when moving a slider does not change the figure.
+committed .ipynb files), open the notebook in Chromium, run all cells with live widgets
+(``HIH_WIDGETS=interactive``; smoke mode ``HIH_SMOKE=1`` unless ``--full``), then for every explorer:
+screenshot it, move its first slider one step with the keyboard, wait for the figure to be redrawn
+and screenshot it again. Screenshots go to figures/widgets/<notebook>_<n>_{before,after}.png. The
+check fails (exit 1) when a notebook raises, when it shows no widget, or when moving a slider does
+not change the figure.
 
 Needs: ``pip install playwright`` (the Python package only; no ``playwright install``) and a system
 Chromium (Debian: ``apt-get install -y chromium chromium-driver``).
 
-    python tools/check_widgets.py                       # notebooks 01-03
+    python tools/check_widgets.py                       # notebooks 01-03, smoke mode
+    python tools/check_widgets.py --full                # as committed (a few minutes)
     python tools/check_widgets.py notebooks/02_heatmap_in_heatmap.ipynb --chromium /usr/bin/chromium
 """
 
@@ -43,8 +45,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_lab(root: Path, port: int, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, HIH_SMOKE="1", HIH_WIDGETS="interactive", PYTHONPATH=str(ROOT))
+def start_lab(root: Path, port: int, log: Path, smoke: bool = True) -> subprocess.Popen:
+    env = dict(os.environ, HIH_SMOKE="1" if smoke else "0", HIH_WIDGETS="interactive", PYTHONPATH=str(ROOT))
     env.pop("MPLBACKEND", None)
     settings = root / ".lab-settings"
     # Silence the "receive Jupyter news?" toast so that it covers nothing in the screenshots.
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
     ap.add_argument("--out", default=str(ROOT / "figures" / "widgets"), help="screenshot folder")
     ap.add_argument("--timeout", type=float, default=300, help="seconds allowed per notebook run")
+    ap.add_argument("--full", action="store_true", help="run the notebooks in full mode (HIH_SMOKE=0), not smoke")
     args = ap.parse_args(argv)
     try:
         from playwright.sync_api import sync_playwright
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copy(src, root / "notebooks" / src.name)
         port = free_port()
         log = root / "jupyterlab.log"
-        lab = start_lab(root, port, log)
+        lab = start_lab(root, port, log, smoke=not args.full)
         base = f"http://127.0.0.1:{port}"
         try:
             try:
