@@ -66,10 +66,14 @@ def main(argv=None) -> None:
 
     # -- synthetic generation -------------------------------------------------------------------
     render_face(0, 0)   # warm-up (imports, allocations)
-    add("synthetic face 256x256, WFLW attribute mix (render_face)",
-        rate(lambda: [render_face(i, 1) for i in range(n)], n, repeat), ">= 200")
-    add("synthetic face 256x256, clean (attribute_prob=0)",
-        rate(lambda: [render_face(i, 1, attribute_prob=0) for i in range(n)], n, repeat))
+    def faces(**kwargs):
+        def run():
+            for i in range(n):
+                render_face(i, 1, **kwargs)
+        return run
+
+    add("synthetic face 256x256, WFLW attribute mix (render_face)", rate(faces(), n, repeat), ">= 200")
+    add("synthetic face 256x256, clean (attribute_prob=0)", rate(faces(attribute_prob=0), n, repeat))
     add("synthetic records only (landmarks, box, occlusion; no image)",
         rate(lambda: SyntheticFaces(n, seed=1), n, repeat))
 
@@ -94,7 +98,11 @@ def main(argv=None) -> None:
                     points = mirror_landmarks(points, mirror)
 
         def items(ds):
-            return lambda: [ds[i] for i in range(len(ds))]
+            def run():
+                for i in range(len(ds)):
+                    ds[i]   # dropped at once, as a DataLoader collates and frees it (a list of all
+                    # items would measure page faults of ever-new memory instead)
+            return run
 
         items(cached.dataset(augment=augment))()   # warm-up: page the memory-mapped cache in
         add("cache -> augmented uint8 crop (one warp + photometric)", rate(crops_only, n, repeat), ">= 1000")
