@@ -59,9 +59,10 @@ print(f"smoke mode: {SMOKE}; figures go to {FIGURES}")
 # 1/(2d). The **integer heatmap** is a Gaussian (σ = 1.5 cells) on cell i; the **decimal heatmap** is a
 # d×d map whose grid spans one cell's length on each axis, decimal cell j standing for the interval of
 # fractions [(j − ½)/d, (j + ½)/d) measured from the centre of cell i. So the decimal map covers the square
-# from the centre of cell i to the centre of cell i + 1 (shifted back by half a decimal cell): a landmark
-# is always at or right/below the centre of its integer cell. Its target is a soft label: a Gaussian of
-# σ = 1 decimal cell around the exact fractional position, normalised to sum to 1.
+# from the centre of cell i to the centre of cell i + 1, shifted back by half a decimal cell (the red square
+# below): a landmark lies at most 1/(2d) cell left of or above the centre of its integer cell, as this one
+# does in x (decimal position −0.4). Its target is a soft label: a Gaussian of σ = 1 decimal cell around
+# the exact fractional position, normalised to sum to 1.
 
 # %%
 hih = get_codec("hih", input_size=256, heatmap_size=64, sigma=1.5, decimal_size=8, decimal_sigma=1.0)
