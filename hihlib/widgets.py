@@ -230,7 +230,7 @@ def quantization_explorer(coords: Tensor | None = None, *, n_points: int = 400, 
     cache: dict = {}
 
     def sweep(codec: str, sigma: float) -> dict[str, np.ndarray]:
-        key = (codec, round(sigma, 4))
+        key = (codec, round(sigma, 4) if codec != "h3r" else None)  # h3r has no sigma
         if key not in cache:
             cache[key] = decoder_errors(coords, [(codec, m) for m in CODEC_METHODS[codec]], sizes,
                                         input_size=input_size, sigma=sigma)
