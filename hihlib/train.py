@@ -536,6 +536,10 @@ class Trainer:
         self.epoch, self.step_in_epoch = ckpt["epoch"], ckpt["step_in_epoch"]
         self.global_step, self.best = ckpt["global_step"], ckpt.get("best", math.inf)
         set_rng_state(ckpt["rng"], self.target_gen)
+        if ckpt.get("world_size", 1) != self.dist.world_size and self.step_in_epoch and self.dist.is_main:
+            # the shards of a part-done epoch depend on the number of processes
+            print(f"warning: {self.last_path} was written by {ckpt.get('world_size', 1)} process(es), resuming "
+                  f"with {self.dist.world_size}: the rest of epoch {self.epoch + 1} sees a different order")
         if self.dist.is_main:
             print(f"resumed from {self.last_path}: epoch {self.epoch}, step {self.step_in_epoch} of the epoch")
 
