@@ -181,10 +181,12 @@ if CHECKPOINT:
     ckpt = Path(CHECKPOINT)
     how = f"checkpoint {ckpt}"
 else:
-    steps = 3 if SMOKE else 200
+    steps = 3 if SMOKE else 600
+    per_epoch = -(-len(train_faces.records) // 16)
+    epochs = -(-steps // per_epoch)
     overrides = ["model.name=hg_tiny", "model.heatmap_size=32", "model.options={width: 32, depth: 3}",
-                 "data.input_size=128", f"data.root={ROOT}", "data.workers=0", "train.epochs=1",
-                 f"train.max_steps_per_epoch={steps}", "train.batch_size=16", "train.eval_every=0",
+                 "data.input_size=128", f"data.root={ROOT}", "data.workers=0", f"train.epochs={epochs}",
+                 f"train.max_steps_per_epoch={min(steps, per_epoch)}", "train.batch_size=16", "train.eval_every=0",
                  "train.progress=false", "optim.lr=2e-3", "optim.schedule=cosine", "optim.warmup_steps=10"]
     cfg = load_config(CONFIG, overrides)
     print("$ hih train --config", CONFIG, "--out", WORK / "run", " ".join(overrides))
@@ -195,7 +197,9 @@ else:
         trainer.fit()
         trainer.close()
     ckpt = WORK / "run" / "last.pt"
-    how = f"hg_tiny trained on the CPU for {steps} steps of batch 16 ({time.perf_counter() - t0:.0f} s), not HIH_B"
+    seconds = time.perf_counter() - t0
+    how = f"hg_tiny trained on the CPU for {trainer.global_step} steps of batch 16 ({seconds:.0f} s), not HIH_B"
+    assert trainer.global_step == epochs * min(steps, per_epoch)
     print(how)
 model, codec, cfg = load_checkpoint(ckpt)
 print(f"model: {cfg['model']['name']}, {codec}")
