@@ -33,8 +33,9 @@
 # are not WFLW numbers (notebook 05 is about WFLW).
 #
 # The committed outputs come from a full (non-smoke) run on this project's CPU machine (2 shared cores, about
-# ten minutes, most of it training; the widget is shown in its static form). `HIH_SMOKE=1` (what the test
-# suite sets) trains for a handful of steps only.
+# ten minutes, most of it training; the widget is shown in its static form). The six models were trained by
+# that run and kept (`HIH_NB04_RUNS`); the run that wrote these outputs loaded them, as its training cell says,
+# after a fix to a later cell. `HIH_SMOKE=1` (what the test suite sets) trains for a handful of steps only.
 
 # %%
 import os
