@@ -183,8 +183,8 @@ root_arg = ROOT if not SYNTHETIC else "/path/to/WFLW"
 cmd = (f"torchrun --standalone --nproc_per_node=8 --no-python hih train --config configs/wflw_hih_b.yaml "
        f"--out runs/wflw_hih_b data.root={root_arg}")
 print(cmd)
-print("(train.batch_size is per process: 16 x 8 GPUs; add train.batch_size=2 optim.lr=1e-3 to keep the paper's "
-      "global batch of 16)")
+print("(train.batch_size is per process: 8 GPUs x 16 faces = a global batch of 128; the paper trained with a "
+      "batch of 16, which train.batch_size=2 keeps, with BatchNorm then seeing 2 faces per GPU)")
 print(f"then: hih eval --checkpoint runs/wflw_hih_b/best.pt --dataset wflw --root {root_arg}")
 recipe = load_config(CONFIG)
 assert (recipe["model"]["name"], recipe["train"]["epochs"], recipe["optim"]["milestones"]) == ("hih_b", 60, [30, 50])
