@@ -278,7 +278,8 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, load_s
                              "floor_nme": 100 * float(floor[m].mean()), "train_seconds": round(seconds, 1)})
             samples[(head, hm)] = preds[codec.methods[0]][: p.num_samples]
             best = rows[-len(methods_of(codec))]
-            print(f"  {head:8s} heatmap {hm:3d}: NME {best['nme']:.2f} % ({best['decoder']}), "
+            print(f"  {head:8s} heatmap {hm:3d}: NME {best['nme']:.2f} % ({best['decoder']}) on the "
+                  f"{len(test_set)} synthetic test faces, "
                   f"trained {p.steps} steps in {seconds:.0f} s")
     total = time.perf_counter() - t_start
     results = {"profile": dataclasses.asdict(p), "data": desc, "device": str(dev),
