@@ -172,24 +172,12 @@ def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str,
 
 
 def decode_all(codec, outputs: dict) -> dict[str, torch.Tensor]:
-    """Every decode method of ``codec`` (B, K, 2 input pixels), plus "argmax" for HIH.
-
-    HIH's codec has no argmax method; here "argmax" is the integer map alone: the argmax cell moved to
-    the middle of the interval the decimal map would refine, i + (d - 1) / (2d) (see codecs/hih.py),
-    i.e. what a HIH model gives without its decimal head.
-    """
-    out = {m: codec.decode(outputs, m) for m in codec.methods}
-    if codec.name == "hih" and "argmax" not in out:
-        from .codecs.gaussian import argmax_2d
-
-        ix, iy = argmax_2d(outputs["heatmap"])
-        d = codec.decimal_size
-        out["argmax"] = codec.to_pixels(torch.stack([ix, iy], -1).float() + (d - 1) / (2 * d))
-    return out
+    """Every decode method of ``codec``: {method: (B, K, 2) input pixels}."""
+    return {m: codec.decode(outputs, m) for m in codec.methods}
 
 
 def methods_of(codec) -> tuple[str, ...]:
-    return tuple(codec.methods) + (("argmax",) if codec.name == "hih" and "argmax" not in codec.methods else ())
+    return tuple(codec.methods)
 
 
 def floor_nmes(codec, test_set) -> dict[str, np.ndarray]:

@@ -171,3 +171,9 @@ def test_codecs_run_on_cuda():
             out = codec.roundtrip(c, method)
             assert out.device.type == "cuda"
             assert torch.allclose(out.cpu(), get_codec(name).roundtrip(c.cpu(), method), atol=1e-3)
+
+
+def test_hih_integer_only_decoding_has_the_rounding_error():
+    codec = get_codec("hih")
+    err = mean_error_px(codec, coords_away_from_border(), "argmax")
+    assert err / STRIDE == pytest.approx(ROUNDING_ERROR, rel=0.02)

@@ -25,6 +25,8 @@ Decoding (``outputs["heatmap"]`` holds values, ``outputs["decimal"]`` holds *log
 * ``local_mean``: softmax-weighted mean of the decimal positions in the 3x3 window around the peak.
 * ``softmax_mean``: softmax-weighted mean over all d^2 decimal cells (biased toward the middle of the
   cell wherever the label is cut by the cell's edges; shown for comparison).
+* ``argmax``: the integer map alone, what a HIH model gives without its decimal head: the argmax cell
+  moved to the middle of the fractions it stands for, i + (d - 1) / (2d). Its error is argmax's.
 
 How the published code differs (and why this module does not copy it):
 * its decimal target is centred at frac(u) * d on cells 0..d-1, so for fractions >= (d - 1/2)/d
@@ -100,7 +102,7 @@ class HIHCodec(Codec):
     """
 
     name = "hih"
-    methods = ("expectation", "official", "local_mean", "softmax_mean")
+    methods = ("expectation", "official", "local_mean", "softmax_mean", "argmax")
     target_keys = ("heatmap", "decimal")
 
     def __init__(self, *, input_size: int = 256, heatmap_size: int = 64, sigma: float = 1.5,
@@ -140,6 +142,8 @@ class HIHCodec(Codec):
         method = self._check_method(method)
         ix, iy = argmax_2d(outputs["heatmap"])
         integer = torch.stack([ix, iy], -1).float()
+        if method == "argmax":
+            return integer + (self.decimal_size - 1) / (2 * self.decimal_size)
         dec = outputs["decimal"]
         if method == "official":
             jx, jy = argmax_2d(dec)
