@@ -57,7 +57,7 @@ from hihlib.analysis import error_vs_resolution, quantization_nme
 from hihlib.codecs import get_codec
 from hihlib.data import denormalize_image
 from hihlib.data.transforms import apply_affine
-from hihlib.evaluate import crop_to_original, predict_dataset
+from hihlib.evaluate import predict_dataset
 from hihlib.losses import build_loss
 from hihlib.models import create
 from hihlib.reproduce import read_metrics
@@ -94,8 +94,8 @@ else:
 HEADS = demo.HEADS                 # ("gaussian", "h3r", "hih")
 SUBPIXEL = demo.SUBPIXEL           # the decoder each paper proposes, per head
 # what each sub-pixel decoder is compared with on the same network: argmax. For HIH, argmax reads the
-# integer map alone (the middle of the interval its decimal map would refine, as `hih demo` does): what
-# the HIH network gives without its decimal map.
+# integer map alone (the middle of the interval its decimal map would refine; see hihlib/codecs/hih.py):
+# what the HIH network gives without its decimal map.
 BASELINE = {"gaussian": "argmax", "h3r": "argmax", "hih": "argmax"}
 P
 
@@ -169,7 +169,7 @@ print(f"training: {sum(seconds.values()):.0f} s in all")
 #
 # Left: the training loss of each head (the three losses have different scales, so compare shapes, not
 # levels). Right: the test NME of each head's own sub-pixel decoder (solid) and of its baseline decoder
-# (dashed: argmax; for HIH its published decoding, argmax of both maps) after each chunk.
+# (dashed: argmax, or HIH's published decoding where the training log has no argmax) after each chunk.
 
 # %%
 curves = {key: read_metrics(WORK / f"{key[0]}_{key[1]}" / "metrics.jsonl") for key in models}
@@ -178,7 +178,7 @@ fig, (ax_loss, ax_nme) = viz.new_figure(1, 2, size=(10, 3.6))
 for head in HEADS:
     c = curves[(head, hm0)]
     ax_loss.plot(c["train"]["step"], np.asarray(c["train"]["loss"]) / c["train"]["loss"][0], label=head)
-    # the trainer evaluates the codec's own methods; HIH's integer-only argmax is not one of them
+    # models trained before HIH's codec had an argmax method were evaluated without it
     base = BASELINE[head] if BASELINE[head] in c["eval"] else "official"
     for m, style in ((SUBPIXEL[head], "-"), (base, "--")):
         ax_nme.plot(c["eval"]["step"], [r["nme"] for r in c["eval"][m]], style, marker="o", ms=3,
@@ -208,29 +208,15 @@ for key, c in curves.items():
 # %%
 gt = np.stack([r.landmarks for r in test_set.records])
 NORM = test_set.scheme.normaliser()  # inter-ocular (60, 72)
-
-
-@torch.no_grad()
-def hih_integer_argmax(model, codec):
-    """HIH's integer map read alone by argmax (``hihlib.demo.decode_all``): (N, K, 2) original-image pixels."""
-    out = [demo.decode_all(codec, model(test_set.images[i:i + 64].float()))["argmax"]
-           for i in range(0, len(test_set), 64)]
-    return crop_to_original(torch.cat(out), test_set.matrices).numpy()
-
-
 preds, nmes, rows = {}, {}, []
 for (head, hm), model in models.items():
     codec = get_codec(head, input_size=P.input_size, heatmap_size=hm)
     preds[(head, hm)] = predict_dataset(model, codec, test_set, batch_size=64, progress=False)
-    floors = {}
-    if head == "hih":
-        preds[(head, hm)].pred["argmax"] = hih_integer_argmax(model, codec)
-        floors["argmax"] = demo.floor_nmes(codec, test_set)["argmax"]
-    for m in preds[(head, hm)].pred:
+    for m in codec.methods:
         nmes[(head, hm, m)] = metrics.nme(preds[(head, hm)].pred[m], gt, NORM)
         s = metrics.summary(nmes[(head, hm, m)])
         # crop frame: NME is invariant to the similarity between crop and image
-        floor = floors[m] if m in floors else quantization_nme(test_set.landmarks, NORM, codec, m)
+        floor = quantization_nme(test_set.landmarks, NORM, codec, m)
         rows.append({"head": head, "heatmap": hm, "decoder": m, **s, "floor": 100 * floor.mean()})
 
 table = ["data: " + DATA, "", "| head | heatmap | decoder | NME % | FR@0.1 % | AUC@0.1 | floor NME % |",
