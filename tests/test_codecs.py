@@ -177,3 +177,15 @@ def test_hih_integer_only_decoding_has_the_rounding_error():
     codec = get_codec("hih")
     err = mean_error_px(codec, coords_away_from_border(), "argmax")
     assert err / STRIDE == pytest.approx(ROUNDING_ERROR, rel=0.02)
+
+
+def test_h3r_landmarks_outside_the_crop_decode_to_the_border_not_nan():
+    codec = get_codec("h3r")
+    c = torch.tensor([[[-30.0, 100.0], [300.0, 270.0]]])
+    out = codec.roundtrip(c)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, codec.to_pixels(torch.tensor([[[0.0, codec.to_cells(torch.tensor(100.0)).item()], [63.0, 63.0]]])), atol=1e-3)
+    # a landmark outside on both axes: every random draw and the expectation sit on the corner cell
+    draw = codec.encode(c, generator=torch.Generator().manual_seed(0))["heatmap"][0, 1]
+    assert torch.equal(draw, codec.expected(c)["heatmap"][0, 1])
+    assert draw[63, 63].item() == 1.0

@@ -67,9 +67,12 @@ class H3RCodec(Codec):
         return {"heatmap": hit_y[..., :, None] * hit_x[..., None, :]}
 
     def expected(self, coords: Tensor) -> dict[str, Tensor]:
-        """The mean of the random targets: bilinear weights on the 4 cells around u. (B, K, H, W)."""
+        """The mean of the random targets: bilinear weights on the 4 cells around u. (B, K, H, W).
+
+        A landmark outside the heatmap is clamped onto its border cells, as ``round_randomly`` does."""
         coords = self._check_coords(coords)
-        u = self.to_cells(coords)
+        # clamped onto the grid like the random draws, so a landmark outside the crop still has a target
+        u = self.to_cells(coords).clamp(0, self.heatmap_size - 1)
         g = grid_coords(self.heatmap_size, device=u.device, dtype=u.dtype)
         wx = (1 - (g - u[..., 0:1]).abs()).clamp_min(0)  # (B, K, W)
         wy = (1 - (g - u[..., 1:2]).abs()).clamp_min(0)
