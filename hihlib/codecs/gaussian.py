@@ -45,10 +45,16 @@ def argmax_2d(maps: Tensor) -> tuple[Tensor, Tensor]:
     Two stages, because a flat argmax over H*W is several times slower than a max-reduction on CPU:
     the row maxima (one pass over the maps), the best row, then the argmax within that row only.
     """
-    w = maps.shape[-1]
     iy = maps.amax(-1).argmax(-1)  # (B, K)
-    row = maps.gather(-2, iy[..., None, None].expand(*iy.shape, 1, w)).squeeze(-2)  # (B, K, W)
-    return row.argmax(-1), iy
+    return select_rows(maps, iy[..., None]).squeeze(-2).argmax(-1), iy
+
+
+def select_rows(maps: Tensor, rows: Tensor) -> Tensor:
+    """maps (B, K, H, W), rows (B, K, R) row indices -> (B, K, R, W) those rows of each map.
+    (index_select on the flattened rows: several times faster than gather with an expanded index on CPU.)"""
+    b, k, h, w = maps.shape
+    flat_rows = (torch.arange(b * k, device=maps.device).view(b, k, 1) * h + rows).flatten()
+    return maps.reshape(b * k * h, w).index_select(0, flat_rows).view(b, k, rows.shape[-1], w)
 
 
 def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -60,7 +66,7 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """
     h, w = maps.shape[-2:]
     rows = maps.amax(-1).topk(min(k, h), dim=-1).indices  # (B, K, k')
-    cand = maps.gather(-2, rows[..., None].expand(*rows.shape, w))  # (B, K, k', W)
+    cand = select_rows(maps, rows)  # (B, K, k', W)
     vals, idx = cand.flatten(-2).topk(k, dim=-1)
     return vals, idx % w, rows.gather(-1, torch.div(idx, w, rounding_mode="floor"))
 
