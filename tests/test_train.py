@@ -26,14 +26,7 @@ from hihlib.train import DEFAULTS, Trainer, apply_overrides, load_config, train
 
 K, SIZE, HM = 5, 32, 16
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """These models are tiny: one thread is as fast as two, and much faster on a CPU shared with other
-    jobs (OpenMP threads spinning on busy cores)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TOY_SCHEME = LandmarkScheme(name="toy", num_points=K, mirror=(1, 0, 2, 4, 3),
                             normalisers={"inter_ocular": (0, 1)}, default_norm="inter_ocular")
