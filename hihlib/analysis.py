@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .codecs import get_codec
+from .codecs import accepted_options, get_codec
 from .metrics import nme
 
 #: E||e|| for e uniform on the unit square centred at 0 (cells): the mean error of argmax rounding.
@@ -89,16 +89,14 @@ def error_vs_resolution(coords, norm, decoders: Iterable[tuple[str, str]], sizes
                         input_size: int = 256, **codec_options) -> dict[tuple[str, str], np.ndarray]:
     """Mean quantization NME (%) for each (codec, method) at each heatmap size.
 
-    Returns {(codec, method): array of len(sizes)}. codec_options go to every codec (e.g. sigma).
+    Returns {(codec, method): array of len(sizes)}. codec_options go to every codec that takes them (e.g. sigma).
     """
     sizes = list(sizes)
     table = {}
     for name, method in decoders:
         row = []
+        opts = accepted_options(name, codec_options)
         for s in sizes:
-            opts = dict(codec_options)
-            if name == "h3r":
-                opts.pop("sigma", None)
             codec = get_codec(name, input_size=input_size, heatmap_size=s, **opts)
             row.append(100 * quantization_nme(coords, norm, codec, method).mean())
         table[(name, method)] = np.array(row)

@@ -141,14 +141,13 @@ def decoder_errors(coords: Tensor, decoders: Sequence[tuple[str, str]], sizes: S
     stay small while 64x64 ones go in one call.
     """
     from .analysis import roundtrip_errors
-    from .codecs import get_codec
+    from .codecs import accepted_options, get_codec
 
-    accepted = {"gaussian": ("sigma",), "h3r": ("k",), "hih": ("sigma", "decimal_size", "decimal_sigma")}
     coords = torch.as_tensor(coords, dtype=torch.float64)
     flat = coords.reshape(1, -1, 2)
     out = {}
     for name, method in decoders:
-        opts = {k: v for k, v in codec_options.items() if k in accepted[name]}
+        opts = accepted_options(name, codec_options)
         rows = []
         for size in sizes:
             codec = get_codec(name, input_size=input_size, heatmap_size=int(size), **opts)

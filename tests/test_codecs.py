@@ -189,3 +189,12 @@ def test_h3r_landmarks_outside_the_crop_decode_to_the_border_not_nan():
     draw = codec.encode(c, generator=torch.Generator().manual_seed(0))["heatmap"][0, 1]
     assert torch.equal(draw, codec.expected(c)["heatmap"][0, 1])
     assert draw[63, 63].item() == 1.0
+
+
+def test_accepted_options_keep_only_what_each_codec_takes():
+    from hihlib.codecs import accepted_options
+
+    opts = {"sigma": 2.0, "k": 4, "decimal_size": 4}
+    assert accepted_options("gaussian", opts) == {"sigma": 2.0}
+    assert accepted_options("h3r", opts) == {"k": 4}
+    assert accepted_options("hih", opts) == {"sigma": 2.0, "decimal_size": 4}

@@ -22,8 +22,18 @@ def get_codec(name: str, input_size: int = 256, heatmap_size: int = 64, **option
     return CODECS[name](input_size=input_size, heatmap_size=heatmap_size, **options)
 
 
+def accepted_options(name: str, options: dict) -> dict:
+    """The subset of ``options`` that codec ``name`` takes (e.g. ``sigma`` is dropped for ``h3r``), so one
+    set of options can be passed to every codec in a comparison."""
+    import inspect
+
+    _load_builtin()
+    params = inspect.signature(CODECS[name].__init__).parameters
+    return {k: v for k, v in options.items() if k in params and k not in ("self", "input_size", "heatmap_size")}
+
+
 def _load_builtin() -> None:
     from . import gaussian, h3r, hih  # noqa: F401  (each module registers its codec)
 
 
-__all__ = ["Codec", "CODECS", "get_codec", "register", "pixels_to_cells", "cells_to_pixels"]
+__all__ = ["Codec", "CODECS", "accepted_options", "get_codec", "register", "pixels_to_cells", "cells_to_pixels"]
