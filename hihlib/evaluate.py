@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from . import metrics
+from .data.dataset import to_original
 from .errors import ConfigError, HihError
 from .io import write_json, write_text
 
@@ -43,10 +44,9 @@ class Predictions:
 
 
 def crop_to_original(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Map crop pixels back to the original image. points (B, K, 2); matrix (B, 2, 3) original->crop."""
-    matrix = matrix.to(torch.float64)
-    A, t = matrix[..., :2], matrix[..., 2]
-    return torch.linalg.solve(A, (points.to(torch.float64) - t[:, None, :]).mT).mT
+    """Map crop pixels back to the original image. points (B, K, 2); matrix (B, 2, 3) original->crop.
+    (``hihlib.data.to_original`` on tensors; float64 on the points' device.)"""
+    return to_original(points, matrix)
 
 
 @torch.no_grad()
