@@ -344,11 +344,10 @@ def figures(out: Path, p: Profile, nmes: dict, rows: list[dict], samples: dict, 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .io import atomic_path
+    from .viz import save_figure
 
     def save(fig, name):
-        with atomic_path(out / name) as tmp:
-            fig.savefig(tmp, dpi=100)
+        save_figure(fig, out / name, dpi=100)
         plt.close(fig)
 
     short = "synthetic WFLW-format test faces"

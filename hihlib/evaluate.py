@@ -150,30 +150,14 @@ def format_table(results: dict, data_description: str, *, title: str | None = No
 
 
 def plot_ced(curves: dict[str, np.ndarray], path: str | os.PathLike, *, title: str, threshold: float = 0.1) -> Path:
-    """Cumulative error distribution, one curve per label (label -> per-face NMEs). Written atomically."""
-    import matplotlib
+    """Cumulative error distribution, one curve per label (label -> per-face NMEs), written atomically
+    (``hihlib.viz.plot_ced`` on a titled figure)."""
+    from . import viz
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    from .io import atomic_path
-
-    t = np.linspace(0, threshold, 201)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for label, nm in curves.items():
-        ax.plot(t * 100, metrics.ced(nm, t), label=f"{label} (AUC {metrics.auc(nm, threshold):.3f})")
-    ax.set_xlabel("NME (%)")
-    ax.set_ylabel("fraction of faces")
-    ax.set_xlim(0, threshold * 100)
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
+    fig, ax = viz.new_figure(size=(6, 4.5))
+    viz.plot_ced(curves, ax, max_nme=threshold)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return viz.save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------------------------
