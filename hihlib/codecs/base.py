@@ -48,7 +48,8 @@ class Codec:
 
     Shapes: ``B`` faces, ``K`` landmarks, ``H = W = heatmap_size``.
 
-    * ``encode(coords)``: coords (B, K, 2) float, (x, y) in input pixels -> dict of targets.
+    * ``encode(coords, *, generator=None)``: coords (B, K, 2) float, (x, y) in input pixels -> dict
+      of targets (``generator``: the source of a random codec's draws; ignored by the others).
     * ``decode(outputs, method=None)``: dict with the same keys, holding network outputs
       (see each codec for whether a map holds values or logits) -> (B, K, 2) input pixels.
     * ``perfect_outputs(targets)``: the outputs of a network that predicts the targets exactly
@@ -79,7 +80,9 @@ class Codec:
     def default_method(self) -> str:
         return self.methods[0]
 
-    def encode(self, coords: Tensor, **kwargs) -> dict[str, Tensor]:
+    def encode(self, coords: Tensor, *, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """coords (B, K, 2) input pixels -> targets. ``generator`` feeds the random draws of a codec
+        whose targets are random (H3R); deterministic codecs ignore it."""
         raise NotImplementedError
 
     def decode(self, outputs: dict[str, Tensor], method: str | None = None) -> Tensor:

@@ -162,7 +162,7 @@ class GaussianCodec(Codec):
         super().__init__(input_size=input_size, heatmap_size=heatmap_size)
         self.sigma = float(sigma)
 
-    def encode(self, coords: Tensor) -> dict[str, Tensor]:
+    def encode(self, coords: Tensor, *, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """coords (B, K, 2) input pixels -> {"heatmap": (B, K, H, W)}."""
         coords = self._check_coords(coords)
         return {"heatmap": gaussian_maps(self.to_cells(coords), self.heatmap_size, self.sigma)}

@@ -58,7 +58,7 @@ class H3RCodec(Codec):
         r = torch.rand(u.shape, generator=generator, device=gen_device, dtype=u.dtype).to(u.device)
         return (base + (r < (u - base)).to(u.dtype)).clamp(0, self.heatmap_size - 1)
 
-    def encode(self, coords: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+    def encode(self, coords: Tensor, *, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """coords (B, K, 2) input pixels -> {"heatmap": (B, K, H, W) one-hot}, a fresh draw per call."""
         q = self.round_randomly(coords, generator)
         g = grid_coords(self.heatmap_size, device=q.device, dtype=q.dtype)

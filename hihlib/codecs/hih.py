@@ -121,7 +121,7 @@ class HIHCodec(Codec):
         i = torch.div(n, d, rounding_mode="floor")
         return i, (u - i) * d
 
-    def encode(self, coords: Tensor) -> dict[str, Tensor]:
+    def encode(self, coords: Tensor, *, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """coords (B, K, 2) input pixels -> {"heatmap": (B, K, H, W), "decimal": (B, K, d, d)}."""
         i, f = self.split(coords)
         d = self.decimal_size

@@ -95,7 +95,8 @@ class LandmarkModel(nn.Module):
 
     "heatmaps" (B, stacks, K, H, W), "heatmap" (B, K, H, W) = last stack, and for ``head="hih"``
     "decimal" (B, K, d, d) logits. Attributes ``input_size`` (S, pixels), ``heatmap_size`` (H, cells),
-    ``decimal_size`` (d, or None), ``head``, ``config``.
+    ``decimal_size`` (d, or None), ``decimal_channels`` (or None), ``num_landmarks`` (K), ``head``,
+    ``config``.
 
     Works with ``model.to(memory_format=torch.channels_last)`` and under
     ``torch.autocast("cuda", dtype=torch.bfloat16)`` (outputs are then bf16; the losses compute in fp32).
@@ -110,11 +111,13 @@ class LandmarkModel(nn.Module):
         self.head = head
         self.input_size = config.input_size
         self.heatmap_size = config.heatmap_size
+        self.num_landmarks = config.num_landmarks
         self.backbone = StackedHourglass(config, final_remap=head == "hih")
         self.decimal_size = decimal_size if head == "hih" else None
+        self.decimal_channels = None
         if head == "hih":
             # 384 for the paper's width 256: keep the same 3/2 ratio for other widths.
-            channels = decimal_channels or 3 * config.width // 2
+            channels = self.decimal_channels = decimal_channels or 3 * config.width // 2
             self.decimal = DecimalHead(config.width, config.num_landmarks, heatmap_size=config.heatmap_size,
                                        decimal_size=decimal_size, channels=channels)
         if head == "h3r":
