@@ -150,11 +150,11 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="detect faces in an image and predict their landmarks")
-    p.add_argument("image")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("image", help="photo to annotate (any format OpenCV reads)")
+    p.add_argument("--checkpoint", required=True, help="checkpoint written by hih train (last.pt or best.pt)")
     p.add_argument("--out", default="predictions", help="folder for the annotated picture and the JSON")
     p.add_argument("--method", default=None, help="decode method (default: the codec's first)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     p.add_argument("--min-size", type=int, default=40, help="smallest face side in pixels for the detector")
     p.set_defaults(func=lambda a: run_predict(a.image, a.checkpoint, a.out, device=a.device, method=a.method,
                                               min_size=a.min_size) and 0)

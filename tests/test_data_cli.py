@@ -105,3 +105,37 @@ def test_prepare_fails_cleanly_on_a_malformed_line_unless_skip_bad(wflw_tree, tm
     cached = CachedFaces(cache, "wflw", "train")
     assert len(cached) == 3 and len(cached.skipped) == 1
     np.testing.assert_equal(cached.records[0].load_image().shape, (32, 32, 3))
+
+
+def test_check_passes_on_the_export_hih_data_synth_just_wrote(tmp_path, capsys):
+    for fmt in ("wflw", "cofw", "300w"):
+        root = tmp_path / fmt
+        assert main(["data", "synth", "--format", fmt, "--out", str(root), "--train", "3", "--test", "2",
+                     "--image-size", "64"]) == 0
+        assert main(["data", "check", str(root), "--dataset", fmt]) == 0
+        out = capsys.readouterr().out
+        assert f"{fmt} at {root}: a synthetic export by hih data synth (seed 0); counts checked against " \
+               f"hih_synthetic_{fmt}.json" in out
+        assert out.rstrip().endswith(f"{fmt} at {root}: OK")
+
+
+def test_check_of_an_export_compares_counts_with_its_record_not_the_official_ones(tmp_path, capsys):
+    root = tmp_path / "wflw"
+    assert main(["data", "synth", "--format", "wflw", "--out", str(root), "--train", "3", "--test", "2",
+                 "--image-size", "64"]) == 0
+    train_list = root / "WFLW_annotations/list_98pt_rect_attr_train_test/list_98pt_rect_attr_train.txt"
+    train_list.write_text("".join(train_list.read_text().splitlines(keepends=True)[:2]))  # a face lost
+    capsys.readouterr()
+    assert main(["data", "check", str(root), "--dataset", "wflw"]) == 2
+    err = capsys.readouterr().err
+    assert (f"{train_list}: expected 3 faces in the train split (written by hih data synth, "
+            "hih_synthetic_wflw.json), found 2") in err
+    assert err.splitlines()[-1] == f"hih data: error: 1 problem(s) in wflw at {root}"
+
+
+def test_count_errors_tell_about_allow_counts(wflw_tree, capsys):
+    root, _ = wflw_tree
+    assert main(["data", "check", str(root), "--dataset", "wflw", "--no-images"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == (f"hih data: error: 8 problem(s) in wflw at {root}; 8 of them are face counts that differ from "
+                    "the official ones: --allow-counts reports those as warnings (for a subset or an export)")

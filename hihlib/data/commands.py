@@ -3,7 +3,9 @@
 ``hih data check ROOT --dataset wflw|cofw|300w`` opens every split, lists every malformed line,
 unreadable image, flag/subset-list disagreement and count that differs from the official one
 (each naming the file and line and what was expected), and exits 2 when it found any.
-``--allow-counts`` turns count differences into warnings (for small synthetic exports).
+``--allow-counts`` turns count differences into warnings (for a subset of a download). An export
+written by ``hih data synth`` is recognised by its record (``hih_synthetic_<format>.json``) and its
+counts are checked against the ones it was written with instead of the official ones.
 
 ``hih data prepare ROOT --dataset ... --out CACHE`` writes the crop cache of ``hihlib.data.cache``
 for every split (reusing a valid cache, rebuilding a stale one).
@@ -38,13 +40,22 @@ def check_dataset(root, dataset: str, *, splits=None, allow_counts: bool = False
     summary line per split."""
     import warnings as _warnings
 
+    from .synthetic_export import manifest_path, read_manifest
+
     errors: list[str] = []
     warns: list[str] = []
-    expected = EXPECTED[dataset]
+    synth = read_manifest(root, dataset)
+    if synth is None:
+        expected, expected_subsets, source = EXPECTED[dataset], wflw.EXPECTED_SUBSETS, "the official count"
+    else:
+        expected, expected_subsets = synth["counts"], synth["subsets"]
+        source = f"written by hih data synth, {manifest_path(root, dataset).name}"
+        out(f"{dataset} at {root}: a synthetic export by hih data synth (seed {synth.get('seed')}); "
+            f"counts checked against {manifest_path(root, dataset).name}")
 
-    def count(what: str, found: int, want: int, where) -> None:
-        if found != want:
-            msg = str(DataError(where, None, f"{want} {what} (the official count)", str(found)))
+    def count(what: str, found: int, want: int | None, where) -> None:
+        if want is not None and found != want:
+            msg = str(DataError(where, None, f"{want} {what} ({source})", str(found)))
             (warns if allow_counts else errors).append(msg)
 
     for split in splits or DATASET_SPLITS[dataset]:
@@ -58,10 +69,10 @@ def check_dataset(root, dataset: str, *, splits=None, allow_counts: bool = False
             continue
         errors += [str(e) for e in src.skipped] + [str(e) for e in src.problems]
         where = getattr(src, "list_file", None) or getattr(src, "mat_file", None) or src.root
-        count(f"faces in the {split} split", len(src.records) + len(src.skipped), expected[split], where)
+        count(f"faces in the {split} split", len(src.records) + len(src.skipped), expected.get(split), where)
         if dataset == "wflw" and split == "test":
             for attribute, n in src.subset_counts().items():
-                count(f"test faces with the {attribute} flag", n, wflw.EXPECTED_SUBSETS[attribute], where)
+                count(f"test faces with the {attribute} flag", n, expected_subsets.get(attribute), where)
         if dataset == "300w":
             for folder in src.missing_folders:
                 errors.append(str(DataError(folder, None, f"the 300W folder of split {split!r}", "no such folder")))
@@ -81,7 +92,10 @@ def cmd_check(args) -> int:
     for e in errors:
         print(f"error: {e}", file=sys.stderr)
     if errors:
-        raise HihError(f"{len(errors)} problem(s) in {args.dataset} at {args.root}")
+        counts = sum("(the official count)" in e for e in errors)
+        hint = (f"; {counts} of them are face counts that differ from the official ones: --allow-counts reports "
+                "those as warnings (for a subset or an export)") if counts else ""
+        raise HihError(f"{len(errors)} problem(s) in {args.dataset} at {args.root}{hint}")
     print(f"{args.dataset} at {args.root}: OK" + (f" ({len(warns)} warning(s))" if warns else ""))
     return 0
 
@@ -101,26 +115,35 @@ def cmd_prepare(args) -> int:
 
 
 def register(subparsers) -> None:
-    data = subparsers.add_parser("data", help="check, prepare or synthesise face datasets")
+    data = subparsers.add_parser("data", help="check, prepare or synthesise face datasets",
+                                 description="Check a dataset download, cache its face crops for training, or "
+                                 "write synthetic faces in its format. Run 'hih data ACTION --help' for options.")
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data.set_defaults(func=lambda args: (data.print_help(), 1)[1])
+    dataset_help = "dataset format of ROOT"
 
-    check = sub.add_parser("check", help="validate a WFLW / COFW / 300W download (counts, lines, images)")
-    check.add_argument("root", help="dataset folder (WFLW: holds WFLW_annotations/ and WFLW_images/)")
-    check.add_argument("--dataset", required=True, choices=sorted(DATASET_SPLITS))
-    check.add_argument("--split", default=None, help="check one split only")
+    check = sub.add_parser("check", help="validate a WFLW / COFW / 300W download (counts, lines, images)",
+                           description="Open every split, list every malformed line, unreadable image and count "
+                           "that differs from the official one (or from the record of a hih data synth export), "
+                           "and exit 2 if any.")
+    check.add_argument("root", help="dataset folder (WFLW: holds WFLW_annotations/ and WFLW_images/; COFW: the two "
+                       ".mat files; 300W: afw/, helen/, lfpw/, ibug/, 300W/)")
+    check.add_argument("--dataset", required=True, choices=sorted(DATASET_SPLITS), help=dataset_help)
+    check.add_argument("--split", default=None, help="check one split only (default: every split)")
     check.add_argument("--allow-counts", action="store_true",
-                       help="report face counts that differ from the official ones as warnings (small exports)")
+                       help="report face counts that differ from the official ones as warnings (a subset of "
+                       "a download)")
     check.add_argument("--no-images", action="store_true", help="do not decode the images (faster)")
     check.set_defaults(func=cmd_check)
 
-    prep = sub.add_parser("prepare", help="cache loosely cropped faces for fast training")
-    prep.add_argument("root")
-    prep.add_argument("--dataset", required=True, choices=sorted(DATASET_SPLITS))
+    prep = sub.add_parser("prepare", help="cache loosely cropped faces for fast training",
+                          description="Write the crop cache that training reads (reused when up to date).")
+    prep.add_argument("root", help="dataset folder, as for hih data check")
+    prep.add_argument("--dataset", required=True, choices=sorted(DATASET_SPLITS), help=dataset_help)
     prep.add_argument("--out", required=True, help="cache folder")
-    prep.add_argument("--split", default=None, help="prepare one split only")
-    prep.add_argument("--cache-scale", type=float, default=2.0, help="crop side / box side (default 2.0)")
-    prep.add_argument("--cache-size", type=int, default=384, help="cached crop side in pixels (default 384)")
+    prep.add_argument("--split", default=None, help="prepare one split only (default: every split)")
+    prep.add_argument("--cache-scale", type=float, default=2.0, help="crop side / box side")
+    prep.add_argument("--cache-size", type=int, default=384, help="cached crop side in pixels")
     prep.add_argument("--skip-bad", action="store_true", help="leave out malformed samples instead of failing")
     prep.add_argument("--force", action="store_true", help="rebuild even if the cache is up to date")
     prep.add_argument("--progress", action="store_true", help="show a progress bar")

@@ -25,10 +25,15 @@ private faces start at 2_000_000 and 3_000_000). Every file is written atomicall
 and the annotation files last, so an interrupted export is never mistaken for a complete one.
 Exporting again into the same folder replaces the earlier export: its images and .pts files (named
 ``synthetic_s<seed>_<index>``) that the new one does not write are deleted; other files are left alone.
+
+Last of all, ``DIR/hih_synthetic_<format>.json`` records the export (format, seed, image size, faces
+per split, WFLW attribute subsets). ``hih data check`` reads it and checks the counts against it
+instead of against the official ones, so an export is checked as it was written.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -37,8 +42,8 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
-from ..io import atomic_path, write_text, write_with
+from ..errors import ConfigError, DataError
+from ..io import atomic_path, write_json, write_text, write_with
 from .schemes import wflw_to_300w, wflw_to_cofw
 from .synthetic import ATTRIBUTES, face_box, occluded_at, render, sample_params
 
@@ -205,6 +210,7 @@ def export_300w(out, train: int, test: int, *, seed: int = 0, image_size: int = 
     for split, folders, start, n, prob in plan:
         index = start
         for (folder, _), count in zip(folders, _split_counts(n, folders)):
+            (out / folder).mkdir(parents=True, exist_ok=True)  # even when empty: the loader expects every folder
             written = set()
             for i, p, image, landmarks in _faces(range(index, index + count), seed, image_size, prob):
                 stem = out / folder / f"synthetic_s{seed}_{i:07d}"
@@ -223,13 +229,41 @@ def export_300w(out, train: int, test: int, *, seed: int = 0, image_size: int = 
 EXPORTERS = {"wflw": export_wflw, "cofw": export_cofw, "300w": export_300w}
 
 
+def manifest_path(root, fmt: str) -> Path:
+    """Where an export in format ``fmt`` into ``root`` records itself."""
+    return Path(root) / f"hih_synthetic_{fmt}.json"
+
+
+def read_manifest(root, fmt: str) -> dict | None:
+    """The record of a ``hih data synth`` export in ``root`` (None when ``root`` holds none):
+    {"format", "seed", "image_size", "counts": {split: faces}, "subsets": {attribute: faces} (WFLW)}."""
+    path = manifest_path(root, fmt)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        counts = {str(k): int(v) for k, v in record["counts"].items()}
+        subsets = {str(k): int(v) for k, v in record.get("subsets", {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataError(path, None, "the JSON record of a hih data synth export with 'counts'", repr(e)) from None
+    return {**record, "counts": counts, "subsets": subsets}
+
+
 def export(fmt: str, out, train: int, test: int, **kwargs) -> dict:
-    """Dispatch to ``export_wflw`` / ``export_cofw`` / ``export_300w``."""
+    """Dispatch to ``export_wflw`` / ``export_cofw`` / ``export_300w``, then write the export's record
+    (:func:`manifest_path`)."""
     if fmt not in EXPORTERS:
         raise ConfigError(f"--format {fmt!r}: expected one of {', '.join(FORMATS)}")
     if train < 0 or test < 0:
         raise ConfigError(f"--train and --test must be >= 0, got {train} and {test}")
-    return EXPORTERS[fmt](out, train, test, **kwargs)
+    # an interrupted export must not keep the record of the one it replaces
+    manifest_path(out, fmt).unlink(missing_ok=True)
+    summary = EXPORTERS[fmt](out, train, test, **kwargs)
+    counts = {k: v for k, v in summary.items() if isinstance(v, int) and not k.endswith("_occluded_points")}
+    write_json(manifest_path(out, fmt), {
+        "format": fmt, "written_by": "hih data synth", "seed": kwargs.get("seed", 0),
+        "image_size": kwargs.get("image_size", 256), "counts": counts, "subsets": summary.get("subsets", {})})
+    return summary
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,14 +296,17 @@ def cmd_synth(args) -> int:
 
 def register_synth(subparsers) -> None:
     """Add ``synth`` to the ``hih data`` sub-commands."""
-    p = subparsers.add_parser("synth", help="write synthetic faces in the WFLW, COFW or 300W format")
+    p = subparsers.add_parser("synth", help="write synthetic faces in the WFLW, COFW or 300W format",
+                              description="Render synthetic faces and write them in the exact on-disk format of "
+                              "WFLW, COFW or 300W, so that the real loaders, hih data check and hih train run "
+                              "on them unchanged.")
     p.add_argument("--format", required=True, choices=FORMATS, help="on-disk format to write")
     p.add_argument("--out", required=True, help="output folder (the dataset root)")
-    p.add_argument("--train", type=int, default=200, help="training faces (default 200)")
-    p.add_argument("--test", type=int, default=100, help="test faces (default 100; 300W: common, plus "
-                   "ceil(M/4) challenge and ceil(M/2) private)")
+    p.add_argument("--train", type=int, default=200, help="training faces")
+    p.add_argument("--test", type=int, default=100, help="test faces (300W: common, plus ceil(M/4) challenge "
+                   "and ceil(M/2) private)")
     p.add_argument("--seed", type=int, default=0, help="face i of seed s is always the same face")
-    p.add_argument("--image-size", type=int, default=256, help="side of the square images (default 256)")
+    p.add_argument("--image-size", type=int, default=256, help="side of the square images in pixels")
     p.add_argument("--attribute-prob", default=None,
                    help="probability of each WFLW attribute (default: their WFLW test-set frequencies)")
     p.add_argument("--png", action="store_true", help="wflw: lossless PNG images instead of JPEG (quality 95)")
