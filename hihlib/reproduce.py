@@ -2,7 +2,7 @@
 
 The notebooks that reproduce the papers (05_wflw, 06_cofw) end with the same question: where does
 this number stand? This module holds the published tables (HIH, H3R and the WFLW / COFW landscape,
-all from the papers as collected in REFERENCE.md) as one tuple of :class:`Published` rows, and the
+all from the papers as collected in docs/REFERENCE.md) as one tuple of :class:`Published` rows, and the
 functions that place a measurement among them.
 
 Every measured row carries the description of the data it was computed on, and a measurement on
@@ -48,7 +48,7 @@ class Published:
 
 _HIH = "HIH paper (Lan et al. 2021)"
 _H3R = "H3R paper (Yu & Tao, TPAMI 2021)"
-_LAND = "landscape (REFERENCE.md §3)"
+_LAND = "landscape (docs/REFERENCE.md §3)"
 
 #: The six WFLW attribute subsets in the papers' column order.
 WFLW_SUBSETS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")

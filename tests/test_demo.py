@@ -12,7 +12,7 @@ from hihlib.cli import main
 from hihlib.demo import HEADS, PROFILES, SUBPIXEL, claims, make_data
 
 # E||e|| of rounding a uniformly distributed 2-D position to the nearest cell centre, in cells
-# (REFERENCE.md section 1): (sqrt(2) + ln(1 + sqrt(2))) / 6
+# (docs/REFERENCE.md section 1): (sqrt(2) + ln(1 + sqrt(2))) / 6
 ROUNDING_ERROR = (np.sqrt(2) + np.log(1 + np.sqrt(2))) / 6
 
 

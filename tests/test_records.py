@@ -71,7 +71,7 @@ def test_get_scheme_names():
 
 
 def test_wflw_mirror_matches_reference_samples():
-    # Spot checks against REFERENCE.md: contour reversed, eye corners 60 <-> 72, pupils swap.
+    # Spot checks against docs/REFERENCE.md: contour reversed, eye corners 60 <-> 72, pupils swap.
     m = WFLW.mirror
     assert (m[0], m[16], m[32]) == (32, 16, 0)
     assert (m[33], m[46], m[38], m[50]) == (46, 33, 50, 38)

@@ -48,7 +48,7 @@ class LandmarkScheme:
 
 
 def _r(a: int, b: int) -> tuple[int, ...]:
-    """Inclusive range a..b, descending when b < a (the notation of REFERENCE.md)."""
+    """Inclusive range a..b, descending when b < a (the notation of docs/REFERENCE.md)."""
     return tuple(range(a, b + 1)) if b >= a else tuple(range(a, b - 1, -1))
 
 
@@ -193,7 +193,7 @@ _W300_FROM_WFLW: list[tuple[int, tuple[tuple[int, float], ...]]] = (
 )
 
 # --- WFLW 98 -> COFW 29 ---------------------------------------------------------------------------
-# The WFLW point(s) closest in definition to each COFW point (REFERENCE.md section 2). Of each COFW
+# The WFLW point(s) closest in definition to each COFW point (docs/REFERENCE.md section 2). Of each COFW
 # left/right pair, the first index is taken to be the image-left point, like WFLW's and 300W's
 # (unverified against the official files; flip-equivariance holds either way, see the tests).
 # COFW's "nose top" is read as the nose tip and "nose bottom" as the subnasale.

@@ -10,7 +10,7 @@ How a face is made
    identity (face width, jaw shape, eye size and spacing, brow, nose, mouth, per-point 3D jitter),
    expression, head pose, position and scale in the image, colours, lighting, occluders, blur and
    background. ``mirror_params`` gives the parameters of the horizontally mirrored face.
-2. ``face_geometry(params)`` builds a 3D template of the 98 WFLW points (groups of REFERENCE.md
+2. ``face_geometry(params)`` builds a 3D template of the 98 WFLW points (groups of docs/REFERENCE.md
    section 2: contour 0-32, brows 33-50, nose 51-59, eyes 60-75, lips 76-95, pupils 96/97) plus a
    forehead arc, hairline and neck, rotates it by yaw/pitch/roll about the head centre and projects
    it with a mild perspective (camera 6 face-units away) into the image.
@@ -75,7 +75,7 @@ __all__ = ["SyntheticFaces", "FaceParams", "sample_params", "mirror_params", "fa
            "render_face", "annotate", "occluded_at", "face_box", "ATTRIBUTES", "WFLW_ATTRIBUTE_PROB"]
 
 ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
-# Fraction of WFLW test faces carrying each attribute (subset sizes / 2500, REFERENCE.md).
+# Fraction of WFLW test faces carrying each attribute (subset sizes / 2500, docs/REFERENCE.md).
 WFLW_ATTRIBUTE_PROB = {"pose": 326 / 2500, "expression": 314 / 2500, "illumination": 698 / 2500,
                        "makeup": 206 / 2500, "occlusion": 736 / 2500, "blur": 773 / 2500}
 
