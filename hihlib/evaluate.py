@@ -22,7 +22,7 @@ from torch import nn
 
 from . import metrics
 from .data.dataset import to_original
-from .errors import ConfigError, HihError
+from .errors import ConfigError
 from .io import write_json, write_text
 
 # Preferred display order of attribute subsets (WFLW's six, then anything else alphabetically).
@@ -166,27 +166,27 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | os.PathLike, *, title: s
 
 def evaluation_sets(dataset: str, root: str | None, cfg: dict, *, num: int | None = None):
     """(records, scheme, subsets, normalisers, description) for ``hih eval --dataset``."""
-    from .train import load_records
+    from .build import open_split
 
-    cfg = {**cfg, "data": {**cfg["data"]}}
+    cfg = {**cfg, "data": {**cfg["data"], "cache": None}}
     if dataset == "synth":
         cfg["data"]["dataset"] = "synth"
         if num:
             cfg["data"]["num_val"] = num
-        records, scheme, desc = load_records(cfg, "val")
+        records, scheme, desc = open_split(cfg, "val")
         return records, scheme, attribute_subsets(records), ["inter_ocular"], f"{desc} (held-out seed)"
     if root is None:
         raise ConfigError(f"--root is required for --dataset {dataset}")
     cfg["data"].update(dataset=dataset, root=root)
     if dataset == "wflw":
-        records, scheme, desc = load_records(cfg, "test")
+        records, scheme, desc = open_split(cfg, "test")
         return records, scheme, attribute_subsets(records), ["inter_ocular"], desc
     if dataset == "cofw":
-        records, scheme, desc = load_records(cfg, "test")
+        records, scheme, desc = open_split(cfg, "test")
         return records, scheme, {"full": np.arange(len(records))}, ["inter_ocular", "inter_pupil"], desc
     if dataset == "300w":
-        common, scheme, d1 = load_records(cfg, "common")
-        challenge, _, d2 = load_records(cfg, "challenge")
+        common, scheme, d1 = open_split(cfg, "common")
+        challenge, _, d2 = open_split(cfg, "challenge")
         records = common + challenge
         subsets = {"common": np.arange(len(common)), "challenge": np.arange(len(common), len(records)),
                    "full": np.arange(len(records))}
@@ -197,15 +197,17 @@ def evaluation_sets(dataset: str, root: str | None, cfg: dict, *, num: int | Non
 def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out: str | os.PathLike, *,
              device: str = "auto", batch_size: int = 32, num: int | None = None, progress: bool = True) -> dict:
     """Evaluate a checkpoint; writes OUT/eval_<dataset>.json, .md and a CED plot. Returns the JSON."""
-    from .data import FaceDataset
-    from .train import load_checkpoint, resolve_device
+    from .build import resolve_device
+    from .checkpoint import load_checkpoint
+    from .data import FaceDataset, get_scheme
 
     dev = resolve_device(device)
     model, codec, cfg = load_checkpoint(checkpoint, dev)
+    points = get_scheme("wflw" if dataset == "synth" else dataset).num_points
+    if model.num_landmarks != points:
+        raise ConfigError(f"{checkpoint}: the model predicts {model.num_landmarks} landmarks but --dataset "
+                          f"{dataset} has {points}; evaluate it on a dataset of {model.num_landmarks} landmarks")
     records, scheme, subsets, norms, desc = evaluation_sets(dataset, root, cfg, num=num)
-    if scheme.num_points != cfg_num_points(model, records):
-        raise HihError(f"{checkpoint}: the model predicts {cfg_num_points(model, records)} points but "
-                       f"{dataset} has {scheme.num_points}")
     d = cfg["data"]
     ds = FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"], augment=None)
     preds = predict_dataset(model, codec, ds, batch_size=batch_size, device=dev, progress=progress)
@@ -219,27 +221,23 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
     plot_ced({m: v for m, v in res["nmes"][kind].items()}, out / f"{stem}_ced.png",
              title=f"CED, {kind} NME; data: {desc}")
     report = {"checkpoint": str(checkpoint), "dataset": dataset, "data": desc, "codec": codec.name,
-              "heatmap_size": codec.heatmap_size, "input_size": codec.input_size,
-              "box": d["box"], "metrics": res["metrics"]}
+              "heatmap_size": codec.heatmap_size, "input_size": codec.input_size, "box": d["box"],
+              "model": cfg["model"], "loss": cfg.get("loss"), "metrics": res["metrics"]}
     write_json(out / f"{stem}.json", report)
     write_text(out / f"{stem}.md", table)
     print(f"wrote {out / (stem + '.json')}, {out / (stem + '.md')}, {out / (stem + '_ced.png')}")
     return report
 
 
-def cfg_num_points(model: nn.Module, records) -> int:
-    n = getattr(model, "num_landmarks", None)
-    return int(n) if n is not None else int(records[0].landmarks.shape[0])
-
-
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint: NME, FR@0.1, AUC@0.1 per subset and decoder")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--dataset", required=True, choices=["wflw", "cofw", "300w", "synth"])
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by `hih train` (last.pt or best.pt)")
+    p.add_argument("--dataset", required=True, choices=["wflw", "cofw", "300w", "synth"],
+                   help="test data: the dataset's test split(s), or synthetic faces from a held-out seed")
     p.add_argument("--root", default=None, help="dataset folder (not needed for synth)")
-    p.add_argument("--out", default="eval", help="folder for the JSON, markdown table and CED plot")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", default="eval", help="folder for the JSON, markdown table and CED plot (default: eval)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default: 32)")
     p.add_argument("--num", type=int, default=None, help="synth only: number of faces (default: the config's)")
     p.set_defaults(func=lambda a: run_eval(a.checkpoint, a.dataset, a.root, a.out, device=a.device,
                                            batch_size=a.batch_size, num=a.num) and 0)

@@ -9,9 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+
+# the names ``atomic_path`` gives its temporary files: .<stem>.<8 random characters>.tmp<suffix>
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^.]+)?$")
 
 
 def _umask() -> int:
@@ -43,6 +48,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files of ``atomic_path`` that a killed process left in ``folder``
+    (``.<stem>.<random>.tmp<suffix>``); returns their paths. Call it only when no other process is
+    writing into ``folder``."""
+    removed = []
+    for tmp in sorted(Path(folder).glob(".*.tmp*")):
+        if tmp.is_file() and _TEMPORARY.match(tmp.name):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[Path], Any]) -> Path:

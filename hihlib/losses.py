@@ -35,6 +35,7 @@ spatial softmax, 0.089 cells with the weighted BCE (nearest-cell rounding: 0.38 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable
 
@@ -189,6 +190,7 @@ class LandmarkLoss:
         self.decimal = decimal
         self.decimal_weight = decimal_weight
         self.description = description
+        self.options: dict = {}   # set by ``build_loss``: every option, defaults included
 
     def __call__(self, outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         pred = outputs["heatmaps"] if "heatmaps" in outputs else outputs["heatmap"]
@@ -204,28 +206,49 @@ class LandmarkLoss:
         return f"LandmarkLoss({self.codec_name}: {self.description})"
 
 
+#: HIH's weight of the CSC term. The released code weighs 0.05 x a KL averaged over the d*d = 64 decimal
+#: cells; ``csc_kl`` is a KL per landmark (64 x larger), so 0.05 / 64 keeps the released balance between
+#: the integer maps and the decimal map.
+DECIMAL_WEIGHT = 0.05 / 64
+
+
+@dataclasses.dataclass(frozen=True)
+class LossOptions:
+    """The options of a codec's loss (see ``make_loss``); a checkpoint stores them as a dict."""
+
+    heatmap_loss: str = "mse"
+    awing: dict | None = None
+    decimal_loss: str = "kl"
+    decimal_weight: float = DECIMAL_WEIGHT
+    h3r_loss: str = "softmax"
+    pos_weight: float | None = None
+    gamma: float = 0.0
+
+
 def build_loss(codec_name: str, **cfg) -> LandmarkLoss:
     """The training loss of codec ``codec_name`` ("gaussian", "h3r" or "hih"); options as ``make_loss``.
 
-    Unknown options raise ``ConfigError`` (so a typo in a YAML config is reported, not ignored).
+    Unknown options raise ``ConfigError`` (so a typo in a YAML config is reported, not ignored). The
+    loss's ``options`` holds every option, defaults included.
     """
-    import inspect
-
-    allowed = [n for n in inspect.signature(make_loss).parameters if n != "codec_name"]
+    allowed = [f.name for f in dataclasses.fields(LossOptions)]
     unknown = sorted(set(cfg) - set(allowed))
     if unknown:
         raise ConfigError(f"unknown loss option(s) {unknown}; expected some of {allowed}")
-    return make_loss(codec_name, **cfg)
+    loss = make_loss(codec_name, **cfg)
+    loss.options = dataclasses.asdict(LossOptions(**cfg))
+    return loss
 
 
 def make_loss(codec_name: str, *, heatmap_loss: str = "mse", awing: dict | None = None,
-               decimal_loss: str = "kl", decimal_weight: float = 0.05, h3r_loss: str = "softmax",
+               decimal_loss: str = "kl", decimal_weight: float = DECIMAL_WEIGHT, h3r_loss: str = "softmax",
                pos_weight: float | None = None, gamma: float = 0.0) -> LandmarkLoss:
     """The training loss of codec ``codec_name`` ("gaussian", "h3r" or "hih").
 
     * gaussian: ``heatmap_loss`` "mse" (default) or "awing" (keyword options in ``awing``, e.g.
       ``{"weighted": True}``) on every stack.
-    * hih: the same on the integer maps + ``decimal_weight`` (0.05, as released) x CSC, where
+    * hih: the same on the integer maps + ``decimal_weight`` (``DECIMAL_WEIGHT`` = 0.05 / 64: the released
+      0.05 on a KL averaged over the 64 decimal cells, for the per-landmark KL here) x CSC, where
       ``decimal_loss`` is "kl" (default: normalised label, KL per landmark) or "official" (softmax of
       the Gaussian values, KL averaged over elements; see ``csc_official``).
     * h3r: ``h3r_loss`` "softmax" (default, see the module docstring) or "bce" (``pos_weight``,

@@ -212,7 +212,7 @@ def test_build_loss_hih_total_is_mse_plus_weighted_csc():
     kl = csc_kl(outputs["decimal"], targets["decimal"]).item()
     assert parts["heatmap"].item() == pytest.approx(mse)
     assert parts["decimal"].item() == pytest.approx(kl)
-    assert total.item() == pytest.approx(mse + 0.05 * kl, rel=1e-6)
+    assert total.item() == pytest.approx(mse + 0.05 / 64 * kl, rel=1e-6)  # the released balance, per-landmark KL
     total2, _ = build_loss("hih", decimal_weight=1.0, decimal_loss="official")(outputs, targets)
     assert total2.item() == pytest.approx(mse + csc_official(outputs["decimal"], targets["decimal"]).item(), rel=1e-6)
 

@@ -20,12 +20,13 @@ from .wflw import WFLW
 DATASETS = {"wflw": WFLW, "cofw": COFW, "300w": W300}
 
 
-def open_dataset(name: str, root, split: str, **kwargs):
-    """``WFLW`` | ``COFW`` | ``W300`` by name (``"wflw"``, ``"cofw"``, ``"300w"``)."""
+def open_dataset(name: str, root, split: str, *, skip_bad: bool = False):
+    """``WFLW`` | ``COFW`` | ``W300`` by name (``"wflw"``, ``"cofw"``, ``"300w"``); every loader takes
+    ``(root, split, *, skip_bad=False)``."""
     key = "300w" if name.lower() == "w300" else name.lower()
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    return DATASETS[key](root, split, **kwargs)
+    return DATASETS[key](root, split, skip_bad=skip_bad)
 
 
 __all__ = [

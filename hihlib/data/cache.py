@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..io import atomic_path, write_json
+from .dataset import load_record_image
 from .records import FaceRecord
 from .schemes import get_scheme
 from .transforms import apply_affine, crop_matrix, warp_image
@@ -132,10 +133,7 @@ def prepare_cache(source, out, *, cache_scale: float = DEFAULT_SCALE, cache_size
         crops = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, s, s, 3))
         for i, r in enumerate(records):
             M = crop_matrix(r.box, s, cache_scale)
-            try:
-                image = r.load_image()
-            except DataError as e:  # say which sample needs the image, not only which file failed
-                raise DataError(e.path, e.line, f"{e.expected} (the image of {r.key})", e.found) from None
+            image = load_record_image(r)
             crops[i] = warp_image(image, M, s)
             matrices[i] = M if r.from_original is None else M @ np.vstack([r.from_original, [0, 0, 1]])
             landmarks[i] = apply_affine(r.landmarks, M)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import DataError
 from .records import FaceRecord, landmark_box
 from .schemes import LandmarkScheme, get_scheme
 from .transforms import apply_affine, compose_affine, crop_matrix, invert_affine, warp_image
@@ -72,6 +73,14 @@ def to_original(points, matrix):
         A, t = m[..., :2], m[..., 2]
         return torch.linalg.solve(A, (points.to(torch.float64) - t[..., None, :]).mT).mT
     return apply_affine(points, invert_affine(matrix))
+
+
+def load_record_image(record: FaceRecord) -> np.ndarray:
+    """``record.load_image()``; a ``DataError`` names the image and the annotation (file:line) listing it."""
+    try:
+        return record.load_image()
+    except DataError as e:
+        raise DataError(e.path, e.line, f"{e.expected} (the image of {record.key})", e.found) from None
 
 
 class FaceDataset(Dataset):
@@ -138,7 +147,7 @@ class FaceDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         index = int(index)
         record = self.records[index]
-        image = record.load_image()
+        image = load_record_image(record)
         M = crop_matrix(self.crop_box(record), self.input_size, self.scale)
         flipped = False
         rng = None

@@ -7,6 +7,7 @@ list them in ``skipped`` (the caller reports how many).
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -47,6 +48,27 @@ class FaceSource:
         if self.skipped:
             warnings.warn(f"{type(self).__name__}({self.root}, {self.split!r}): skipped {len(self.skipped)} bad "
                           f"sample(s); first: {self.skipped[0]}", stacklevel=3)
+
+    def missing_images(self) -> list[DataError]:
+        """One ``DataError`` per face whose image file does not exist, naming the image and the
+        annotation (file:line) that lists it. One ``stat`` per distinct file, nothing decoded."""
+        exists: dict[str, bool] = {}
+        errors = []
+        for r in self.records:
+            if r.image_path is None:
+                continue
+            if r.image_path not in exists:
+                exists[r.image_path] = os.path.isfile(r.image_path)
+            if not exists[r.image_path]:
+                errors.append(DataError(r.image_path, None, f"an image file (the image of {r.key})", "no such file"))
+        return errors
+
+    def drop(self, errors: list[DataError]) -> None:
+        """Leave out the faces whose image file ``errors`` name, and list the errors in ``skipped``."""
+        paths = {e.path for e in errors}
+        if paths:
+            self.records = [r for r in self.records if r.image_path not in paths]
+            self.skipped += list(errors)
 
     def check_images(self, progress: bool = False) -> list[DataError]:
         """Decode every image once; one ``DataError`` per image that cannot be read."""

@@ -1,0 +1,175 @@
+"""The pieces of a run, built from a configuration (``hihlib.config``): device, data, codec, model,
+loss, optimizer and learning-rate schedule. ``hih train``, ``hih eval`` and the notebooks all build
+through these functions, so a piece is described by the configuration in one way only.
+
+Data of one split comes from ``open_split``: the synthetic generator, a ``hih data prepare`` cache
+(``data.cache``) or the dataset's own files (``hihlib.data.open_dataset``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, DataError
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; under ``torchrun``, ``cuda`` -> this rank's GPU."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device={spec!r} but no CUDA device is available")
+    if spec == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        spec = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return torch.device(spec)
+
+
+# ----------------------------------------------------------------------------------------------
+# Data
+# ----------------------------------------------------------------------------------------------
+
+def open_split(cfg: dict, split: str) -> tuple[list, object, str]:
+    """(records, landmark scheme, one-line description) of one split of the configured data.
+
+    ``data.dataset=synth``: generated faces (the validation split from another seed, so it never
+    repeats a training face). Otherwise the dataset's files under ``data.root``, or the crops of a
+    ``hih data prepare`` cache when ``data.cache`` names its folder. Every image file the annotations
+    list is checked to exist before anything is decoded (``data.skip_bad`` leaves those faces out).
+    """
+    d = cfg["data"]
+    name = d["dataset"]
+    if name == "synth":
+        from .data.synthetic import SyntheticFaces
+
+        train = split == d["train_split"]
+        n = d["num_train"] if train else d["num_val"]
+        seed = cfg["seed"] if train else cfg["seed"] + 10_000
+        faces = SyntheticFaces(n, seed=seed, image_size=d["image_size"])
+        records = list(faces.records)
+        if d.get("cache_images", True):
+            records = cache_records(records)
+        return records, faces.scheme, f"synthetic WFLW-format faces, {n} images, seed {seed}"
+    if d.get("cache"):
+        from .data.cache import CachedFaces
+
+        cached = CachedFaces(d["cache"], name, split)
+        desc = f"{name.upper()} {split} split from the cache {d['cache']} (of {cached.root}), {len(cached.records)} faces"
+        return cached.records, cached.scheme, desc
+    if d.get("root") is None:
+        raise ConfigError(f"data.root is required for dataset {name!r} (the folder holding the {name.upper()} files)")
+    from .data import open_dataset
+
+    skip_bad = bool(d.get("skip_bad"))
+    source = open_dataset(name, d["root"], split, skip_bad=skip_bad)
+    missing = source.missing_images()
+    if missing and not skip_bad:
+        more = f" (and {len(missing) - 1} more; data.skip_bad=true leaves them out)" if len(missing) > 1 else ""
+        raise DataError(missing[0].path, None, missing[0].expected + more, missing[0].found)
+    source.drop(missing)
+    desc = f"{name.upper()} {split} split from {d['root']}, {len(source.records)} faces"
+    if source.skipped:
+        desc += f" ({len(source.skipped)} bad samples skipped)"
+        print(f"data: skipped {len(source.skipped)} bad samples in the {name.upper()} {split} split (data.skip_bad=true)")
+    return source.records, source.scheme, desc
+
+
+def cache_records(records: list) -> list:
+    """Render every lazily loaded record once (synthetic faces) and keep the pixels in memory."""
+    return [dataclasses.replace(r, image=r.load_image(), loader=None) if r.image is None and r.loader is not None
+            else r for r in records]
+
+
+def build_augment(cfg: dict, scheme):
+    """``data.augment`` as an ``Augment`` for crops of ``data.input_size`` (None: no augmentation)."""
+    opts = cfg["data"].get("augment")
+    if not opts:
+        return None
+    from .data.transforms import Augment
+
+    opts = {k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()}
+    try:
+        return Augment(mirror=tuple(scheme.mirror), size=cfg["data"]["input_size"], **opts)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"data.augment: {e}") from None
+
+
+def build_dataset(cfg: dict, records: list, scheme, *, train: bool):
+    """A ``FaceDataset`` of ``records``: augmented for training, plain crops for evaluation."""
+    from .data import FaceDataset
+
+    d = cfg["data"]
+    return FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"],
+                       augment=build_augment(cfg, scheme) if train else None, seed=cfg["seed"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Codec, model, loss
+# ----------------------------------------------------------------------------------------------
+
+def build_codec(cfg: dict):
+    """The codec for the model's heatmap size and the crop size."""
+    from .codecs import get_codec
+
+    return get_codec(cfg["codec"]["name"], input_size=cfg["data"]["input_size"],
+                     heatmap_size=cfg["model"]["heatmap_size"], **(cfg["codec"].get("options") or {}))
+
+
+def build_model(cfg: dict, num_landmarks: int) -> nn.Module:
+    """``models.create(model.name)`` with the codec's head, the crop size and ``model.options``."""
+    from . import models
+
+    m = cfg["model"]
+    opts = {"input_size": cfg["data"]["input_size"], **(m.get("options") or {})}
+    return models.create(m["name"], num_landmarks=num_landmarks, heatmap_size=m["heatmap_size"],
+                         head=cfg["codec"]["name"], **opts)
+
+
+def build_loss(cfg: dict):
+    """``losses.build_loss`` of the codec with the ``loss`` options."""
+    from .losses import build_loss as _build
+
+    return _build(cfg["codec"]["name"], **(cfg.get("loss") or {}))
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimizer and schedule
+# ----------------------------------------------------------------------------------------------
+
+def build_optimizer(cfg: dict, model: nn.Module) -> torch.optim.Optimizer:
+    o = cfg["optim"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    name = o["name"].lower()
+    if name == "adam":
+        return torch.optim.Adam(params, lr=o["lr"], weight_decay=o["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=o["lr"], weight_decay=o["weight_decay"])
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
+    raise ConfigError(f"optim.name={o['name']!r}: expected adam, adamw or sgd")
+
+
+def build_scheduler(cfg: dict, optimizer, steps_per_epoch: int):
+    """A per-step LR schedule: linear warmup, then steps at ``milestones`` epochs or a cosine decay."""
+    o, epochs = cfg["optim"], cfg["train"]["epochs"]
+    warmup = int(o.get("warmup_steps") or 0)
+    total = max(1, epochs * steps_per_epoch)
+    kind = (o.get("schedule") or "none").lower()
+    milestones = [int(m) * steps_per_epoch for m in (o.get("milestones") or [])]
+    gamma = float(o.get("gamma", 0.1))
+    if kind not in ("step", "cosine", "none"):
+        raise ConfigError(f"optim.schedule={kind!r}: expected step, cosine or none")
+
+    def factor(step: int) -> float:
+        f = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        if kind == "step":
+            f *= gamma ** sum(step >= m for m in milestones)
+        elif kind == "cosine":
+            f *= 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        return f
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

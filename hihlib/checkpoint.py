@@ -1,0 +1,121 @@
+"""Checkpoints: what a training run writes, how a trained model is read back, and the run folder.
+
+A checkpoint (``torch.save`` of a dict, written atomically) holds
+
+* ``"model"``: the state dict; ``"model_spec"``: the architecture it belongs to (``model_spec``);
+* ``"codec"``: name, input and heatmap size of the codec the targets came from;
+* ``"loss"``: every option of the loss it was trained with (or ``{"custom": name}`` for a loss
+  that is not a ``hihlib.losses.LandmarkLoss``);
+* ``"config"``: the full run configuration, whose ``codec`` and ``loss`` sections agree with the above;
+* the training state that exact resume needs (``hihlib.train.Trainer.state``): optimizer, scheduler,
+  epoch, step, random states and data order.
+
+``load_checkpoint`` rebuilds the model from ``model_spec`` and the codec from the configuration, so
+``hih eval`` and ``hih predict`` need nothing but the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ConfigError, HihError
+from .io import remove_stale_temporaries
+
+#: The files a run writes into its folder.
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.yaml")
+
+
+def model_spec(model: nn.Module) -> dict:
+    """The architecture of a ``LandmarkModel``: its ``HourglassConfig`` fields and its head."""
+    return {"config": dataclasses.asdict(model.config), "head": model.head,
+            "decimal_size": model.decimal_size, "decimal_channels": model.decimal_channels}
+
+
+def model_from_spec(spec: dict) -> nn.Module:
+    """A freshly initialised ``LandmarkModel`` of the architecture ``model_spec`` describes."""
+    from .models import HourglassConfig, LandmarkModel
+
+    return LandmarkModel(HourglassConfig(**spec["config"]).validate(), head=spec["head"],
+                         decimal_size=spec["decimal_size"] or 8, decimal_channels=spec["decimal_channels"])
+
+
+def codec_spec(codec) -> dict:
+    return {"name": codec.name, "input_size": codec.input_size, "heatmap_size": codec.heatmap_size}
+
+
+def loss_spec(loss_fn) -> dict:
+    """Every option of a ``LandmarkLoss``; the qualified name of any other loss callable."""
+    from .losses import LandmarkLoss
+
+    if isinstance(loss_fn, LandmarkLoss):
+        return dict(loss_fn.options)
+    return {"custom": f"{getattr(loss_fn, '__module__', '?')}.{getattr(loss_fn, '__qualname__', type(loss_fn).__name__)}"}
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The dict a ``Trainer`` saved; ``HihError`` naming the file if it is missing or not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise HihError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file
+        raise HihError(f"{path}: expected a hihlib checkpoint (torch.save file), could not read it: {e}") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise HihError(f"{path}: expected a hihlib checkpoint with 'model' and 'config', found keys {found}")
+    return ckpt
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """(model in eval mode, codec, config) from a checkpoint written by ``Trainer``."""
+    from .build import build_codec, build_model
+
+    ckpt = read_checkpoint(path)
+    cfg = ckpt["config"]
+    if "model_spec" in ckpt:
+        model = model_from_spec(ckpt["model_spec"])
+    else:  # written before checkpoints named their architecture
+        model = build_model(cfg, num_landmarks=ckpt["num_landmarks"])
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    return model, build_codec(cfg), cfg
+
+
+def check_pieces(cfg: dict, model: nn.Module, codec) -> None:
+    """``ConfigError`` unless the model and the codec are the ones ``cfg`` describes (same head,
+    sizes), so that the checkpoint's configuration says what was trained."""
+    want = (cfg["codec"]["name"], cfg["data"]["input_size"], cfg["model"]["heatmap_size"])
+    for what, got in (("codec", (codec.name, codec.input_size, codec.heatmap_size)),
+                      ("model", (model.head, model.input_size, model.heatmap_size))):
+        if got != want:
+            raise ConfigError(f"the {what} given to the trainer is (head/codec, input size, heatmap size) = {got}, "
+                              f"but the configuration says {want}")
+
+
+def prepare_run_folder(out: str | os.PathLike, *, resume: bool, force: bool) -> Path:
+    """Check the run folder before any work: a folder that already holds files is refused unless the
+    run resumes it (``--resume``) or replaces it (``--force``: the earlier run's files are removed).
+    Temporary files left by a checkpoint write that was killed are removed either way."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: expected a folder, found a file")
+    removed = remove_stale_temporaries(out) if out.is_dir() else []
+    for path in removed:
+        print(f"removed {path} (a temporary file left by an interrupted write)")
+    if resume or not out.is_dir():
+        return out
+    held = sorted(p.name for p in out.iterdir())
+    if held and not force:
+        raise ConfigError(f"--out {out}: expected a new or empty folder, found {len(held)} file(s) "
+                          f"({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}); "
+                          f"add --resume to continue that run, --force to replace it, or choose another folder")
+    if force:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+    return out
