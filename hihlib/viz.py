@@ -66,11 +66,61 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | No
     return fig, axes
 
 
+def wrap_titles(fig: Figure) -> Figure:
+    """Wrap every axes title (and the figure's suptitle) that is wider than its panel (the figure)
+    onto several lines, so that no title is clipped at the figure's edge. Widths are estimated from
+    the font size (an average character is about 0.55 em wide in DejaVu Sans)."""
+    import textwrap
+
+    def wrap(text_obj, width_in: float) -> None:
+        text = text_obj.get_text()
+        if not text:
+            return
+        chars = max(12, int(width_in * 72 / (0.55 * text_obj.get_fontsize())))
+        lines = text.split("\n")
+        if any(len(line) > chars for line in lines):
+            text_obj.set_text("\n".join(w for line in lines for w in textwrap.wrap(line, chars, break_on_hyphens=False) or [""]))
+
+    fig_w = fig.get_figwidth()
+    for ax in fig.axes:
+        for t in (ax.title, ax._left_title, ax._right_title):
+            wrap(t, ax.get_position().width * fig_w)
+    if getattr(fig, "_suptitle", None) is not None:
+        wrap(fig._suptitle, 0.95 * fig_w)
+    return fig
+
+
 def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
-    """The figure rendered as PNG bytes."""
+    """The figure rendered as PNG bytes (titles wider than their panel wrapped: :func:`wrap_titles`)."""
+    wrap_titles(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def project_root() -> Path:
+    """The repository holding hihlib when it runs from a checkout (the folder with pyproject.toml
+    beside the hihlib package), else the current folder."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "pyproject.toml").is_file() else Path.cwd()
+
+
+def figure_dir(sub: str | None = None) -> Path:
+    """The folder notebooks and tools write their figures to, created if needed.
+
+    Default ``runs/figures/`` of the repository (git ignores ``runs/``), so running a notebook never
+    changes a tracked file. The environment variable ``HIH_FIGURES`` chooses another folder; a
+    relative one is taken from the repository root (notebooks run in ``notebooks/``), so that
+    ``HIH_FIGURES=figures`` is the explicit command that regenerates the committed figures. ``sub``:
+    a sub-folder (e.g. "widgets").
+    """
+    folder = Path(os.environ.get("HIH_FIGURES") or "runs/figures").expanduser()
+    if not folder.is_absolute():
+        folder = project_root() / folder
+    if sub:
+        folder = folder / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DPI) -> Path:
@@ -279,27 +329,55 @@ def plot_face(image, ax: Axes | None = None, *, pred=None, gt=None, title: str |
     return ax
 
 
+def distinct_colors(labels: Sequence[str]) -> list[str]:
+    """One colour per label, no two alike: a label ending with a decoder name gets the decoder's colour
+    (:data:`METHOD_COLORS`) unless an earlier label took it; every other label gets the first colour
+    of matplotlib's tab10, then tab20, palette that no label uses."""
+    import matplotlib
+
+    palette = list(matplotlib.colormaps["tab10"].colors) + list(matplotlib.colormaps["tab20"].colors)
+    palette = [matplotlib.colors.to_hex(c) for c in palette]
+    wanted = [METHOD_COLORS.get(label.replace("/", " ").split()[-1] if label.strip() else "") for label in labels]
+    colors: list[str | None] = []
+    for w in wanted:
+        colors.append(w if w is not None and w not in colors else None)
+    taken = set(c for c in colors if c) | set(w for w in wanted if w)
+    free = iter([c for c in palette if c not in taken] + [c for c in palette if c in taken])
+    return [c if c is not None else next(free) for c in colors]
+
+
 def plot_ced(curves: Mapping[str, Sequence[float]], ax: Axes | None = None, *, max_nme: float = 0.10,
-             bins: int = 1000) -> Axes:
+             x_max: float | None = None, title: str | None = None, bins: int = 1000) -> Axes:
     """Cumulative error distribution: label -> per-face NMEs (fractions, e.g. 0.04 for 4 %).
 
-    The label in the legend carries the mean NME (in %) and the failure rate at ``max_nme``.
+    max_nme: the failure threshold, marked by a dotted line; the legend gives each curve's mean NME (in %)
+    and its failure rate there (FR = fraction of faces above it). x_max: right end of the NME axis
+    (default: ``max_nme``, extended to where the curves reach 90 % when they rise later, up to 100 % NME,
+    so that a curve is never drawn flat at zero). Curves get distinct colours (:func:`distinct_colors`);
+    a long title is wrapped to the panel's width when the figure is rendered (:func:`figure_png`).
     """
     if ax is None:
         _, ax = new_figure()
-    t = np.linspace(0.0, max_nme, bins + 1)
-    for i, (label, nmes) in enumerate(curves.items()):
-        e = np.sort(_np(nmes).astype(np.float64).reshape(-1))
+    data = {label: np.sort(_np(nmes).astype(np.float64).reshape(-1)) for label, nmes in curves.items()}
+    if x_max is None:
+        q90 = max((float(np.quantile(e, 0.9)) for e in data.values() if len(e)), default=0.0)
+        x_max = max_nme if q90 <= max_nme else min(1.0, float(np.ceil(q90 / 0.05) * 0.05))
+    t = np.linspace(0.0, x_max, bins + 1)
+    for (label, e), color in zip(data.items(), distinct_colors(list(data))):
         frac = np.searchsorted(e, t, side="right") / max(len(e), 1)
-        fr = 1.0 - frac[-1]
-        ax.plot(t * 100, frac, lw=1.6, color=_color(label, i),
-                label=f"{label}: NME {100 * e.mean():.2f}%, FR {100 * fr:.1f}%")
-    ax.set_xlim(0, max_nme * 100)
+        fr = 1.0 - np.searchsorted(e, max_nme, side="right") / max(len(e), 1)
+        ax.plot(t * 100, frac, lw=1.6, color=color,
+                label=f"{label}: NME {100 * e.mean():.2f}%, FR@{100 * max_nme:g}% {100 * fr:.1f}%")
+    if x_max > max_nme:
+        ax.axvline(max_nme * 100, color="0.4", ls=":", lw=1)
+    ax.set_xlim(0, x_max * 100)
     ax.set_ylim(0, 1)
     ax.set_xlabel("NME (%)")
     ax.set_ylabel("fraction of faces")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    if title is not None:
+        ax.set_title(title, fontsize=9)
     return ax
 
 
@@ -322,7 +400,7 @@ def plot_curves(curves: Mapping[str, Sequence[float]], ax: Axes | None = None, *
 
 
 __all__ = [
-    "DPI", "METHOD_COLORS", "new_figure", "figure_png", "save_figure", "show",
+    "DPI", "METHOD_COLORS", "new_figure", "figure_png", "project_root", "figure_dir", "save_figure", "show",
     "plot_error_histogram", "plot_error_vs_resolution", "plot_heatmap", "outline_cell", "outline_box",
-    "plot_decimal_map", "plot_face", "plot_ced", "plot_curves",
+    "plot_decimal_map", "plot_face", "distinct_colors", "plot_ced", "plot_curves", "wrap_titles",
 ]

@@ -70,7 +70,36 @@ def test_ced_curve_is_the_fraction_of_faces_at_or_below_each_threshold():
     expected = np.array([(nmes <= x + 1e-12).mean() for x in t])
     np.testing.assert_allclose(line.get_ydata(), expected)
     label = ax.get_legend().get_texts()[0].get_text()
-    assert "NME 6.00%" in label and "FR 20.0%" in label
+    assert "NME 6.00%" in label and "FR@10% 20.0%" in label
+
+
+def test_ced_axis_reaches_curves_that_rise_beyond_the_failure_threshold():
+    flat = viz.plot_ced({"low": np.full(10, 0.03)})
+    assert flat.get_xlim() == (0.0, 10.0)                       # every face below 10 %: the usual axis
+    late = viz.plot_ced({"low": np.full(10, 0.03), "high": np.linspace(0.12, 0.17, 10)})
+    assert late.get_xlim() == (0.0, 20.0)                      # the 16.9 % curve is drawn, not flat at 0
+    assert late.get_lines()[-1].get_xdata()[0] == 10.0         # the threshold marked at 10 %
+
+
+def test_ced_curves_never_share_a_colour():
+    methods = ("expectation", "official", "local_mean", "softmax_mean", "argmax")
+    ax = viz.plot_ced({m: np.linspace(0.01, 0.05, 5) for m in methods})
+    colors = [line.get_color() for line in ax.get_lines()]
+    assert len(set(colors)) == len(methods)
+    assert colors[0] == viz.METHOD_COLORS["expectation"] and colors[-1] == viz.METHOD_COLORS["argmax"]
+    assert viz.distinct_colors(["gaussian/argmax", "hih/argmax"])[0] == viz.METHOD_COLORS["argmax"]
+    assert len(set(viz.distinct_colors(["gaussian/argmax", "hih/argmax"]))) == 2
+
+
+def test_a_title_wider_than_its_panel_is_wrapped_when_rendered():
+    fig, ax = viz.new_figure(size=(4, 3))
+    title = "CED, inter_ocular NME; data: synthetic WFLW-format faces, 16 images, seed 10000 (held-out seed)"
+    ax.set_title(title, fontsize=9)
+    viz.figure_png(fig)
+    lines = ax.get_title().split("\n")
+    assert len(lines) >= 2 and " ".join(lines) == title
+    renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else fig._get_renderer()
+    assert ax.title.get_window_extent(renderer).x1 <= fig.bbox.x1 and ax.title.get_window_extent(renderer).x0 >= 0
 
 
 def test_face_accepts_a_normalised_chw_tensor_and_uses_pixel_centres():
