@@ -142,3 +142,27 @@ def test_hih_eval_cofw_reports_both_normalisers_and_300w_its_three_subsets(tmp_p
     # full is the face-weighted mean of its two parts
     assert w300["full"]["dark"]["nme"] == pytest.approx(
         (4 * w300["common"]["dark"]["nme"] + 2 * w300["challenge"]["dark"]["nme"]) / 6)
+
+
+@pytest.mark.parametrize("dataset, points", [("300w", 68), ("cofw", 29)])
+def test_hih_eval_of_a_98_point_model_on_a_dataset_of_other_points_is_one_line_naming_both(tmp_path, capsys,
+                                                                                           dataset, points):
+    from formats import build_300w_fixture, build_cofw_fixture
+
+    from hihlib.train import DEFAULTS, Trainer, apply_overrides
+
+    root = tmp_path / dataset
+    (build_300w_fixture if dataset == "300w" else build_cofw_fixture)(root)
+    cfg = apply_overrides(DEFAULTS, ["data.num_train=2", "data.image_size=64", "data.input_size=64",
+                                     "model.name=hg_tiny", "model.heatmap_size=16",
+                                     "model.options={width: 16, depth: 2}", "codec.name=gaussian",
+                                     "train.eval_every=0", "data.augment=null"])
+    t = Trainer(cfg, tmp_path / "run")  # synthetic WFLW-format faces: 98 points
+    t.save()
+    rc = main(["eval", "--checkpoint", str(t.last_path), "--dataset", dataset, "--root", str(root),
+               "--out", str(tmp_path / "ev")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.strip() == (f"hih eval: error: {t.last_path}: the model predicts 98 landmarks but --dataset {dataset} "
+                           f"has {points}; evaluate it on a dataset of 98 landmarks")
+    assert not (tmp_path / "ev").exists()

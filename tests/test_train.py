@@ -259,3 +259,133 @@ def test_hih_train_synthetic_config_end_to_end_with_evaluation(tmp_path, capsys)
     assert len(evals) == 1 and evals[0]["data"] == "synthetic WFLW-format faces, 4 images, seed 10000"
     assert {"expectation", "official", "local_mean", "softmax_mean"} <= set(evals[0])
     assert (tmp_path / "best.pt").is_file() and (tmp_path / "config.yaml").is_file()
+
+
+# ----------------------------------------------------------------------------------------------
+# User errors through the command line: one line naming the file, line or option, exit 2, no traceback
+
+SYNTH_TINY = ["data.num_train=4", "data.num_val=4", "data.image_size=64", "train.eval_every=0", *TINY]
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_hih_train_missing_image_names_image_and_annotation_line_before_any_step(tmp_path, capsys, workers):
+    from formats import build_wflw_fixture
+
+    from hihlib.cli import main
+
+    root = tmp_path / "WFLW"
+    build_wflw_fixture(root)
+    (root / "WFLW_images" / "1--Handshaking" / "edge.jpg").unlink()  # the image of train line 3
+    rc = main(["train", "--config", str(ROOT / "configs" / "wflw_hih_b.yaml"), "--out", str(tmp_path / "run"),
+               f"data.root={root}", "train.eval_every=0", *TINY, f"data.workers={workers}"])
+    line = one_line_error(capsys)
+    assert rc == 2
+    assert line == (f"hih train: error: {root / 'WFLW_images' / '1--Handshaking' / 'edge.jpg'}: expected an image "
+                    f"file (the image of list_98pt_rect_attr_train.txt:3), found no such file")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_hih_train_undecodable_image_in_a_loader_worker_is_one_line_naming_the_annotation(tmp_path, capsys):
+    from formats import build_wflw_fixture
+
+    from hihlib.cli import main
+
+    root = tmp_path / "WFLW"
+    build_wflw_fixture(root)
+    bad = root / "WFLW_images" / "1--Handshaking" / "edge.jpg"
+    bad.write_bytes(b"not a jpeg")
+    rc = main(["train", "--config", str(ROOT / "configs" / "wflw_hih_b.yaml"), "--out", str(tmp_path / "run"),
+               f"data.root={root}", "train.eval_every=0", *TINY, "data.workers=2", "train.batch_size=3"])
+    line = one_line_error(capsys)
+    assert rc == 2
+    assert line == (f"hih train: error: {bad}: expected an image that OpenCV can decode (jpg, png, ppm, ...) "
+                    f"(the image of list_98pt_rect_attr_train.txt:3), found 10 undecodable bytes")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lr=abc", "override optim.lr=abc: optim.lr expects a number, found 'abc'"),
+    ("train.epoch=3", "override train.epoch=3: unknown option train.epoch; did you mean train.epochs?"),
+    ("data.workers=1.5", "override data.workers=1.5: data.workers expects an integer, found 1.5"),
+    ("codec.name=hhi", "override codec.name=hhi: codec.name expects one of gaussian, h3r, hih, found 'hhi'"),
+])
+def test_hih_train_bad_override_is_one_line_naming_the_option_and_what_it_expects(tmp_path, capsys, override, message):
+    from hihlib.cli import main
+
+    rc = main(["train", "--config", str(ROOT / "configs" / "synth_hih.yaml"), "--out", str(tmp_path / "run"),
+               *SYNTH_TINY, override])
+    assert rc == 2 and one_line_error(capsys) == f"hih train: error: {message}"
+    assert not (tmp_path / "run").exists()
+
+
+def test_hih_train_unknown_model_is_refused_before_any_face_is_rendered(tmp_path, capsys, monkeypatch):
+    from hihlib.cli import main
+    from hihlib.data import synthetic
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("faces rendered before the configuration was checked")
+
+    monkeypatch.setattr(synthetic, "SyntheticFaces", no_rendering)
+    rc = main(["train", "--config", str(ROOT / "configs" / "synth_hih.yaml"), "--out", str(tmp_path / "run"),
+               *SYNTH_TINY, "model.name=hih_xx"])
+    line = one_line_error(capsys)
+    assert rc == 2 and "unknown model 'hih_xx'" in line and "hih_b" in line
+
+
+def test_hih_train_refuses_a_folder_holding_a_run_and_force_replaces_it(tmp_path, capsys):
+    from hihlib.cli import main
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "last.pt").write_bytes(b"a finished model")
+    (out / "metrics.jsonl").write_text('{"kind": "epoch", "epoch": 60}\n')
+    (out / ".last.k2j4h5g6.tmp.pt").write_bytes(b"")  # left by a checkpoint write that was killed
+    args = ["train", "--config", str(ROOT / "configs" / "synth_hih.yaml"), "--out", str(out), *SYNTH_TINY]
+    assert main(args) == 2
+    line = one_line_error(capsys)
+    assert line.startswith(f"hih train: error: --out {out}: expected a new or empty folder, found 2 file(s)")
+    assert "--resume" in line and "--force" in line
+    assert (out / "last.pt").read_bytes() == b"a finished model"  # nothing lost
+    assert main(args + ["--force"]) == 0
+    assert not (out / ".last.k2j4h5g6.tmp.pt").exists()
+    epochs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"epoch"' in x]
+    assert [e["epoch"] for e in epochs if e["kind"] == "epoch"] == [1]  # the new run's log only
+    assert load(out / "last.pt")["global_step"] == 2
+
+
+def test_checkpoint_records_the_loss_codec_and_model_it_was_trained_with(tmp_path):
+    from hihlib.checkpoint import load_checkpoint
+    from hihlib.losses import build_loss
+
+    cfg = toy_cfg(epochs=1)
+    cfg["codec"]["name"] = "hih"
+    cfg["loss"] = {"decimal_weight": 0.5}  # the trainer is given another loss: the checkpoint says which
+    model = tiny_model("hih")
+    t = train(cfg, tmp_path, model=model, codec=get_codec("hih", input_size=SIZE, heatmap_size=HM),
+              loss_fn=build_loss("hih", decimal_weight=0.25), train_set=ToyFaces(8))
+    ckpt = load(tmp_path / "last.pt")
+    assert ckpt["loss"]["decimal_weight"] == 0.25 == ckpt["config"]["loss"]["decimal_weight"]
+    assert ckpt["codec"] == {"name": "hih", "input_size": SIZE, "heatmap_size": HM}
+    assert ckpt["model_spec"]["config"]["width"] == 16 and ckpt["model_spec"]["config"]["depth"] == 2
+    back, codec, saved = load_checkpoint(tmp_path / "last.pt")
+    assert back.num_landmarks == K and codec.name == "hih" and saved["loss"]["decimal_weight"] == 0.25
+    assert_same_weights(back.state_dict(), t.model.state_dict())
+
+
+def test_every_argument_of_hih_train_and_hih_eval_has_help():
+    import argparse
+
+    from hihlib.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("train", "eval"):
+        for action in sub.choices[name]._actions:
+            assert isinstance(action, argparse._HelpAction) or action.help, \
+                f"hih {name}: {'/'.join(action.option_strings) or action.dest} has no help text"
