@@ -47,6 +47,7 @@ SMOKE = os.environ.get("HIH_SMOKE", "0") == "1"
 
 import contextlib
 import io
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -71,8 +72,10 @@ torch.set_num_threads(1)  # on shared cores, more threads per process are slower
 COFW_ROOT = None          # e.g. "/data/COFW"
 CHECKPOINT = None         # e.g. "runs/cofw_hih_b/best.pt"
 
-WORK = Path(tempfile.mkdtemp(prefix="hih_nb06_"))
-FIGURES = WORK if SMOKE else Path("../figures") if Path("../figures").is_dir() else Path("figures")
+# Scratch folder (export, training run) runs/nb06/, untracked, printed relative to this folder; figures to
+# runs/figures/ (HIH_FIGURES=figures regenerates the committed ones). Smoke runs use a temporary folder.
+WORK = Path(tempfile.mkdtemp(prefix="hih_nb06_")) if SMOKE else Path(os.path.relpath(viz.project_root() / "runs" / "nb06"))
+FIGURES = WORK if SMOKE else viz.figure_dir()
 CONFIG = Path("../configs/cofw_hih_b.yaml") if Path("../configs").is_dir() else Path("configs/cofw_hih_b.yaml")
 CHECKPOINT = CHECKPOINT or os.environ.get("HIH_COFW_CHECKPOINT") or None
 n_train, n_test = (16, 12) if SMOKE else (600, 300)
@@ -191,6 +194,7 @@ else:
     print("$ hih train --config", CONFIG, "--out", WORK / "run", " ".join(overrides))
     t0 = time.perf_counter()
     log = io.StringIO()
+    shutil.rmtree(WORK / "run", ignore_errors=True)  # this notebook's previous run: train afresh
     with contextlib.redirect_stdout(log):
         trainer = Trainer(cfg, WORK / "run")
         trainer.fit()

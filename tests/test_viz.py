@@ -1,6 +1,7 @@
 """hihlib.viz: what is drawn sits where hihlib's coordinate convention says, and figures are written safely."""
 
 import struct
+import subprocess
 
 import numpy as np
 import pytest
@@ -124,3 +125,17 @@ def test_show_can_save_the_png_it_displays(tmp_path):
     png = viz.show(fig, dpi=50, save_to=tmp_path / "f.png")
     assert png_size(png) == (100, 50)
     assert (tmp_path / "f.png").read_bytes() == png
+
+
+def test_figures_go_to_untracked_runs_figures_unless_HIH_FIGURES_says_otherwise(tmp_path, monkeypatch):
+    root = viz.project_root()
+    monkeypatch.delenv("HIH_FIGURES", raising=False)
+    assert viz.figure_dir() == root / "runs" / "figures"
+    monkeypatch.setenv("HIH_FIGURES", str(tmp_path / "figs"))
+    assert viz.figure_dir("widgets") == tmp_path / "figs" / "widgets" and (tmp_path / "figs" / "widgets").is_dir()
+    monkeypatch.setenv("HIH_FIGURES", "figures")      # the explicit regeneration of the committed figures
+    assert viz.figure_dir() == root / "figures"
+    if not (root / ".git").exists():
+        return  # not a git checkout: nothing can be tracked
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(root / "runs" / "figures" / "x.png")], cwd=root)
+    assert ignored.returncode == 0, "runs/ must be ignored by git"

@@ -6,14 +6,16 @@ temporary copy of the repository's notebooks/ (so that nothing JupyterLab saves 
 committed .ipynb files), open the notebook in Chromium, run all cells with live widgets
 (``HIH_WIDGETS=interactive``; smoke mode ``HIH_SMOKE=1`` unless ``--full``), then for every explorer:
 screenshot it, move its first slider one step with the keyboard, wait for the figure to be redrawn
-and screenshot it again. Screenshots go to figures/widgets/<notebook>_<n>_{before,after}.png. The
-check fails (exit 1) when a notebook raises, when it shows no widget, or when moving a slider does
+and screenshot it again. Screenshots go to <figures>/widgets/<notebook>_<n>_{before,after}.png, where
+<figures> is ``hihlib.viz.figure_dir()``: runs/figures/ (untracked) by default, the committed figures/
+only when asked for (``HIH_FIGURES=figures``) or with ``--out``. The check fails (exit 1) when a notebook raises, when it shows no widget, or when moving a slider does
 not change the figure.
 
 Needs: ``pip install playwright`` (the Python package only; no ``playwright install``) and a system
 Chromium (Debian: ``apt-get install -y chromium chromium-driver``).
 
-    python tools/check_widgets.py                       # notebooks 01-03, smoke mode
+    python tools/check_widgets.py                       # notebooks 01-03, smoke mode, to runs/figures/widgets
+    HIH_FIGURES=figures python tools/check_widgets.py --full   # regenerate the committed screenshots
     python tools/check_widgets.py --full                # as committed (a few minutes)
     python tools/check_widgets.py notebooks/02_heatmap_in_heatmap.ipynb --chromium /usr/bin/chromium
 """
@@ -32,6 +34,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # hihlib from this checkout, installed or not
 DEFAULT_NOTEBOOKS = ["01_quantization_error", "02_heatmap_in_heatmap", "03_randomized_rounding"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -166,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("notebooks", nargs="*", help="notebook paths or names (default: 01-03)")
     ap.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
-    ap.add_argument("--out", default=str(ROOT / "figures" / "widgets"), help="screenshot folder")
+    ap.add_argument("--out", default=None,
+                    help="screenshot folder (default: hihlib.viz.figure_dir('widgets'), i.e. runs/figures/widgets "
+                    "or $HIH_FIGURES/widgets)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds allowed per notebook run")
     ap.add_argument("--full", action="store_true", help="run the notebooks in full mode (HIH_SMOKE=0), not smoke")
     args = ap.parse_args(argv)
@@ -181,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     sources = [Path(n) if Path(n).suffix == ".ipynb" else ROOT / "notebooks" / f"{n}.ipynb"
                for n in (args.notebooks or DEFAULT_NOTEBOOKS)]
     names = [s.stem for s in sources]
-    out_dir = Path(args.out)
+    from hihlib.viz import figure_dir
+
+    out_dir = Path(args.out) if args.out else figure_dir("widgets")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     problems: list[str] = []
