@@ -6,7 +6,8 @@
   (``hihlib.data.cache.prepare_cache``), then read back as training samples of 256 x 256 with the
   default ``Augment`` (rotation, zoom, translation, flip, blur, occlusion box, colour jitter):
   the uint8 crop alone (one warp + photometric) and the full ``FaceDataset`` item (plus ImageNet
-  normalisation into a float tensor). For comparison: the same items decoded from the JPEGs
+  normalisation into a float tensor), and the training set that ``hih train --cache`` builds from the
+  configuration. For comparison: the same items decoded from the JPEGs
   without the cache, and without augmentation.
 
 ``torch.set_num_threads(1)`` and ``cv2.setNumThreads(1)`` make every number per core. Each figure is
@@ -33,7 +34,9 @@ from hihlib.data import WFLW, WFLW_SCHEME, FaceDataset
 from hihlib.data.cache import CachedFaces, prepare_cache
 from hihlib.data.synthetic import SyntheticFaces, render_face
 from hihlib.data.synthetic_export import export_wflw
-from hihlib.data.transforms import Augment, apply_affine, compose_affine, crop_matrix, mirror_landmarks, warp_image
+from hihlib.build import build_dataset, open_split
+from hihlib.config import load_config
+from hihlib.data.transforms import Augment, crop_matrix
 
 
 def rate(fn, n: int, repeat: int) -> float:
@@ -84,18 +87,11 @@ def main(argv=None) -> None:
         prepare_cache(source, f"{tmp}/cache")
         cached = CachedFaces(f"{tmp}/cache", "wflw", "train")
         augment = Augment(mirror=WFLW_SCHEME.mirror)
-        mirror = np.asarray(WFLW_SCHEME.mirror)
 
         def crops_only():
             rng = np.random.default_rng(0)
             for rec in cached.records:
-                image = rec.load_image()
-                M_aug, flipped = augment.sample_matrix(rng, 256)
-                M = compose_affine(M_aug, crop_matrix(rec.box, 256))
-                crop = augment.photometric(warp_image(image, M, 256), rng)
-                points = apply_affine(rec.landmarks, M)
-                if flipped:
-                    points = mirror_landmarks(points, mirror)
+                augment(rec.load_image(), rec.landmarks, rng, crop_matrix(rec.box, 256))
 
         def items(ds):
             def run():
@@ -108,6 +104,11 @@ def main(argv=None) -> None:
         add("cache -> augmented uint8 crop (one warp + photometric)", rate(crops_only, n, repeat), ">= 1000")
         add("cache -> augmented FaceDataset item (+ ImageNet-normalised tensor)",
             rate(items(cached.dataset(augment=augment)), n, repeat), ">= 1000")
+        # the training set `hih train --cache` builds (configuration -> open_split -> build_dataset)
+        cfg = load_config(None, ["data.dataset=wflw", f"data.root={tmp}", f"data.cache={tmp}/cache"])
+        records, scheme, _ = open_split(cfg, "train")
+        add("`hih train --cache`: augmented training item (config defaults)",
+            rate(items(build_dataset(cfg, records, scheme, train=True)), n, repeat), ">= 1000")
         add("cache -> FaceDataset item, no augmentation", rate(items(cached.dataset()), n, repeat))
         add("JPEG (no cache) -> augmented FaceDataset item",
             rate(items(FaceDataset(source.records, WFLW_SCHEME, augment=augment)), n, repeat))

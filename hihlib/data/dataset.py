@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from ..errors import DataError
 from .records import FaceRecord, landmark_box
 from .schemes import LandmarkScheme, get_scheme
-from .transforms import apply_affine, compose_affine, crop_matrix, invert_affine, warp_image
+from .transforms import apply_affine, crop_matrix, invert_affine, mirror_landmarks, warp_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -92,7 +92,7 @@ class FaceDataset(Dataset):
 
     * ``"image"``: (3, S, S) float32, ImageNet-normalised RGB crop (S = ``input_size``);
     * ``"landmarks"``: (K, 2) float32 crop pixels (pixel-centre convention, ``hihlib.codecs.base``);
-      after a random flip they are relabelled with the scheme's mirror permutation;
+      after a random flip they are relabelled with the augmentation's mirror permutation (the scheme's);
     * ``"matrix"``: (2, 3) float64 affine from the record's pixels (the original image's) to crop
       pixels, augmentation included; ``to_original(pred, matrix)`` maps predictions back;
     * ``"occluded"``: (K,) bool (all False when the dataset has no flags), mirrored with the landmarks;
@@ -117,7 +117,9 @@ class FaceDataset(Dataset):
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
-        self._mirror = np.asarray(self.scheme.mirror)
+        # every record's un-augmented crop matrix at once (one vectorised call, not one per item)
+        boxes = np.stack([self.crop_box(r) for r in self.records]) if self.records else np.zeros((0, 4))
+        self._crops = crop_matrix(boxes, self.input_size, self.scale) if len(boxes) else np.zeros((0, 2, 3))
 
     @property
     def protocol(self) -> str:
@@ -142,27 +144,21 @@ class FaceDataset(Dataset):
 
     def crop_matrix(self, index: int) -> np.ndarray:
         """The un-augmented (2, 3) matrix record frame -> crop of record ``index``."""
-        return crop_matrix(self.crop_box(self.records[index]), self.input_size, self.scale)
+        return self._crops[index].copy()
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
         record = self.records[index]
         image = load_record_image(record)
-        M = crop_matrix(self.crop_box(record), self.input_size, self.scale)
-        flipped = False
-        rng = None
-        if self.augment is not None:
+        M = self.crop_matrix(index)
+        if self.augment is None:
+            crop, landmarks, flipped = warp_image(image, M, self.input_size), apply_affine(record.landmarks, M), False
+        else:  # draws that depend only on (seed, epoch, index)
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            M_aug, flipped = self.augment.sample_matrix(rng, self.input_size)
-            M = compose_affine(M_aug, M)
-        crop = warp_image(image, M, self.input_size)
-        if rng is not None:
-            crop = self.augment.photometric(crop, rng)
-        landmarks = apply_affine(record.landmarks, M)
+            crop, landmarks, M, flipped = self.augment(image, record.landmarks, rng, M, size=self.input_size)
         occluded = record.occluded if record.occluded is not None else np.zeros(record.num_points, bool)
         if flipped:
-            landmarks = landmarks[self._mirror]
-            occluded = occluded[self._mirror]
+            occluded = mirror_landmarks(occluded, self.augment.mirror, axis=-1)
         return {
             "image": normalize_image(crop),
             "landmarks": torch.from_numpy(landmarks.astype(np.float32)),

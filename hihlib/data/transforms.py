@@ -128,11 +128,12 @@ def flip_matrix(width: float) -> np.ndarray:
     return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0]])
 
 
-def mirror_landmarks(points, mirror: Sequence[int]) -> np.ndarray:
-    """Relabel landmarks after a horizontal flip: point i of the flipped face is point
+def mirror_landmarks(values, mirror: Sequence[int], axis: int = -2) -> np.ndarray:
+    """Relabel per-landmark values after a horizontal flip: entry i of the flipped face is entry
     ``mirror[i]`` of the original (the permutations are involutions, so the direction does not
-    matter). points: (..., K, 2) already mapped through the flip; returns (..., K, 2)."""
-    return np.asarray(points)[..., np.asarray(mirror), :]
+    matter). values: (..., K, 2) points already mapped through the flip (``axis=-2``), or (..., K)
+    per-landmark flags such as occlusion (``axis=-1``); returns the same shape."""
+    return np.take(np.asarray(values), np.asarray(mirror), axis=axis)
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,16 +231,20 @@ class Augment:
         return out if out is not image else image.copy()
 
     # -- everything at once --------------------------------------------------------------------
-    def __call__(self, image: np.ndarray, landmarks, rng: np.random.Generator, M_crop=None):
-        """Crop (optional) + augment one sample with a single interpolation.
+    def __call__(self, image: np.ndarray, landmarks, rng: np.random.Generator, M_crop=None, *,
+                 size: int | None = None):
+        """Crop (optional) + augment one sample with a single interpolation: the one place where a
+        training sample's geometry, photometry and flip relabelling happen (``FaceDataset`` calls it).
 
         image: (H, W, 3) uint8; landmarks (K, 2) original pixels; M_crop: (2, 3) original -> crop
-        (identity when the image already is the crop). Returns (image (size, size, 3) uint8,
-        landmarks (K, 2) crop pixels, M (2, 3) original -> crop, flipped).
+        (identity when the image already is the crop); size: crop side (default ``self.size``).
+        Returns (image (size, size, 3) uint8, landmarks (K, 2) crop pixels relabelled after a flip,
+        M (2, 3) original -> crop, flipped).
         """
-        M_aug, flipped = self.sample_matrix(rng)
+        size = self.size if size is None else size
+        M_aug, flipped = self.sample_matrix(rng, size)
         M = M_aug if M_crop is None else compose_affine(M_aug, M_crop)
-        out = self.photometric(warp_image(image, M, self.size), rng)
+        out = self.photometric(warp_image(image, M, size), rng)
         points = apply_affine(landmarks, M)
         if flipped:
             points = mirror_landmarks(points, self.mirror)
