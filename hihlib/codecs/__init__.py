@@ -1,10 +1,11 @@
 """Target representations (codecs): coordinates -> training targets -> coordinates.
 
 ``get_codec(name, input_size=256, heatmap_size=64, **options)`` with name in
-``gaussian``, ``h3r``, ``hih``. The coordinate convention is documented in ``hihlib.codecs.base``.
+``gaussian``, ``h3r``, ``hih``. The coordinate convention, and the peers' frames with their conversions
+(``convert_frame``), are documented in ``hihlib.codecs.base``.
 """
 
-from .base import Codec, cells_to_pixels, pixels_to_cells
+from .base import FRAMES, Codec, cells_to_pixels, convert_frame, heatmap_to_pixels, pixels_to_cells, pixels_to_heatmap
 
 CODECS: dict[str, type[Codec]] = {}
 
@@ -36,4 +37,5 @@ def _load_builtin() -> None:
     from . import gaussian, h3r, hih  # noqa: F401  (each module registers its codec)
 
 
-__all__ = ["Codec", "CODECS", "accepted_options", "get_codec", "register", "pixels_to_cells", "cells_to_pixels"]
+__all__ = ["Codec", "CODECS", "FRAMES", "accepted_options", "get_codec", "register", "pixels_to_cells", "cells_to_pixels",
+           "heatmap_to_pixels", "pixels_to_heatmap", "convert_frame"]

@@ -15,6 +15,26 @@ Coordinate convention
 
   So with s = 4, cell 0 covers input pixels 0..3 and its centre is at x = 1.5.
 
+Other frames (the peers' readings of a heatmap coordinate)
+----------------------------------------------------------
+Published decoders read the same heatmap coordinate differently. ``heatmap_to_pixels`` /
+``pixels_to_heatmap`` / ``convert_frame`` convert between them; pixels are always hihlib's input pixels
+(centres at integers). With stride ``s``:
+
+=================  ==========================  ==============================================================
+frame              heatmap u -> input pixel x  who
+=================  ==========================  ==============================================================
+``"hihlib"``       x = s (u + 0.5) - 0.5       every hihlib codec (cell i centred on u = i)
+``"mmpose"``       x = s u                     mmpose's codecs and the released H3R code (cell i read at s i)
+``"released_hih"`` x = s u - 0.5               released HIH code: u = 64 x_norm, integer cell floor(u),
+                                               decimal offset measured from the cell's *corner*
+=================  ==========================  ==============================================================
+
+So the same cell coordinate reads (s - 1)/2 = 1.5 px further right/down in hihlib's frame than in
+mmpose's, and s/2 = 2.0 px further than in the released HIH frame (at s = 4). The HIH codec decodes in
+either ``"hihlib"`` or ``"released_hih"`` (its ``frame`` option); the Gaussian and H3R codecs decode in
+``"hihlib"``.
+
 A codec turns coordinates into training targets (``encode``) and network outputs back into
 coordinates (``decode``). Both work on batches of faces and landmarks at once, on any device.
 """
@@ -35,6 +55,41 @@ def pixels_to_cells(xy: Tensor, stride: float) -> Tensor:
 def cells_to_pixels(uv: Tensor, stride: float) -> Tensor:
     """Heatmap cell coordinates -> input pixels (inverse of ``pixels_to_cells``)."""
     return (uv + 0.5) * stride - 0.5
+
+
+#: Heatmap-coordinate frames: u -> x = scale * u + offset(s), with s the stride (see the module docstring).
+FRAMES: dict[str, tuple[float, float]] = {
+    # name: (a, b) with x = s * (u + a) + b
+    "hihlib": (0.5, -0.5),
+    "mmpose": (0.0, 0.0),
+    "released_hih": (0.0, -0.5),
+}
+
+
+def _frame(name: str) -> tuple[float, float]:
+    if name not in FRAMES:
+        raise ValueError(f"unknown coordinate frame {name!r}; choose one of {sorted(FRAMES)}")
+    return FRAMES[name]
+
+
+def heatmap_to_pixels(uv: Tensor, stride: float, frame: str = "hihlib") -> Tensor:
+    """Heatmap coordinates read in ``frame`` -> hihlib input pixels (any shape; same unit on both axes)."""
+    a, b = _frame(frame)
+    return (uv + a) * stride + b
+
+
+def pixels_to_heatmap(xy: Tensor, stride: float, frame: str = "hihlib") -> Tensor:
+    """hihlib input pixels -> heatmap coordinates in ``frame`` (inverse of ``heatmap_to_pixels``)."""
+    a, b = _frame(frame)
+    return (xy - b) / stride - a
+
+
+def convert_frame(uv: Tensor, stride: float, src: str, dst: str) -> Tensor:
+    """Heatmap coordinates in frame ``src`` -> the coordinates that denote the same pixel in frame ``dst``.
+
+    E.g. ``convert_frame(u, 4, "released_hih", "hihlib") == u - 0.5``; ``("mmpose", "hihlib")`` gives
+    ``u - 0.5 + 0.5 / stride``."""
+    return pixels_to_heatmap(heatmap_to_pixels(uv, stride, src), stride, dst)
 
 
 def grid_coords(size: int, *, device=None, dtype=torch.float32) -> Tensor:

@@ -6,13 +6,21 @@ radius). Decoders (``decode(outputs, method)``, ``outputs["heatmap"]`` holds reg
 
 * ``argmax``   integer cell of the maximum. Loses the fraction: for uniformly distributed offsets the
   mean error is (sqrt(2) + asinh(1)) / 6 = 0.3826 cells (``hihlib.analysis.ROUNDING_ERROR``).
-* ``quarter``  argmax + 0.25 cell toward the larger neighbour on each axis (Hourglass, HRNet).
+* ``quarter``  argmax + 0.25 cell toward the larger neighbour on each axis (Hourglass, HRNet); no shift in
+  a border cell (``quarter_decode`` says how that differs from mmpose).
 * ``dark``     DARK (Zhang et al. 2020): smooth the map with the training Gaussian, take the log, one
   Newton step from the peak with finite-difference gradient and Hessian. Exact for a Gaussian.
   Only the (2r+3)^2 neighbourhood of each peak is smoothed (r = kernel radius), so the cost beyond
-  the argmax is independent of the heatmap size.
+  the argmax is independent of the heatmap size. Near the crop's edge it steps on the unsmoothed
+  log map (``dark_decode``): exact on exact targets everywhere, and never outside the crop.
 * ``integral`` soft-argmax: expectation of the cell coordinates under the map normalised to sum 1
-  (negative values clipped). Unbiased on an untruncated target away from the border.
+  (negative values clipped). Unbiased on an untruncated target away from the border; near the border
+  the map is cut by the edge and the mean is pulled inward (for an exact target it is the mean of the
+  Gaussian truncated to the grid: up to 1.22 cells, 4.9 px at stride 4, at sigma 1.5), never outside.
+
+Frame: every decoder here returns heatmap cells in hihlib's frame (cell i centred on u = i) and
+``decode`` maps them to input pixels with x = s (u + 0.5) - 0.5 (``hihlib.codecs.base``). mmpose reads
+the same cells at x = s u: 1.5 px up-left of hihlib at stride 4.
 """
 
 from __future__ import annotations
@@ -58,14 +66,53 @@ def select_rows(maps: Tensor, rows: Tensor) -> Tensor:
 
 
 def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The k largest values of each map and their cells. maps (B, K, H, W) -> values, ix, iy, each (B, K, k),
-    values in descending order.
+    """The k largest values of each map and their cells, exactly as ``maps.flatten(-2).topk(k)`` finds
+    them. maps (B, K, H, W) -> values, ix, iy, each (B, K, k), values in descending order.
 
-    The k best cells lie in the k rows with the largest maxima (a row outside them has k rows whose
-    maxima beat all its values), so only those rows are searched after one max-reduction pass.
+    Fast path: the top-k of a peaked map lie around its maximum, so they are searched in the (2R+1)^2
+    window at the argmax (R = ceil((sqrt(k) - 1) / 2) + 1: 5x5 for k = 9) and then *checked*: the k-th
+    window value must beat every value outside the window, which the row maxima of the argmax pass and
+    the 2R+1 rows of the window give without another pass over the map. Maps that fail the check (no
+    clear peak, ties at the k-th value) take the slow path, which is exact for any map: the k best cells
+    lie in the k rows with the largest maxima (a row outside them has k rows whose maxima beat all its
+    values), so only those rows are searched. Either way the cells and values equal the full top-k's
+    (up to the order of tied values).
     """
     h, w = maps.shape[-2:]
-    rows = maps.amax(-1).topk(min(k, h), dim=-1).indices  # (B, K, k')
+    rad = math.ceil((math.sqrt(k) - 1) / 2) + 1
+    row_max = maps.amax(-1)  # (B, K, H): the one full pass
+    if 2 * rad + 1 > min(h, w):
+        return _topk_rows(maps, k, row_max)
+    iy = row_max.argmax(-1)  # (B, K)
+    ix = select_rows(maps, iy[..., None]).squeeze(-2).argmax(-1)
+    off = torch.arange(-rad, rad + 1, device=maps.device)
+    rows = iy.clamp(rad, h - 1 - rad)[..., None] + off  # (B, K, P) window kept inside the map
+    cols = ix.clamp(rad, w - 1 - rad)[..., None] + off
+    band = select_rows(maps, rows)  # (B, K, P, W)
+    p = off.numel()
+    win = band.gather(-1, cols[..., None, :].expand(*cols.shape[:-1], p, p))  # (B, K, P, P)
+    vals, idx = win.flatten(-2).topk(k, dim=-1)
+    # the best value outside the window: in the window's rows but other columns, or in other rows
+    in_cols = torch.zeros_like(band[..., 0, :], dtype=torch.bool).scatter_(-1, cols, True)  # (B, K, W)
+    outside = band.masked_fill(in_cols[..., None, :], -math.inf).amax((-2, -1))
+    outside = torch.maximum(outside, row_max.scatter(-1, rows, -math.inf).amax(-1))
+    ix_out = cols.gather(-1, idx % p)
+    iy_out = rows.gather(-1, torch.div(idx, p, rounding_mode="floor"))
+    slow = ~(vals[..., -1] > outside)  # (B, K); NaN maps go the slow way too
+    if slow.float().mean() > 0.5:  # mostly peakless maps: no copies of a subset
+        return _topk_rows(maps, k, row_max)
+    if slow.any():
+        sv, sx, sy = _topk_rows(maps[slow][None], k, row_max[slow][None])
+        vals, ix_out, iy_out = vals.clone(), ix_out.clone(), iy_out.clone()
+        vals[slow], ix_out[slow], iy_out[slow] = sv[0], sx[0], sy[0]
+    return vals, ix_out, iy_out
+
+
+def _topk_rows(maps: Tensor, k: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``topk_cells`` for any map: search the k rows with the largest maxima. maps (B, K, H, W),
+    row_max (B, K, H) = maps.amax(-1); returns the same as ``topk_cells``."""
+    h, w = maps.shape[-2:]
+    rows = row_max.topk(min(k, h), dim=-1).indices  # (B, K, k')
     cand = select_rows(maps, rows)  # (B, K, k', W)
     vals, idx = cand.flatten(-2).topk(k, dim=-1)
     return vals, idx % w, rows.gather(-1, torch.div(idx, w, rounding_mode="floor"))
@@ -90,7 +137,13 @@ def argmax_decode(maps: Tensor) -> Tensor:
 
 
 def quarter_decode(maps: Tensor) -> Tensor:
-    """argmax + 0.25 cell toward the larger neighbour on each axis (no shift on a border)."""
+    """argmax + 0.25 cell toward the larger neighbour on each axis. (B, K, H, W) -> (B, K, 2) cells.
+
+    Border rule: the shift along an axis is skipped only in the first and last cell of that axis
+    (0 < i < W - 1), where one neighbour is missing. mmpose's ``refine_keypoints`` skips the first *two*
+    columns/rows (it shifts only for 1 < i < W - 1), so in cell 1 hihlib shifts and mmpose does not;
+    everywhere else the two agree. Exact targets in cell 0 or W - 1 therefore decode like argmax.
+    """
     ix, iy = argmax_2d(maps)
     p = gather_patches(maps, ix, iy, 1)  # (B, K, 3, 3), centre at [1, 1]
     h, w = maps.shape[-2:]
@@ -99,25 +152,9 @@ def quarter_decode(maps: Tensor) -> Tensor:
     return torch.stack([ix + 0.25 * dx, iy + 0.25 * dy], -1).to(maps.dtype)
 
 
-def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10) -> Tensor:
-    """DARK: Gaussian smoothing, log, one Newton step from the peak. (B, K, H, W) -> (B, K, 2) cells.
-
-    The smoothing kernel is the training Gaussian truncated at radius ceil(3 sigma); it is applied
-    only to the patch around each peak (the 3x3 smoothed values that the finite differences need).
-    The Newton step is taken only where the Hessian is negative definite and is clipped to one cell.
-    """
-    maps = maps.float()
-    ix, iy = argmax_2d(maps)
-    r = max(1, math.ceil(3 * sigma))
-    patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3)
-    kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
-    kern = kern / kern.sum()
-    # separable 'valid' convolution: (2r+3) -> 3 along each axis
-    win = patch.unfold(-1, 2 * r + 1, 1)  # (B, K, P, 3, 2r+1)
-    rows = (win * kern).sum(-1)  # (B, K, P, 3)
-    win = rows.transpose(-1, -2).unfold(-1, 2 * r + 1, 1)  # (B, K, 3, 3, 2r+1) [x, y, taps]
-    smooth = (win * kern).sum(-1).transpose(-1, -2)  # (B, K, 3, 3) [y, x]
-    lg = smooth.clamp_min(eps).log()
+def _newton_step(lg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One Newton step on a 3x3 log-map stencil (..., 3, 3) [y, x]: (ox, oy, ok), offsets from its centre.
+    ok marks a negative-definite Hessian (a maximum); elsewhere the offsets are 0."""
     dx = 0.5 * (lg[..., 1, 2] - lg[..., 1, 0])
     dy = 0.5 * (lg[..., 2, 1] - lg[..., 0, 1])
     dxx = lg[..., 1, 2] - 2 * lg[..., 1, 1] + lg[..., 1, 0]
@@ -127,11 +164,64 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10) -> Tensor:
     ok = (dxx < 0) & (det > 0)
     safe = torch.where(ok, det, torch.ones_like(det))
     # offset = -H^-1 g with H = [[dxx, dxy], [dxy, dyy]]
-    ox = -(dyy * dx - dxy * dy) / safe
-    oy = -(dxx * dy - dxy * dx) / safe
-    ox = torch.where(ok, ox, torch.zeros_like(ox)).clamp(-1, 1)
-    oy = torch.where(ok, oy, torch.zeros_like(oy)).clamp(-1, 1)
-    return torch.stack([ix + ox, iy + oy], -1)
+    ox = torch.where(ok, -(dyy * dx - dxy * dy) / safe, torch.zeros_like(dx))
+    oy = torch.where(ok, -(dxx * dy - dxy * dx) / safe, torch.zeros_like(dy))
+    return ox, oy, ok
+
+
+def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str = "raw") -> Tensor:
+    """DARK: Gaussian smoothing, log, one Newton step from the peak. (B, K, H, W) -> (B, K, 2) cells.
+
+    The smoothing kernel is the training Gaussian truncated at radius r = ceil(3 sigma); it is applied
+    only to the patch around each peak (the 3x3 smoothed values that the finite differences need).
+
+    Near the border (a peak closer than r + 1 cells to an edge, so that the smoothing patch would leave
+    the map) the patch cannot be smoothed without inventing values beyond the map. ``border`` says what
+    happens there:
+
+    * ``"raw"`` (default): no smoothing; the Newton step uses the log of the map itself on a 3x3 stencil
+      kept inside the map (centred one cell in from the edge when the peak is on it). The log of an exact
+      Gaussian target is a quadratic, so this is exact on exact targets up to the edge pixels.
+    * ``"replicate"``: smooth a patch padded by repeating the edge (what mmpose's ``gaussian_blur`` and
+      the first hihlib release did). The peak then looks like a plateau running off the map and the step
+      walks outward: up to 6 px of error at stride 4 on exact targets within 8 px of the edge, 0.2 px at
+      12-16 px, exactly zero only from r + 1 cells (24 px at sigma 1.5, stride 4). Kept for comparison
+      (notebook 01, section 6, draws the error against the distance to the edge for both).
+
+    The step is taken only where the Hessian is negative definite and the result stays within one cell
+    of the argmax cell; with ``border="raw"`` it is also kept inside the map's extent [-0.5, W - 0.5] x
+    [-0.5, H - 0.5] (the crop), so DARK never moves a landmark outside the crop. (``"replicate"`` is the
+    first release's decoder unchanged, outward steps included.)
+    """
+    if border not in ("raw", "replicate"):
+        raise ValueError(f"border must be 'raw' or 'replicate', got {border!r}")
+    maps = maps.float()
+    h, w = maps.shape[-2:]
+    ix, iy = argmax_2d(maps)
+    if h < 3 or w < 3:  # no 3x3 stencil fits: nothing to refine
+        return torch.stack([ix, iy], -1).to(maps.dtype)
+    r = max(1, math.ceil(3 * sigma))
+    patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3), edge-replicated where it leaves the map
+    kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
+    kern = kern / kern.sum()
+    # separable 'valid' convolution: (2r+3) -> 3 along each axis
+    win = patch.unfold(-1, 2 * r + 1, 1)  # (B, K, P, 3, 2r+1)
+    rows = (win * kern).sum(-1)  # (B, K, P, 3)
+    win = rows.transpose(-1, -2).unfold(-1, 2 * r + 1, 1)  # (B, K, 3, 3, 2r+1) [x, y, taps]
+    lg = (win * kern).sum(-1).transpose(-1, -2).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
+    cx, cy = ix, iy
+    if border == "raw":
+        fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)  # smoothing patch inside the map
+        sx, sy = ix.clamp(1, w - 2), iy.clamp(1, h - 2)  # raw stencil centre, inside the map
+        raw = gather_patches(maps, sx, sy, 1).clamp_min(eps).log()
+        lg = torch.where(fits[..., None, None], lg, raw)
+        cx, cy = torch.where(fits, ix, sx), torch.where(fits, iy, sy)
+    ox, oy, _ = _newton_step(lg)
+    x = torch.minimum(torch.maximum(cx + ox, ix - 1.0), ix + 1.0)
+    y = torch.minimum(torch.maximum(cy + oy, iy - 1.0), iy + 1.0)
+    if border == "raw":
+        x, y = x.clamp(-0.5, w - 0.5), y.clamp(-0.5, h - 0.5)
+    return torch.stack([x, y], -1)
 
 
 def integral_decode(maps: Tensor) -> Tensor:

@@ -13,6 +13,14 @@ Decoding (``outputs["heatmap"]`` holds logits):
 * ``topk``   softmax over the k largest logits of each map (k = 9 by default) and the average of their
   cell coordinates. For logits equal to log(expected target) this returns u exactly (lossless).
 * ``argmax`` the single best cell (for comparison: the rounding error of 0.3826 cells).
+
+At the crop's edge: the cells are centred on 0..H-1, so a landmark in the outer half cell (x < 1.5 or
+x > S - 2.5 px at stride 4) is clamped onto the border cell, by the random draws and ``expected`` alike:
+both decoders then return clamp(u, 0, H - 1), never a point outside the crop (as argmax does, and at most
+half a cell from the landmark).
+
+Frame: cells are read in hihlib's frame, x = s (u + 0.5) - 0.5 (``hihlib.codecs.base``). The released H3R
+code (like mmpose) reads the same cell at x = s u; ``hihlib.codecs.convert_frame`` converts.
 """
 
 from __future__ import annotations
