@@ -52,7 +52,8 @@ DEFAULTS: dict[str, Any] = {
         },
     },
     "codec": {"name": "hih", "options": {}},
-    "model": {"name": "hih_b", "heatmap_size": 64, "options": {}},
+    "model": {"name": "hih_b", "heatmap_size": 64, "options": {},
+              "head": None},           # null: the codec's head; "hih_local" (HIH codec) is hihlib's extension
     "loss": {},                    # keyword arguments of hihlib.losses.build_loss
     "optim": {
         "name": "adam",            # adam | adamw | sgd
@@ -86,11 +87,12 @@ DEFAULTS: dict[str, Any] = {
 FREE_SECTIONS = ("codec.options", "model.options", "loss", "data.augment")
 # Options that may be null, with the type they take otherwise (the default does not show it).
 NULLABLE = {"data.root": str, "data.cache": str, "data.augment": dict, "optim.clip_grad": float,
-            "train.max_steps_per_epoch": int, "train.threads": int}
+            "train.max_steps_per_epoch": int, "train.threads": int, "model.head": str}
 CHOICES = {
     "data.dataset": ("synth", "wflw", "cofw", "300w"),
     "data.box": ("dataset", "landmarks"),
     "codec.name": ("gaussian", "h3r", "hih"),
+    "model.head": ("gaussian", "h3r", "hih", "hih_local"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("step", "cosine", "none"),
     "train.amp": ("bf16", "none"),
@@ -261,4 +263,6 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
         for key, value in _leaves(cfg).items():
             check_option(key, value, str(path))
     cfg = apply_overrides(cfg, overrides)
-    return check_config(cfg, where if not overrides else f"{where} with the overrides")
+    if path is not None and overrides:
+        where = f"{where} with the overrides"
+    return check_config(cfg, where)

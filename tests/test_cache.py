@@ -99,3 +99,41 @@ def test_unreadable_image_aborts_and_keeps_the_previous_cache(wflw, tmp_path):
 def test_missing_cache_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="hih data prepare"):
         CachedFaces(tmp_path, "wflw", "test")
+
+
+def test_hih_train_from_the_cache_sees_the_same_crops_as_from_the_original_files(wflw, tmp_path, capsys):
+    from pathlib import Path
+
+    from hihlib.build import build_dataset, open_split
+    from hihlib.cli import main
+    from hihlib.config import load_config
+
+    src, _ = wflw
+    prepare_cache(src, tmp_path / "c", cache_size=256)
+    opts = ["data.dataset=wflw", f"data.root={src.root}", "data.input_size=64", "model.heatmap_size=16"]
+    sets = []
+    for extra in ([], [f"data.cache={tmp_path / 'c'}"]):
+        cfg = load_config(None, opts + extra)
+        records, scheme, desc = open_split(cfg, "train")
+        sets.append((build_dataset(cfg, records, scheme, train=True), records, desc))
+    (a, originals, _), (b, cached, desc) = sets
+    assert desc == f"WFLW train split from the cache {tmp_path / 'c'} (of {src.root}), 3 faces"
+    for epoch in (0, 1):
+        a.set_epoch(epoch)
+        b.set_epoch(epoch)
+        for i in range(3):
+            ia, ib = a[i], b[i]
+            # the same augmentation draw, the same crop of the original image
+            assert ia["flipped"] == ib["flipped"]
+            np.testing.assert_allclose(compose_affine(ib["matrix"].numpy(), cached[i].from_original),
+                                       ia["matrix"].numpy(), atol=1e-9)
+            np.testing.assert_allclose(ib["landmarks"].numpy(), ia["landmarks"].numpy(), atol=1e-4)
+            if i < 2:  # the smooth image: two interpolations differ from one by little
+                assert (ib["image"] - ia["image"]).abs().mean().item() * 0.226 * 255 < 2.0
+    config = Path(__file__).resolve().parent.parent / "configs" / "wflw_hih_b.yaml"
+    rc = main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "c"),
+               f"data.root={src.root}", "train.eval_every=0", "data.input_size=64", "model.name=hg_tiny",
+               "model.heatmap_size=16", "model.options={width: 16, depth: 2}", "train.epochs=1",
+               "train.batch_size=2", "train.progress=false"])
+    assert rc == 0
+    assert f"data: WFLW train split from the cache {tmp_path / 'c'}" in capsys.readouterr().out
