@@ -15,7 +15,7 @@ Closed forms, for sub-cell offsets uniformly distributed over a cell (e = offset
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -106,3 +106,113 @@ def error_vs_resolution(coords, norm, decoders: Iterable[tuple[str, str]], sizes
 #: The decoders compared throughout hihlib: (codec, decode method).
 ALL_DECODERS = [("gaussian", "argmax"), ("gaussian", "quarter"), ("gaussian", "dark"), ("gaussian", "integral"),
                 ("h3r", "topk"), ("hih", "official"), ("hih", "expectation")]
+
+
+# -- quantization error on a dataset's annotations ------------------------------------------------
+
+def inside_crop(coords, input_size: int) -> np.ndarray:
+    """(N,) bool: faces whose landmarks all lie inside the crop, coords (N, K, 2) crop pixels.
+
+    The crop spans [-1/2, input_size - 1/2] (pixel centres at integer coordinates); a landmark
+    outside it has no heatmap cell, so no heatmap representation can encode it.
+    """
+    c = np.asarray(coords, dtype=np.float64)
+    return ((c >= -0.5) & (c <= input_size - 0.5)).all(axis=(-1, -2))
+
+
+def quantization_table(records: Sequence, norm: tuple[int, int], *,
+                       decoders: Iterable[tuple[str, str]] | None = None, heatmap_size: int = 64,
+                       input_size: int = 256, scale: float = 1.25) -> dict[str, float]:
+    """Mean NME (%) caused by the representation alone on a dataset's annotations, per decoder.
+
+    Each face's landmarks are mapped into the square crop of its box (side ``scale`` x box side,
+    resized to ``input_size``), encoded on a ``heatmap_size`` grid and decoded with no network
+    (``quantization_nme``). Faces with a landmark outside the crop are left out (see
+    :func:`inside_crop`; count them with it). records: FaceRecords (only ``landmarks`` (K, 2) and
+    ``box`` (4,) are read); norm: landmark index pair.
+    Returns {"codec/method": NME %}, e.g. {"gaussian/argmax": 1.31, ...}.
+    """
+    decoders = list(decoders or ALL_DECODERS)
+    landmarks = np.stack([r.landmarks for r in records])
+    boxes = np.stack([r.box for r in records])
+    coords, _ = crop_coords(landmarks, boxes, input_size=input_size, scale=scale)
+    coords = coords[inside_crop(coords, input_size)]
+    out = {}
+    for name, method in decoders:
+        nm = quantization_nme(coords, tuple(norm), name, method, input_size=input_size, heatmap_size=heatmap_size)
+        out[f"{name}/{method}"] = 100 * float(nm.mean())
+    return out
+
+
+# -- modelled network outputs (the numbers behind the notebooks' explorers) ---------------------
+
+def decoder_errors(coords: Tensor, decoders: Sequence[tuple[str, str]], sizes: Sequence[int], *,
+                   input_size: int = 256, max_cells: int = 2**22, **codec_options) -> dict[str, np.ndarray]:
+    """Round-trip error of each decoder at each heatmap size, per landmark.
+
+    coords: (B, K, 2) input pixels; decoders: (codec name, method) pairs; sizes: heatmap sizes.
+    codec_options (``sigma``, ``decimal_size``, ``decimal_sigma``, ``k``) go to the codecs that take them.
+    Returns {"codec/method": (len(sizes), B*K) errors in input pixels}. Landmarks are processed in
+    chunks of at most ``max_cells`` heatmap cells (16 MiB of float32 by default), so that 256x256 maps
+    stay small while 64x64 ones go in one call.
+    """
+    coords = torch.as_tensor(coords, dtype=torch.float64)
+    flat = coords.reshape(1, -1, 2)
+    out = {}
+    for name, method in decoders:
+        opts = accepted_options(name, codec_options)
+        rows = []
+        for size in sizes:
+            codec = get_codec(name, input_size=input_size, heatmap_size=int(size), **opts)
+            chunk = max(1, max_cells // int(size) ** 2)
+            rows.append(torch.cat([roundtrip_errors(c, codec, method).reshape(-1) for c in flat.split(chunk, dim=1)]))
+        out[f"{name}/{method}"] = torch.stack(rows).numpy()
+    return out
+
+
+def published_soft_label(codec, coords: Tensor) -> Tensor:
+    """The released HIH soft label: softmax over the d*d cells of the Gaussian *values* (peak 1).
+
+    codec: a ``hih`` codec; coords (B, K, 2) input pixels -> (B, K, d, d) probabilities. Much flatter
+    than the codec's normalised Gaussian: its peak holds only a few times 1/d^2 of the mass.
+    """
+    from .codecs.gaussian import gaussian_1d
+    from .losses import official_soft_label
+
+    _, f = codec.split(coords)
+    d = codec.decimal_size
+    g = gaussian_1d(f[..., 1], d, codec.decimal_sigma)[..., :, None] * gaussian_1d(f[..., 0], d, codec.decimal_sigma)[..., None, :]
+    return official_soft_label(g)
+
+
+def h3r_model_logits(codec, coords: Tensor, *, halo: float = 0.05, noise: float = 0.0, seed: int = 0) -> Tensor:
+    """Logits of a modelled H3R network: log(expected target + halo * G) + noise * N(0, 1).
+
+    The expected (bilinear) target is what training on randomized-rounding draws converges to; G is a
+    Gaussian of 1 cell (peak 1) at the true position, standing for the probability a real network
+    leaks onto the neighbourhood; ``noise`` (std of the logits) for its prediction error.
+    codec: an ``h3r`` codec; coords (B, K, 2) input pixels -> (B, K, H, W) logits.
+    """
+    from .codecs.gaussian import gaussian_maps
+
+    coords = torch.as_tensor(coords, dtype=torch.float32)
+    leak = gaussian_maps(codec.to_cells(coords), codec.heatmap_size, 1.0)
+    logits = (codec.expected(coords)["heatmap"] + halo * leak + 1e-12).log()
+    if noise > 0:
+        logits = logits + noise * torch.randn(logits.shape, generator=torch.Generator().manual_seed(seed))
+    return logits
+
+
+def topk_errors(coords: Tensor, ks: Sequence[int], *, heatmap_size: int = 64, input_size: int = 256,
+                halo: float = 0.05, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """Mean ``topk`` decoding error (input pixels) of modelled H3R outputs (:func:`h3r_model_logits`), per k.
+
+    coords (B, K, 2) input pixels -> (len(ks),) mean errors in pixels.
+    """
+    from .codecs.h3r import topk_decode
+
+    codec = get_codec("h3r", input_size=input_size, heatmap_size=heatmap_size)
+    coords = torch.as_tensor(coords, dtype=torch.float32)
+    logits = h3r_model_logits(codec, coords, halo=halo, noise=noise, seed=seed)
+    return np.array([(codec.to_pixels(topk_decode(logits, int(k))) - coords).norm(dim=-1).mean().item()
+                     for k in ks])

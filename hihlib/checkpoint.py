@@ -11,19 +11,21 @@ A checkpoint (``torch.save`` of a dict, written atomically) holds
   epoch, step, random states and data order.
 
 ``load_checkpoint`` rebuilds the model from ``model_spec`` and the codec from the configuration, so
-``hih eval`` and ``hih predict`` need nothing but the file.
+``hih eval`` and ``hih predict`` need nothing but the file. ``prepare_run_folder`` guards a run folder and
+``read_metrics`` reads its ``metrics.jsonl``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .errors import ConfigError, HihError
+from .errors import ConfigError, DataError, HihError
 from .io import remove_stale_temporaries
 
 #: The files a run writes into its folder.
@@ -118,4 +120,33 @@ def prepare_run_folder(out: str | os.PathLike, *, resume: bool, force: bool) -> 
     if force:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
+    return out
+
+
+def read_metrics(path: str | os.PathLike) -> dict[str, dict[str, list]]:
+    """A trainer's ``metrics.jsonl`` as columns: kind -> key -> list of values, in file order.
+
+    kinds are the records' ``"kind"`` ("train", "epoch", "eval"); e.g. ``m["train"]["loss"]`` is the
+    logged training loss at the steps ``m["train"]["step"]``, and ``m["eval"]["expectation"]`` the list
+    of ``{"nme", "fr", "auc", "n"}`` dicts of that decode method. A line that is not JSON raises
+    ``DataError`` naming the file and the line.
+    """
+    path = Path(path)
+    out: dict[str, dict[str, list]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(path, lineno, "one JSON object per line", f"{line.strip()[:40]!r} ({e.msg})") from None
+            cols = out.setdefault(record.get("kind", "train"), {})
+            n = len(next(iter(cols.values()))) if cols else 0
+            for key, value in record.items():
+                if key != "kind":
+                    cols.setdefault(key, [None] * n).append(value)
+            for key, values in cols.items():  # keys missing from this record stay aligned
+                if len(values) == n:
+                    values.append(None)
     return out

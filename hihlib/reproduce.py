@@ -3,7 +3,7 @@
 The notebooks that reproduce the papers (05_wflw, 06_cofw) end with the same question: where does
 this number stand? This module holds the published tables (HIH, H3R and the WFLW / COFW landscape,
 all from the papers as collected in docs/REFERENCE.md) as one tuple of :class:`Published` rows, and the
-functions that place a measurement among them.
+functions that place a measurement among them (as tables; ``hihlib.viz.plot_comparison`` draws them).
 
 Every measured row carries the description of the data it was computed on, and a measurement on
 synthetic data is labelled as such in every table and figure: a synthetic export in the WFLW format
@@ -16,11 +16,7 @@ Units: NME and FR in %, AUC@0.1 in [0, 1]. ``norm`` is "inter_ocular" or "inter_
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
-from typing import Iterable, Mapping, Sequence
-
-import numpy as np
+from typing import Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,157 +187,7 @@ def wflw_subset_table(measured: Mapping[str, Mapping[str, float]], *, data: str,
     return "\n".join(head) + "\n"
 
 
-def plot_comparison(rows: Sequence[Row], ax=None, *, title: str = "", synthetic: bool = False):
-    """Horizontal bars of NME % for :func:`comparison_rows`; measured bars hatched and coloured.
-
-    A synthetic measurement puts "synthetic data, not comparable" into the title. Returns the Axes.
-    """
-    if ax is None:
-        from .viz import new_figure
-
-        _, ax = new_figure(size=(6.5, 0.32 * len(rows) + 1.2))
-    y = np.arange(len(rows))[::-1]
-    colors = ["#d62728" if r.measured else ("#1f77b4" if "HIH" in r.label else
-                                             "#17becf" if "H3R" in r.label else "#bbbbbb") for r in rows]
-    bars = ax.barh(y, [r.nme for r in rows], color=colors)
-    for bar, r in zip(bars, rows):
-        if r.measured:
-            bar.set_hatch("//")
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {r.nme:.2f}", va="center", fontsize=7)
-    ax.set_yticks(y)
-    ax.set_yticklabels([r.label for r in rows], fontsize=7)
-    ax.set_xlabel("NME (%)")
-    ax.grid(True, axis="x", alpha=0.3)
-    if synthetic:
-        title = (title + "\n" if title else "") + "measured on SYNTHETIC data: not comparable with the published rows"
-    if title:
-        ax.set_title(title, fontsize=8)
-    return ax
-
-
-# -- quantization error on a dataset's annotations ------------------------------------------------
-
-def inside_crop(coords, input_size: int) -> np.ndarray:
-    """(N,) bool: faces whose landmarks all lie inside the crop, coords (N, K, 2) crop pixels.
-
-    The crop spans [-1/2, input_size - 1/2] (pixel centres at integer coordinates); a landmark
-    outside it has no heatmap cell, so no heatmap representation can encode it.
-    """
-    c = np.asarray(coords, dtype=np.float64)
-    return ((c >= -0.5) & (c <= input_size - 0.5)).all(axis=(-1, -2))
-
-
-def quantization_table(records: Sequence, norm: tuple[int, int], *,
-                       decoders: Iterable[tuple[str, str]] | None = None, heatmap_size: int = 64,
-                       input_size: int = 256, scale: float = 1.25) -> dict[str, float]:
-    """Mean NME (%) caused by the representation alone on a dataset's annotations, per decoder.
-
-    Each face's landmarks are mapped into the square crop of its box (side ``scale`` x box side,
-    resized to ``input_size``), encoded on a ``heatmap_size`` grid and decoded with no network
-    (``hihlib.analysis``). Faces with a landmark outside the crop are left out (see
-    :func:`inside_crop`; count them with it). records: FaceRecords (only ``landmarks`` (K, 2) and
-    ``box`` (4,) are read); norm: landmark index pair.
-    Returns {"codec/method": NME %}, e.g. {"gaussian/argmax": 1.31, ...}.
-    """
-    from .analysis import ALL_DECODERS, crop_coords, quantization_nme
-
-    decoders = list(decoders or ALL_DECODERS)
-    landmarks = np.stack([r.landmarks for r in records])
-    boxes = np.stack([r.box for r in records])
-    coords, _ = crop_coords(landmarks, boxes, input_size=input_size, scale=scale)
-    coords = coords[inside_crop(coords, input_size)]
-    out = {}
-    for name, method in decoders:
-        nm = quantization_nme(coords, tuple(norm), name, method, input_size=input_size, heatmap_size=heatmap_size)
-        out[f"{name}/{method}"] = 100 * float(nm.mean())
-    return out
-
-
-# -- training logs ---------------------------------------------------------------------------------
-
-def read_metrics(path: str | os.PathLike) -> dict[str, dict[str, list]]:
-    """A trainer's ``metrics.jsonl`` as columns: kind -> key -> list of values, in file order.
-
-    kinds are the records' ``"kind"`` ("train", "epoch", "eval"); e.g. ``m["train"]["loss"]`` is the
-    logged training loss at the steps ``m["train"]["step"]``, and ``m["eval"]["expectation"]`` the list
-    of ``{"nme", "fr", "auc", "n"}`` dicts of that decode method. A line that is not JSON raises
-    ``DataError`` naming the file and the line.
-    """
-    import json
-
-    from .errors import DataError
-
-    path = Path(path)
-    out: dict[str, dict[str, list]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(path, lineno, "one JSON object per line", f"{line.strip()[:40]!r} ({e.msg})") from None
-            cols = out.setdefault(record.get("kind", "train"), {})
-            n = len(next(iter(cols.values()))) if cols else 0
-            for key, value in record.items():
-                if key != "kind":
-                    cols.setdefault(key, [None] * n).append(value)
-            for key, values in cols.items():  # keys missing from this record stay aligned
-                if len(values) == n:
-                    values.append(None)
-    return out
-
-
-# -- where the data comes from ---------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class DataSource:
-    """A dataset folder and what it holds: the real download, or a synthetic export in its format.
-
-    description: one line to print above every result computed on it.
-    """
-
-    dataset: str
-    root: Path
-    synthetic: bool
-    description: str
-
-
-def data_source(dataset: str, root: str | os.PathLike | None = None, *, env: str | None = None,
-                synth_dir: str | os.PathLike | None = None, synth_args: Sequence[str] = ()) -> DataSource:
-    """The real dataset when ``root`` (or the environment variable ``env``) names a folder, else a
-    synthetic export in the dataset's format, written by ``hih data synth --format DATASET``.
-
-    root: explicit folder (wins over ``env``); env: e.g. "HIH_WFLW_ROOT"; synth_dir: where to write
-    the export (default: a temporary folder); synth_args: extra ``hih data synth`` arguments (sizes).
-    A root that is given but does not exist is an error (a typo must not silently fall back to
-    synthetic data).
-    """
-    from .errors import HihError
-
-    name = {"wflw": "WFLW", "cofw": "COFW", "300w": "300W"}[dataset]
-    given = root if root is not None else (os.environ.get(env) if env else None)
-    if given:
-        path = Path(given).expanduser()
-        if not path.exists():
-            raise HihError(f"{path}: the {name} folder does not exist"
-                           + (f" (from ${env})" if root is None and env else ""))
-        return DataSource(dataset, path, False, f"{name} from {path}")
-    import tempfile
-
-    from .cli import main as hih
-
-    out = Path(synth_dir) if synth_dir is not None else Path(tempfile.mkdtemp(prefix=f"hih_synth_{dataset}_"))
-    code = hih(["data", "synth", "--format", dataset, "--out", str(out), *synth_args])
-    if code:
-        raise HihError(f"hih data synth --format {dataset} --out {out} failed (exit {code})")
-    return DataSource(dataset, out, True,
-                      f"SYNTHETIC faces exported in the {name} format to {out} (not {name}: "
-                      f"set {env or 'the root'} to a {name} download for real numbers)")
-
-
 __all__ = [
     "Published", "PUBLISHED", "WFLW_SUBSETS", "HIH_WFLW_SUBSETS", "QUANTIZATION_NME", "published", "Row",
     "comparison_rows", "comparison_table", "rank_among_published", "wflw_subset_table", "synthetic_warning",
-    "plot_comparison", "inside_crop", "quantization_table", "read_metrics", "DataSource", "data_source",
 ]

@@ -399,8 +399,37 @@ def plot_curves(curves: Mapping[str, Sequence[float]], ax: Axes | None = None, *
     return ax
 
 
+def plot_comparison(rows: Sequence, ax=None, *, title: str = "", synthetic: bool = False):
+    """Horizontal bars of NME % for ``hihlib.reproduce.comparison_rows`` (rows with ``label``, ``nme``,
+    ``measured``); measured bars hatched and coloured.
+
+    A synthetic measurement puts "synthetic data, not comparable" into the title. Returns the Axes.
+    """
+    if ax is None:
+        _, ax = new_figure(size=(6.5, 0.32 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    colors = ["#d62728" if r.measured else ("#1f77b4" if "HIH" in r.label else
+                                             "#17becf" if "H3R" in r.label else "#bbbbbb") for r in rows]
+    bars = ax.barh(y, [r.nme for r in rows], color=colors)
+    for bar, r in zip(bars, rows):
+        if r.measured:
+            bar.set_hatch("//")
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {r.nme:.2f}", va="center", fontsize=7)
+    ax.set_yticks(y)
+    ax.set_yticklabels([r.label for r in rows], fontsize=7)
+    ax.set_xlabel("NME (%)")
+    ax.grid(True, axis="x", alpha=0.3)
+    if synthetic:
+        title = (title + "\n" if title else "") + "measured on SYNTHETIC data: not comparable with the published rows"
+    if title:
+        ax.set_title(title, fontsize=8)
+    return ax
+
+
 __all__ = [
     "DPI", "METHOD_COLORS", "new_figure", "figure_png", "project_root", "figure_dir", "save_figure", "show",
     "plot_error_histogram", "plot_error_vs_resolution", "plot_heatmap", "outline_cell", "outline_box",
     "plot_decimal_map", "plot_face", "distinct_colors", "plot_ced", "plot_curves", "wrap_titles",
+    "plot_comparison",
 ]
+

@@ -10,8 +10,9 @@ The mode comes from :func:`widget_mode`: the environment variable ``HIH_WIDGETS`
 anything else is interactive inside a Jupyter kernel and static outside one.
 
 The explorers themselves (``quantization_explorer``, ``hih_explorer``, ``rounding_explorer``)
-keep their numerical work in plain functions (``decoder_errors``, ``published_soft_label``,
-``h3r_model_logits``, ``topk_errors``) so that the numbers a slider shows are tested without a browser.
+draw numbers computed by ``hihlib.analysis`` (``decoder_errors``, ``published_soft_label``,
+``h3r_model_logits``, ``topk_errors``), where they are tested without a browser; figures are drawn
+with ``hihlib.viz``.
 ``tools/check_widgets.py`` checks the live widgets in JupyterLab with headless Chromium.
 """
 
@@ -26,6 +27,8 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from . import viz
+from .analysis import decoder_errors, h3r_model_logits, published_soft_label, topk_errors
+from .codecs import get_codec
 
 
 def widget_mode() -> str:
@@ -129,85 +132,9 @@ def _caption_html(caption: str) -> str:
     return f"<pre style='margin:0;font-size:12px'>{caption}</pre>" if caption else ""
 
 
-# -- numbers behind the explorers ------------------------------------------------------------------
-def decoder_errors(coords: Tensor, decoders: Sequence[tuple[str, str]], sizes: Sequence[int], *,
-                   input_size: int = 256, max_cells: int = 2**22, **codec_options) -> dict[str, np.ndarray]:
-    """Round-trip error of each decoder at each heatmap size, per landmark.
-
-    coords: (B, K, 2) input pixels; decoders: (codec name, method) pairs; sizes: heatmap sizes.
-    codec_options (``sigma``, ``decimal_size``, ``decimal_sigma``, ``k``) go to the codecs that take them.
-    Returns {"codec/method": (len(sizes), B*K) errors in input pixels}. Landmarks are processed in
-    chunks of at most ``max_cells`` heatmap cells (16 MiB of float32 by default), so that 256x256 maps
-    stay small while 64x64 ones go in one call.
-    """
-    from .analysis import roundtrip_errors
-    from .codecs import accepted_options, get_codec
-
-    coords = torch.as_tensor(coords, dtype=torch.float64)
-    flat = coords.reshape(1, -1, 2)
-    out = {}
-    for name, method in decoders:
-        opts = accepted_options(name, codec_options)
-        rows = []
-        for size in sizes:
-            codec = get_codec(name, input_size=input_size, heatmap_size=int(size), **opts)
-            chunk = max(1, max_cells // int(size) ** 2)
-            rows.append(torch.cat([roundtrip_errors(c, codec, method).reshape(-1) for c in flat.split(chunk, dim=1)]))
-        out[f"{name}/{method}"] = torch.stack(rows).numpy()
-    return out
-
-
-def published_soft_label(codec, coords: Tensor) -> Tensor:
-    """The released HIH soft label: softmax over the d*d cells of the Gaussian *values* (peak 1).
-
-    codec: a ``hih`` codec; coords (B, K, 2) input pixels -> (B, K, d, d) probabilities. Much flatter
-    than the codec's normalised Gaussian: its peak holds only a few times 1/d^2 of the mass.
-    """
-    from .codecs.gaussian import gaussian_1d
-
-    _, f = codec.split(coords)
-    d = codec.decimal_size
-    g = gaussian_1d(f[..., 1], d, codec.decimal_sigma)[..., :, None] * gaussian_1d(f[..., 0], d, codec.decimal_sigma)[..., None, :]
-    return g.flatten(-2).softmax(-1).view(g.shape)
-
-
-def h3r_model_logits(codec, coords: Tensor, *, halo: float = 0.05, noise: float = 0.0, seed: int = 0) -> Tensor:
-    """Logits of a modelled H3R network: log(expected target + halo * G) + noise * N(0, 1).
-
-    The expected (bilinear) target is what training on randomized-rounding draws converges to; G is a
-    Gaussian of 1 cell (peak 1) at the true position, standing for the probability a real network
-    leaks onto the neighbourhood; ``noise`` (std of the logits) for its prediction error.
-    codec: an ``h3r`` codec; coords (B, K, 2) input pixels -> (B, K, H, W) logits.
-    """
-    from .codecs.gaussian import gaussian_maps
-
-    coords = torch.as_tensor(coords, dtype=torch.float32)
-    leak = gaussian_maps(codec.to_cells(coords), codec.heatmap_size, 1.0)
-    logits = (codec.expected(coords)["heatmap"] + halo * leak + 1e-12).log()
-    if noise > 0:
-        logits = logits + noise * torch.randn(logits.shape, generator=torch.Generator().manual_seed(seed))
-    return logits
-
-
-def topk_errors(coords: Tensor, ks: Sequence[int], *, heatmap_size: int = 64, input_size: int = 256,
-                halo: float = 0.05, noise: float = 0.0, seed: int = 0) -> np.ndarray:
-    """Mean ``topk`` decoding error (input pixels) of modelled H3R outputs (:func:`h3r_model_logits`), per k.
-
-    coords (B, K, 2) input pixels -> (len(ks),) mean errors in pixels.
-    """
-    from .codecs import get_codec
-    from .codecs.h3r import topk_decode
-
-    codec = get_codec("h3r", input_size=input_size, heatmap_size=heatmap_size)
-    coords = torch.as_tensor(coords, dtype=torch.float32)
-    logits = h3r_model_logits(codec, coords, halo=halo, noise=noise, seed=seed)
-    return np.array([(codec.to_pixels(topk_decode(logits, int(k))) - coords).norm(dim=-1).mean().item()
-                     for k in ks])
-
-
 # -- the explorers ---------------------------------------------------------------------------------
-CODEC_METHODS = {"gaussian": ("dark", "argmax", "quarter", "integral"), "h3r": ("topk", "argmax"),
-                 "hih": ("expectation", "official", "local_mean", "softmax_mean")}
+#: Each codec's decode methods, as the codec lists them (the first is its default).
+CODEC_METHODS = {name: get_codec(name).methods for name in ("gaussian", "h3r", "hih")}
 
 
 def quantization_explorer(coords: Tensor | None = None, *, n_points: int = 400, input_size: int = 256,
@@ -283,7 +210,6 @@ def hih_explorer(*, input_size: int = 256, heatmap_size: int = 64, x: float = 10
     """
     import ipywidgets as w
 
-    from .codecs import get_codec
 
     def draw(x, y, decimal_size, decimal_sigma, label):
         codec = get_codec("hih", input_size=input_size, heatmap_size=heatmap_size,
@@ -342,7 +268,6 @@ def rounding_explorer(coords: Tensor | None = None, *, n_points: int = 300, inpu
     import ipywidgets as w
 
     from .analysis import uniform_coords
-    from .codecs import get_codec
     from .codecs.gaussian import topk_cells
     from .codecs.h3r import topk_decode
 

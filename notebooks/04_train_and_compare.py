@@ -59,7 +59,7 @@ from hihlib.data.transforms import apply_affine
 from hihlib.evaluate import predict_dataset
 from hihlib.losses import build_loss
 from hihlib.models import create
-from hihlib.reproduce import read_metrics
+from hihlib.checkpoint import read_metrics
 from hihlib.train import Trainer, load_checkpoint
 from hihlib.widgets import Explorer
 

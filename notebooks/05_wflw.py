@@ -51,10 +51,11 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from hihlib import metrics, reproduce, viz
+from hihlib import analysis, metrics, reproduce, viz
 from hihlib.analysis import ROUNDING_ERROR, crop_coords, error_vs_resolution
 from hihlib.cli import main as hih
 from hihlib.data import WFLW, FaceDataset
+from hihlib.data.source import data_source
 from hihlib.evaluate import attribute_subsets, evaluate_predictions, format_table, predict_dataset
 from hihlib.train import Trainer, load_checkpoint, load_config
 
@@ -76,8 +77,8 @@ FIGURES = WORK if SMOKE else Path("../figures") if Path("../figures").is_dir() e
 CONFIG = Path("../configs/wflw_hih_b.yaml") if Path("../configs").is_dir() else Path("configs/wflw_hih_b.yaml")
 CHECKPOINT = CHECKPOINT or os.environ.get("HIH_WFLW_CHECKPOINT") or None
 n_train, n_test = (16, 12) if SMOKE else (600, 300)
-src = reproduce.data_source("wflw", WFLW_ROOT, env="HIH_WFLW_ROOT", synth_dir=WORK / "wflw_synthetic",
-                            synth_args=["--train", str(n_train), "--test", str(n_test), "--seed", "0"])
+src = data_source("wflw", WFLW_ROOT, env="HIH_WFLW_ROOT", synth_dir=WORK / "wflw_synthetic",
+                  synth={"train": n_train, "test": n_test, "seed": 0})
 SYNTHETIC = src.synthetic
 ROOT = src.root
 DATA = src.description
@@ -124,18 +125,18 @@ _ = viz.show(fig, dpi=80)  # photos compress poorly: a lower resolution keeps th
 #
 # Each test face's landmarks are mapped into the 256×256 crop of its box (square of 1.25 × the box side, the
 # H3R/HRNet crop), encoded on a 64×64 grid and decoded again, with no network
-# (`hihlib.reproduce.quantization_table`; faces with a landmark outside the crop are left out, since no
+# (`hihlib.analysis.quantization_table`; faces with a landmark outside the crop are left out, since no
 # heatmap can hold it). The NME is normalised by the inter-ocular distance (points 60 and 72). Rounding to the nearest cell with uniformly spread sub-cell offsets costs 0.3826 cells on average
 # (1.53 px at stride 4), so the expected argmax NME is 1.53 px / the inter-ocular distance in the crop: the
 # closed form below predicts the measurement from the faces' sizes alone.
 
 # %%
 NORM = test_faces.scheme.normaliser("inter_ocular")
-quant = reproduce.quantization_table(test_faces.records, NORM, heatmap_size=64, input_size=256)
+quant = analysis.quantization_table(test_faces.records, NORM, heatmap_size=64, input_size=256)
 landmarks = np.stack([r.landmarks for r in test_faces.records])
 boxes = np.stack([r.box for r in test_faces.records])
 crop, _ = crop_coords(landmarks, boxes, input_size=256)
-inside = reproduce.inside_crop(crop, 256)
+inside = analysis.inside_crop(crop, 256)
 crop = crop[inside]  # a landmark outside the crop has no cell to encode it in: such faces are left out
 print(f"{(~inside).sum()} of {len(inside)} test faces have a landmark outside their crop and are left out ({LABEL})")
 iod = np.linalg.norm(crop[:, NORM[0]] - crop[:, NORM[1]], axis=-1)
@@ -270,7 +271,7 @@ per_subset = {s: r[main]["nme"] for s, r in res.items()}
 display(Markdown(reproduce.wflw_subset_table({label: per_subset}, data=LABEL, synthetic=SYNTHETIC)))
 rows_cmp = reproduce.comparison_rows({label: res["full"][main]}, "wflw", data=LABEL, synthetic=SYNTHETIC)
 fig, ax = viz.new_figure(size=(7, 0.3 * len(rows_cmp) + 1.4))
-reproduce.plot_comparison(rows_cmp, ax, title="WFLW test, NME % (inter-ocular)", synthetic=SYNTHETIC)
+viz.plot_comparison(rows_cmp, ax, title="WFLW test, NME % (inter-ocular)", synthetic=SYNTHETIC)
 _ = viz.show(fig, save_to=FIGURES / "nb05_comparison.png")
 rank = reproduce.rank_among_published(res["full"][main]["nme"], "wflw")
 print(f"this run would rank {rank} of {len(reproduce.published('wflw')) + 1} "

@@ -56,10 +56,11 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from hihlib import metrics, reproduce, viz
+from hihlib import analysis, metrics, reproduce, viz
 from hihlib.analysis import ROUNDING_ERROR, crop_coords
 from hihlib.cli import main as hih
 from hihlib.data import COFW, FaceDataset
+from hihlib.data.source import data_source
 from hihlib.evaluate import evaluate_predictions, format_table, predict_dataset
 from hihlib.train import Trainer, load_checkpoint, load_config
 
@@ -79,8 +80,8 @@ FIGURES = WORK if SMOKE else viz.figure_dir()
 CONFIG = Path("../configs/cofw_hih_b.yaml") if Path("../configs").is_dir() else Path("configs/cofw_hih_b.yaml")
 CHECKPOINT = CHECKPOINT or os.environ.get("HIH_COFW_CHECKPOINT") or None
 n_train, n_test = (16, 12) if SMOKE else (600, 300)
-src = reproduce.data_source("cofw", COFW_ROOT, env="HIH_COFW_ROOT", synth_dir=WORK / "cofw_synthetic",
-                            synth_args=["--train", str(n_train), "--test", str(n_test), "--seed", "0"])
+src = data_source("cofw", COFW_ROOT, env="HIH_COFW_ROOT", synth_dir=WORK / "cofw_synthetic",
+                  synth={"train": n_train, "test": n_test, "seed": 0})
 SYNTHETIC, ROOT, DATA = src.synthetic, src.root, src.description
 LABEL = "synthetic COFW-format export (NOT COFW)" if SYNTHETIC else "COFW"
 warning = "> ⚠️ " + reproduce.synthetic_warning("cofw") + "\n\n" if SYNTHETIC else ""
@@ -136,13 +137,13 @@ _ = viz.show(fig, dpi=80, save_to=FIGURES / "nb06_faces.png")  # photos: keep th
 landmarks = np.stack([r.landmarks for r in test_faces.records])
 boxes = np.stack([r.box for r in test_faces.records])
 crop, _ = crop_coords(landmarks, boxes, input_size=256)
-inside = reproduce.inside_crop(crop, 256)
+inside = analysis.inside_crop(crop, 256)
 crop = crop[inside]  # a landmark outside the crop has no cell to encode it in: such faces are left out
 print(f"{(~inside).sum()} of {len(inside)} test faces have a landmark outside their crop and are left out ({LABEL})")
 quant, closed = {}, {}
 for kind in ("inter_ocular", "inter_pupil"):
     pair = scheme.normaliser(kind)
-    quant[kind] = reproduce.quantization_table(test_faces.records, pair, heatmap_size=64, input_size=256)
+    quant[kind] = analysis.quantization_table(test_faces.records, pair, heatmap_size=64, input_size=256)
     dist = np.linalg.norm(crop[:, pair[0]] - crop[:, pair[1]], axis=-1)
     closed[kind] = 100 * np.mean(ROUNDING_ERROR * 4 / dist)
 rows = [f"data: {DATA}", "", "| decoder (64×64 maps, 256 crop) | inter-ocular NME % | inter-pupil NME % |",
@@ -263,7 +264,7 @@ for ax, kind in zip(axes, ("inter_ocular", "inter_pupil")):
     display(Markdown(reproduce.comparison_table(measured, "cofw", norm=kind, data=measured_on,
                                                 synthetic=SYNTHETIC)))
     rows_cmp = reproduce.comparison_rows(measured, "cofw", norm=kind, data=LABEL, synthetic=SYNTHETIC)
-    reproduce.plot_comparison(rows_cmp, ax, title=f"COFW test, NME % ({kind.replace('_', '-')})",
+    viz.plot_comparison(rows_cmp, ax, title=f"COFW test, NME % ({kind.replace('_', '-')})",
                               synthetic=SYNTHETIC)
 _ = viz.show(fig, save_to=FIGURES / "nb06_comparison.png")
 for kind, published in (("inter_ocular", 3.21), ("inter_pupil", 4.63)):

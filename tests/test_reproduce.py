@@ -5,7 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from hihlib import analysis, viz
 from hihlib import reproduce as R
+from hihlib.checkpoint import read_metrics
+from hihlib.data.source import data_source
 from hihlib.analysis import ROUNDING_ERROR
 
 
@@ -75,7 +78,7 @@ def test_synthetic_measurements_are_labelled_everywhere():
 
 def test_plot_comparison_marks_measured_bars_and_synthetic_title():
     rows = R.comparison_rows({"mine": 4.5}, "cofw", data="x", norm="inter_pupil", synthetic=True)
-    ax = R.plot_comparison(rows, synthetic=True, title="COFW")
+    ax = viz.plot_comparison(rows, synthetic=True, title="COFW")
     widths = [p.get_width() for p in ax.patches]
     assert widths == [r.nme for r in rows]
     hatched = [p.get_hatch() for p in ax.patches]
@@ -105,7 +108,7 @@ def test_quantization_table_matches_the_rounding_closed_form():
     # a face with a landmark outside the crop cannot be encoded: it is left out
     bad = _Rec(recs[0].landmarks.copy(), recs[0].box)
     bad.landmarks[5] = bad.box[:2] - 25.6 + [258.0, 100.0]
-    table = R.quantization_table(recs + [bad], (0, 1), decoders=[("gaussian", "argmax"), ("hih", "expectation"),
+    table = analysis.quantization_table(recs + [bad], (0, 1), decoders=[("gaussian", "argmax"), ("hih", "expectation"),
                                                                ("h3r", "topk")])
     assert table["h3r/topk"] < 0.01
     assert table["gaussian/argmax"] == pytest.approx(100 * ROUNDING_ERROR * 4 / 100, rel=0.03)
@@ -114,7 +117,7 @@ def test_quantization_table_matches_the_rounding_closed_form():
 
 def test_data_source_prefers_the_real_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HIH_TEST_ROOT", str(tmp_path))
-    src = R.data_source("wflw", env="HIH_TEST_ROOT")
+    src = data_source("wflw", env="HIH_TEST_ROOT")
     assert (src.root, src.synthetic) == (tmp_path, False) and src.description == f"WFLW from {tmp_path}"
 
 
@@ -122,7 +125,7 @@ def test_data_source_refuses_a_missing_folder(tmp_path):
     from hihlib.errors import HihError
 
     with pytest.raises(HihError, match="does not exist"):
-        R.data_source("cofw", tmp_path / "nope")
+        data_source("cofw", tmp_path / "nope")
 
 
 def test_read_metrics_gives_aligned_columns(tmp_path):
@@ -132,20 +135,20 @@ def test_read_metrics_gives_aligned_columns(tmp_path):
     p.write_text('{"kind": "train", "step": 5, "loss": 0.5}\n'
                  '{"kind": "eval", "step": 5, "argmax": {"nme": 9.0}}\n'
                  '{"kind": "train", "step": 10, "loss": 0.25, "decimal": 1.5}\n\n')
-    m = R.read_metrics(p)
+    m = read_metrics(p)
     assert m["train"] == {"step": [5, 10], "loss": [0.5, 0.25], "decimal": [None, 1.5]}
     assert m["eval"]["argmax"] == [{"nme": 9.0}]
     p.write_text('{"kind": "train", "step": 5}\n{"kind": "train", "step": \n')
     with pytest.raises(DataError, match=":2"):
-        R.read_metrics(p)
+        read_metrics(p)
 
 
 def test_data_source_falls_back_to_a_synthetic_export_in_the_format(tmp_path, monkeypatch):
     from hihlib.data import COFW
 
     monkeypatch.delenv("HIH_COFW_ROOT", raising=False)
-    src = R.data_source("cofw", env="HIH_COFW_ROOT", synth_dir=tmp_path / "cofw",
-                        synth_args=["--train", "2", "--test", "3", "--image-size", "64"])
+    src = data_source("cofw", env="HIH_COFW_ROOT", synth_dir=tmp_path / "cofw",
+                        synth={"train": 2, "test": 3, "image_size": 64})
     assert src.synthetic and src.root == tmp_path / "cofw"
     assert "SYNTHETIC" in src.description and "not COFW" in src.description
     assert len(COFW(src.root, "test").records) == 3
@@ -155,4 +158,4 @@ def test_inside_crop_uses_the_pixel_centre_extent():
     c = np.zeros((3, 2, 2))
     c[1, 0] = [255.5, 10.0]   # on the edge of a 256 crop: inside
     c[2, 1] = [-0.51, 3.0]    # just outside
-    assert R.inside_crop(c, 256).tolist() == [True, True, False]
+    assert analysis.inside_crop(c, 256).tolist() == [True, True, False]

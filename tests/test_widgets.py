@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hihlib import widgets
+from hihlib import analysis, widgets
 from hihlib.analysis import ROUNDING_ERROR, uniform_coords
 from hihlib.codecs import get_codec
 
@@ -29,7 +29,7 @@ def test_widget_mode(monkeypatch, forced, smoke, expected):
 
 # -- numbers -----------------------------------------------------------------------------------------
 def test_decoder_errors_match_the_closed_forms(coords):
-    errs = widgets.decoder_errors(coords, [("gaussian", "argmax"), ("hih", "official"), ("hih", "expectation"),
+    errs = analysis.decoder_errors(coords, [("gaussian", "argmax"), ("hih", "official"), ("hih", "expectation"),
                                            ("h3r", "topk")], [64])
     stride = 4.0
     assert errs["gaussian/argmax"].shape == (1, 2000)
@@ -41,14 +41,14 @@ def test_decoder_errors_match_the_closed_forms(coords):
 
 
 def test_decoder_errors_scale_with_the_stride(coords):
-    errs = widgets.decoder_errors(coords[:, :1000], [("gaussian", "argmax")], [16, 128], sigma=1.0)
+    errs = analysis.decoder_errors(coords[:, :1000], [("gaussian", "argmax")], [16, 128], sigma=1.0)
     np.testing.assert_allclose(errs["gaussian/argmax"].mean(-1), ROUNDING_ERROR * np.array([16.0, 2.0]), rtol=0.04)
 
 
 def test_published_soft_label_is_the_softmax_of_gaussian_values():
     codec = get_codec("hih", decimal_size=4, decimal_sigma=1.0)
     xy = torch.tensor([[[101.3, 87.8]]], dtype=torch.float64)
-    label = widgets.published_soft_label(codec, xy)[0, 0].numpy()
+    label = analysis.published_soft_label(codec, xy)[0, 0].numpy()
     # independent computation: u = (x + 0.5) / 4 - 0.5, n = round(4u), i = n // 4, centre (u - i) * 4
     u = (xy[0, 0].numpy() + 0.5) / 4 - 0.5
     i = np.floor(np.floor(u * 4 + 0.5) / 4)
@@ -63,7 +63,7 @@ def test_published_soft_label_is_the_softmax_of_gaussian_values():
 
 def test_topk_with_k1_is_argmax_and_k4_recovers_the_bilinear_target(coords):
     c = coords[:, :1000]
-    errs = widgets.topk_errors(c, [1, 4], heatmap_size=64, halo=0.0)
+    errs = analysis.topk_errors(c, [1, 4], heatmap_size=64, halo=0.0)
     u = (c.double() + 0.5) / 4 - 0.5
     argmax = ((torch.round(u) - u).norm(dim=-1) * 4).mean().item()  # independent rounding, in pixels
     assert errs[0] == pytest.approx(argmax, rel=1e-4)
@@ -72,8 +72,8 @@ def test_topk_with_k1_is_argmax_and_k4_recovers_the_bilinear_target(coords):
 
 def test_logit_noise_makes_topk_worse_but_still_beats_argmax(coords):
     c = coords[:, :500]
-    clean = widgets.topk_errors(c, [1, 9], noise=0.0)
-    noisy = widgets.topk_errors(c, [1, 9], noise=0.5)
+    clean = analysis.topk_errors(c, [1, 9], noise=0.0)
+    noisy = analysis.topk_errors(c, [1, 9], noise=0.5)
     assert clean[1] < noisy[1] < noisy[0]
 
 

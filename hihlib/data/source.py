@@ -2,16 +2,18 @@
 
 Loaders are strict by default: the first malformed line raises ``DataError`` naming the file, the
 line and what was expected. With ``skip_bad=True`` they keep going, leave the bad samples out and
-list them in ``skipped`` (the caller reports how many).
+list them in ``skipped`` (the caller reports how many). ``data_source`` picks the folder a notebook
+reads: a real download, or a synthetic export in the same format.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, HihError
 from .records import FaceRecord
 from .schemes import LandmarkScheme
 
@@ -110,3 +112,48 @@ def _progress(items, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(items, desc=desc, leave=False, dynamic_ncols=True)
+
+
+# -- the dataset a notebook reads ---------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """A dataset folder and what it holds: the real download, or a synthetic export in its format.
+
+    description: one line to print above every result computed on it.
+    """
+
+    dataset: str
+    root: Path
+    synthetic: bool
+    description: str
+
+
+def data_source(dataset: str, root: str | os.PathLike | None = None, *, env: str | None = None,
+                synth_dir: str | os.PathLike | None = None, synth: dict | None = None) -> DataSource:
+    """The real dataset when ``root`` (or the environment variable ``env``) names a folder, else a
+    synthetic export in the dataset's format, as ``hih data synth --format DATASET`` writes it.
+
+    root: explicit folder (wins over ``env``); env: e.g. "HIH_WFLW_ROOT"; synth_dir: where to write
+    the export (default: a temporary folder); synth: options of ``synthetic_export.export`` (``train``
+    and ``test`` face counts, default 200 and 100; ``seed``, ``image_size``). A root that is given but
+    does not exist is an error (a typo must not silently fall back to synthetic data).
+    """
+    from .synthetic_export import export
+
+    name = {"wflw": "WFLW", "cofw": "COFW", "300w": "300W"}[dataset]
+    given = root if root is not None else (os.environ.get(env) if env else None)
+    if given:
+        path = Path(given).expanduser()
+        if not path.exists():
+            raise HihError(f"{path}: the {name} folder does not exist"
+                           + (f" (from ${env})" if root is None and env else ""))
+        return DataSource(dataset, path, False, f"{name} from {path}")
+    import tempfile
+
+    out = Path(synth_dir) if synth_dir is not None else Path(tempfile.mkdtemp(prefix=f"hih_synth_{dataset}_"))
+    options = {"train": 200, "test": 100, **(synth or {})}
+    export(dataset, out, options.pop("train"), options.pop("test"), **options)
+    return DataSource(dataset, out, True,
+                      f"SYNTHETIC faces exported in the {name} format to {out} (not {name}: "
+                      f"set {env or 'the root'} to a {name} download for real numbers)")
