@@ -2,16 +2,10 @@
 
 Each entry is a small function returning the ``HourglassConfig`` of a variant (timm style); keyword
 overrides change any config field. The paper's models (256x256 input, 64x64 heatmaps, depth 4,
-width 256, decimal head 8x8 with 384 channels):
-
-=======  ======  =================================  ==========================  ===============  ===============
-model     heatmap 64: params, s/step  heatmap 32       heatmap 16
-========  ==========================  ===============  ===============
-hg_tiny   571 k, 0.99 s               396 k, 0.24 s    220 k, 0.12 s
-hg_small  1.63 M, 2.27 s              1.24 M, 0.60 s   845 k, 0.26 s
-========  ==========================  ===============  ===============
-
-(Measured at 05:10 UTC on a quiet machine; when other jobs share the 2 cores, steps take 2-20x longer.)
+width 256, decimal head 8x8 with 384 channels) are ``hih_t`` (1 stack), ``hih_s`` (2 stacks) and
+``hih_b`` (4 stacks). The small variants for a CPU take 128x128 inputs and 32x32 heatmaps: ``hg_tiny``
+(1 stack, depth 3, width 64) and ``hg_small`` (2 stacks, depth 3, width 96). Their training speed is
+measured in BENCHMARKS.md.
 """
 
 from __future__ import annotations
