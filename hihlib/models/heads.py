@@ -12,7 +12,12 @@ tensors that the matching codec decodes and the matching loss trains:
   so a per-pixel loss does not start by pushing every pixel down (RetinaNet's prior initialisation);
   the spatial softmax loss is invariant to it.
 * ``"hih"``: "heatmaps"/"heatmap" as for gaussian (integer heatmaps, every stack) plus "decimal"
-  (B, K, d, d) logits from ``DecimalHead`` applied once to the final merged feature.
+  (B, K, d, d) logits from ``DecimalHead`` applied once to the final merged feature (as released).
+* ``"hih_local"`` (a hihlib extension, not in the paper): the same integer maps and the same codec,
+  loss and "decimal" output, but the decimal logits come from ``LocalDecimalHead``, which reads the
+  merged feature *at each landmark's integer cell* instead of a global map pooled 8x below it.
+  Training samples the ground-truth cell, inference the argmax cell of the integer map, so the model
+  takes the training landmarks: ``model(images, landmarks=coords)``.
 
 ``LandmarkModel`` puts backbone and head together; ``hihlib.models.create`` builds one by name.
 """
@@ -27,7 +32,9 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .hourglass import ConvBNReLU, HourglassConfig, StackedHourglass
 
-HEADS = ("gaussian", "h3r", "hih")
+HEADS = ("gaussian", "h3r", "hih", "hih_local")
+# heads whose targets and decoding are the HIH codec's
+HIH_HEADS = ("hih", "hih_local")
 
 
 class DownBlock(nn.Module):
@@ -90,13 +97,70 @@ class DecimalHead(nn.Module):
         return self.out(self.down(self.pool(self.reduce(feature))))
 
 
+class LocalDecimalHead(nn.Module):
+    """Decimal logits read at each landmark's integer cell (hihlib's extension of HIH).
+
+    forward(feature (B, w, H, W), cells (B, K, 2) integer cells (x, y)) -> (B, K, d, d) logits.
+
+    1. ``reduce``: 3x3 conv-BN-ReLU w -> c on the whole map (translation-equivariant, shared by all
+       landmarks).
+    2. Each landmark's window of ``window x window`` cells is gathered around its integer cell i,
+       from i - (window/2 - 1) to i + window/2 per axis (cells -1..+2 for the default 4): the decimal
+       map spans the fractions between the centres of cells i and i + 1, so the window is centred on
+       that span. Cells outside the map read zeros.
+    3. A per-landmark linear layer (weights (K, c * window^2, 2d)) gives d logits for x and d for y;
+       the d x d logits are their outer sum, log p(jy, jx) = ly[jy] + lx[jx] + const, the same
+       factorised form as the CSC soft label (a product of two 1-D Gaussians, ``hihlib.codecs.hih``).
+
+    Why: the released head has to find each landmark in a global 8x8 map pooled from the whole face
+    before it can say where inside its cell the landmark sits; this head is told the cell and only
+    classifies the fraction, a local and translation-equivariant question. Parameters:
+    w*c*9 + 2c (reduce) + K*(c*window^2 + 1)*2d (classifier); for w = 32, c = 16, window 4, K = 98,
+    d = 8: 4.6 k + 403 k.
+    """
+
+    def __init__(self, in_channels: int, num_landmarks: int, *, decimal_size: int = 8, channels: int = 16,
+                 window: int = 4):
+        super().__init__()
+        if window < 2 or window % 2:
+            raise ConfigError(f"window must be an even number >= 2, got {window}")
+        self.decimal_size, self.window = decimal_size, window
+        self.reduce = ConvBNReLU(in_channels, channels, 3)
+        fan_in = channels * window * window
+        self.weight = nn.Parameter(torch.randn(num_landmarks, fan_in, 2 * decimal_size) * 1e-3)
+        self.bias = nn.Parameter(torch.zeros(num_landmarks, 2 * decimal_size))
+
+    def forward(self, feature: Tensor, cells: Tensor) -> Tensor:
+        f = self.reduce(feature)                                   # (B, c, H, W)
+        B, c, H, W = f.shape
+        n, d = self.window, self.decimal_size
+        pad = n // 2
+        f = nn.functional.pad(f, (pad, pad, pad, pad))             # (B, c, H + n, W + n)
+        offsets = torch.arange(n, device=f.device) - (n // 2 - 1)  # window cells relative to i
+        cx = cells[..., 0].long().clamp(0, W - 1)
+        cy = cells[..., 1].long().clamp(0, H - 1)
+        rows = cy[..., :, None] + offsets + pad                   # (B, K, n) padded rows
+        cols = cx[..., :, None] + offsets + pad                   # (B, K, n) padded columns
+        index = (rows[..., :, None] * (W + 2 * pad) + cols[..., None, :]).flatten(1)  # (B, K*n*n)
+        K = cells.shape[1]
+        windows = f.flatten(2).gather(2, index[:, None, :].expand(B, c, -1))  # (B, c, K*n*n)
+        windows = windows.view(B, c, K, n * n).permute(0, 2, 1, 3).reshape(B, K, c * n * n)
+        logits = torch.einsum("bkf,kfo->bko", windows, self.weight.to(windows.dtype)) + self.bias.to(windows.dtype)
+        lx, ly = logits[..., :d], logits[..., d:]
+        return ly[..., :, None] + lx[..., None, :]                  # (B, K, d, d): rows y, columns x
+
+
 class LandmarkModel(nn.Module):
     """Stacked hourglass + head. forward(images (B, 3, S, S), ImageNet-normalised) -> dict:
 
-    "heatmaps" (B, stacks, K, H, W), "heatmap" (B, K, H, W) = last stack, and for ``head="hih"``
+    "heatmaps" (B, stacks, K, H, W), "heatmap" (B, K, H, W) = last stack, and for the HIH heads
     "decimal" (B, K, d, d) logits. Attributes ``input_size`` (S, pixels), ``heatmap_size`` (H, cells),
     ``decimal_size`` (d, or None), ``decimal_channels`` (or None), ``num_landmarks`` (K), ``head``,
     ``config``.
+
+    ``landmarks`` (B, K, 2) input pixels, optional: the training landmarks. Only ``hih_local`` reads
+    them (its decimal head samples the ground-truth integer cell); without them it samples the argmax
+    cell of the last integer map. Every other head ignores them, so a training loop always passes them.
 
     Works with ``model.to(memory_format=torch.channels_last)`` and under
     ``torch.autocast("cuda", dtype=torch.bfloat16)`` (outputs are then bf16; the losses compute in fp32).
@@ -112,24 +176,41 @@ class LandmarkModel(nn.Module):
         self.input_size = config.input_size
         self.heatmap_size = config.heatmap_size
         self.num_landmarks = config.num_landmarks
-        self.backbone = StackedHourglass(config, final_remap=head == "hih")
-        self.decimal_size = decimal_size if head == "hih" else None
+        self.backbone = StackedHourglass(config, final_remap=head in HIH_HEADS)
+        self.decimal_size = decimal_size if head in HIH_HEADS else None
         self.decimal_channels = None
         if head == "hih":
             # 384 for the paper's width 256: keep the same 3/2 ratio for other widths.
             channels = self.decimal_channels = decimal_channels or 3 * config.width // 2
             self.decimal = DecimalHead(config.width, config.num_landmarks, heatmap_size=config.heatmap_size,
                                        decimal_size=decimal_size, channels=channels)
+        if head == "hih_local":
+            from ..codecs import get_codec
+
+            channels = self.decimal_channels = decimal_channels or 16
+            self.decimal = LocalDecimalHead(config.width, config.num_landmarks, decimal_size=decimal_size,
+                                            channels=channels)
+            # the codec's split of a coordinate into (integer cell, fraction): one definition of the cell
+            self._cells = get_codec("hih", input_size=config.input_size, heatmap_size=config.heatmap_size,
+                                    decimal_size=decimal_size).split
         if head == "h3r":
             prior = -math.log(config.heatmap_size ** 2 - 1)
             for stack in self.backbone.stacks:
                 nn.init.constant_(stack.predict.bias, prior)
 
-    def forward(self, images: Tensor) -> dict[str, Tensor]:
+    def forward(self, images: Tensor, landmarks: Tensor | None = None) -> dict[str, Tensor]:
         feature, heatmaps = self.backbone(images)
         out = {"heatmaps": heatmaps, "heatmap": heatmaps[:, -1]}
         if self.head == "hih":
             out["decimal"] = self.decimal(feature)
+        elif self.head == "hih_local":
+            if landmarks is not None:
+                cells = self._cells(landmarks.float())[0]
+            else:
+                from ..codecs.gaussian import argmax_2d
+
+                cells = torch.stack(argmax_2d(heatmaps[:, -1].detach()), -1)
+            out["decimal"] = self.decimal(feature, cells)
         return out
 
     def extra_repr(self) -> str:
