@@ -5,14 +5,8 @@
 (``convert_frame``), are documented in ``hihlib.codecs.base``.
 """
 
-from .base import FRAMES, Codec, cells_to_pixels, convert_frame, heatmap_to_pixels, pixels_to_cells, pixels_to_heatmap
-
-CODECS: dict[str, type[Codec]] = {}
-
-
-def register(cls: type[Codec]) -> type[Codec]:
-    CODECS[cls.name] = cls
-    return cls
+from .base import (CODECS, FRAMES, Codec, cells_to_pixels, convert_frame, heatmap_to_pixels, pixels_to_cells,
+                   pixels_to_heatmap, register)
 
 
 def get_codec(name: str, input_size: int = 256, heatmap_size: int = 64, **options) -> Codec:

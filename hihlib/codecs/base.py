@@ -166,3 +166,12 @@ class Codec:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(input_size={self.input_size}, heatmap_size={self.heatmap_size})"
+
+
+#: Codec classes by name; each codec module registers its class with ``@register``.
+CODECS: dict[str, type[Codec]] = {}
+
+
+def register(cls: type[Codec]) -> type[Codec]:
+    CODECS[cls.name] = cls
+    return cls

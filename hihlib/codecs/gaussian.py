@@ -30,8 +30,7 @@ import math
 import torch
 from torch import Tensor
 
-from . import register
-from .base import Codec, grid_coords
+from .base import Codec, grid_coords, register
 
 
 def gaussian_1d(centres: Tensor, size: int, sigma: float) -> Tensor:

@@ -28,8 +28,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import register
-from .base import Codec, grid_coords
+from .base import Codec, grid_coords, register
 from .gaussian import argmax_decode, topk_cells
 
 

@@ -59,8 +59,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import register
-from .base import Codec, grid_coords
+from .base import Codec, grid_coords, register
 
 #: Where a frame puts the origin of the integer/decimal split, in cells added to hihlib's coordinate u:
 #: hihlib measures the decimal offset from the cell's centre, the released code from its corner.
