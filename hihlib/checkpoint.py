@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, DataError, HihError
-from .io import remove_stale_temporaries
+from .io import remove_stale_temporaries, torch_load
 
 #: The files a run writes into its folder.
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.yaml")
@@ -61,13 +61,7 @@ def loss_spec(loss_fn) -> dict:
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The dict a ``Trainer`` saved; ``HihError`` naming the file if it is missing or not a checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise HihError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated or foreign file
-        raise HihError(f"{path}: expected a hihlib checkpoint (torch.save file), could not read it: {e}") from None
+    ckpt = torch_load(path, what="checkpoint")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise HihError(f"{path}: expected a hihlib checkpoint with 'model' and 'config', found keys {found}")

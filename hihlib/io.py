@@ -88,6 +88,24 @@ def torch_save(obj: Any, path: str | os.PathLike) -> Path:
     return write_with(path, lambda p: torch.save(obj, p))
 
 
+def torch_load(path: str | os.PathLike, *, what: str = "file", error: type[Exception] | None = None) -> Any:
+    """``torch.load`` on the CPU of a file written by ``torch_save``. A missing or unreadable file raises
+    ``error`` (default ``HihError``) naming it: ``<path>: <what> not found`` or ``<path>: expected a
+    torch.save <what>, could not read it: <reason>``."""
+    import torch
+
+    from .errors import HihError
+
+    error = error or HihError
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file
+        raise error(f"{path}: expected a torch.save {what}, could not read it: {e}") from None
+
+
 def append_jsonl(path: str | os.PathLike, record: dict) -> None:
     """Append one JSON line; a single ``write`` of a complete line, flushed and synced."""
     path = Path(path)
