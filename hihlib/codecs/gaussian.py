@@ -83,17 +83,18 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     if 2 * rad + 1 > min(h, w):
         return _topk_rows(maps, k, row_max)
     iy = row_max.argmax(-1)  # (B, K)
-    ix = select_rows(maps, iy[..., None]).squeeze(-2).argmax(-1)
-    off = torch.arange(-rad, rad + 1, device=maps.device)
-    rows = iy.clamp(rad, h - 1 - rad)[..., None] + off  # (B, K, P) window kept inside the map
-    cols = ix.clamp(rad, w - 1 - rad)[..., None] + off
-    band = select_rows(maps, rows)  # (B, K, P, W)
-    p = off.numel()
+    p = 2 * rad + 1
+    span = torch.arange(p, device=maps.device)
+    top = iy.clamp(rad, h - 1 - rad) - rad  # first row of the window, kept inside the map
+    rows = top[..., None] + span  # (B, K, P)
+    band = select_rows(maps, rows)  # (B, K, P, W): the window's rows, the argmax row among them
+    ix = band.gather(-2, (iy - top)[..., None, None].expand(*iy.shape, 1, w)).squeeze(-2).argmax(-1)
+    cols = (ix.clamp(rad, w - 1 - rad) - rad)[..., None] + span
     win = band.gather(-1, cols[..., None, :].expand(*cols.shape[:-1], p, p))  # (B, K, P, P)
     vals, idx = win.flatten(-2).topk(k, dim=-1)
     # the best value outside the window: in the window's rows but other columns, or in other rows
-    in_cols = torch.zeros_like(band[..., 0, :], dtype=torch.bool).scatter_(-1, cols, True)  # (B, K, W)
-    outside = band.masked_fill(in_cols[..., None, :], -math.inf).amax((-2, -1))
+    in_cols = torch.zeros_like(band[..., 0, :]).scatter_(-1, cols, -math.inf)  # (B, K, W): -inf on the window
+    outside = (band + in_cols[..., None, :]).amax(-1).amax(-1)
     outside = torch.maximum(outside, row_max.scatter(-1, rows, -math.inf).amax(-1))
     ix_out = cols.gather(-1, idx % p)
     iy_out = rows.gather(-1, torch.div(idx, p, rounding_mode="floor"))
