@@ -12,7 +12,7 @@
 
 ``torch.set_num_threads(1)`` and ``cv2.setNumThreads(1)`` make every number per core. Each figure is
 the best of ``--repeat`` passes over the same samples, so that other processes on a shared machine
-distort it as little as possible, measured in CPU time of the single-threaded process. Goals (issue 3): >= 200 synthetic faces/s and >= 1000 augmented
+distort it as little as possible, measured in CPU time of the single-threaded process. Goals: >= 200 synthetic faces/s and >= 1000 augmented
 samples/s per core.
 
 Run: python benchmarks/data.py [--faces 300] [--repeat 3] [--no-write]

@@ -100,7 +100,7 @@ def run_cpu(models, small_models, batch, small_batch, steps, warmup) -> str:
     table = markdown_table(["model", "params", "input", "batch", "images/s (wall)", "ms/step (wall)",
                             "images per CPU-second"], rows)
     return (f"### Training throughput, CPU (fp32 eager)\n\n`python benchmarks/train.py` on {machine_description('cpu')}.\n"
-            f"One step = forward + HIH loss (MSE + 0.05 CSC) + backward + Adam, synthetic tensors (no data loading), "
+            f"One step = forward + HIH loss (MSE + 0.05/64 CSC, hihlib's default) + backward + Adam, synthetic tensors (no data loading), "
             f"median of {steps} steps after {warmup} warm-up steps. Load average {load:.1f} at the start and "
             f"{load_end:.1f} at the end on {os.cpu_count()} cores: when it exceeds the core count, other jobs took "
             f"part of the CPU and the wall-clock rates are lower bounds; images per CPU-second (this process's "

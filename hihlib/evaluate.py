@@ -56,8 +56,7 @@ def predict_batch(model: nn.Module, codec, images: torch.Tensor, methods: Sequen
     device = images.device
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
         outputs = model(images)
-    keys = getattr(codec, "target_keys", ()) or tuple(outputs)
-    outputs = {k: outputs[k].float() for k in keys if k in outputs}
+    outputs = {k: outputs[k].float() for k in codec.target_keys}
     return {m: codec.decode(outputs, m) for m in methods}
 
 

@@ -151,7 +151,7 @@ def prepare_cache(source, out, *, cache_scale: float = DEFAULT_SCALE, cache_size
         "fingerprint": fp, "params": params, "count": n, "num_points": k, "build": build,
         "images": images_name, "images_bytes": (out / images_name).stat().st_size, "arrays": arrays_name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "skipped": [str(e) for e in getattr(source, "skipped", [])],
+        "skipped": [str(e) for e in source.skipped],
         "keys": [r.key for r in source.records],
         "image_paths": [r.image_path for r in source.records],
         "attributes": [sorted(r.attributes) for r in source.records],
