@@ -140,6 +140,9 @@ def mirror_landmarks(values, mirror: Sequence[int], axis: int = -2) -> np.ndarra
 # Augmentation
 # --------------------------------------------------------------------------------------------
 
+_GREYS = np.arange(256, dtype=np.float32)[:, None]   # (256, 1): the input values of a lookup table
+
+
 @dataclass
 class Augment:
     """Random augmentation of a square crop of side ``size``.
@@ -212,10 +215,12 @@ class Augment:
             c = self.color
             gain = rng.uniform(1 - c, 1 + c) * rng.uniform(1 - c, 1 + c, 3)  # brightness x channel gain
             contrast = rng.uniform(1 - c, 1 + c)
-            mean = float(out[::4, ::4].mean())   # contrast pivots on the mean grey; a 1/16 sample is enough
+            # contrast pivots on the mean grey; a 1/16 sample is enough (its exact integer sum: the
+            # same number as numpy's mean, without a float64 copy of the sample)
+            sample = out[::4, ::4]
+            mean = int(sample.sum(dtype=np.int64)) / sample.size
             # one lookup table per channel: v -> contrast * (gain * v - mean) + mean
-            v = np.arange(256, dtype=np.float32)[:, None]
-            lut = np.clip(contrast * (v * gain[None, :] - mean) + mean + 0.5, 0, 255).astype(np.uint8)
+            lut = np.clip(contrast * (_GREYS * gain[None, :] - mean) + mean + 0.5, 0, 255).astype(np.uint8)
             out = cv2.LUT(out, lut.reshape(256, 1, 3))
         if self.blur and rng.random() < self.blur:
             sigma = rng.uniform(*self.blur_sigma)
