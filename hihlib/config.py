@@ -141,7 +141,10 @@ def check_option(key: str, value: Any, where: str) -> None:
         return  # a key inside codec.options, loss, ...: checked by ``check_config``
     if key not in KNOWN:
         near = difflib.get_close_matches(key, list(KNOWN), n=1, cutoff=0.6)
-        hint = f"did you mean {near[0]}?" if near else f"known options: {', '.join(KNOWN)}"
+        section = key.split(".")[0] + "."
+        same = [k for k in KNOWN if k.startswith(section)]
+        hint = (f"did you mean {near[0]}?" if near else f"the options of {section[:-1]} are {', '.join(same)}" if same
+                else f"the sections are {', '.join(DEFAULTS)}")
         raise ConfigError(f"{where}: unknown option {key}; {hint}")
     default = KNOWN[key]
     if value is None and (key in NULLABLE or key in FREE_SECTIONS or default is None):
