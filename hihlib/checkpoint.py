@@ -86,9 +86,10 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
 def check_pieces(cfg: dict, model: nn.Module, codec) -> None:
     """``ConfigError`` unless the model and the codec are the ones ``cfg`` describes (same head,
     sizes), so that the checkpoint's configuration says what was trained."""
-    want = (cfg["codec"]["name"], cfg["data"]["input_size"], cfg["model"]["heatmap_size"])
-    for what, got in (("codec", (codec.name, codec.input_size, codec.heatmap_size)),
-                      ("model", (model.head, model.input_size, model.heatmap_size))):
+    sizes = (cfg["data"]["input_size"], cfg["model"]["heatmap_size"])
+    head = cfg["model"].get("head") or cfg["codec"]["name"]
+    for what, got, want in (("codec", (codec.name, codec.input_size, codec.heatmap_size), (cfg["codec"]["name"], *sizes)),
+                            ("model", (model.head, model.input_size, model.heatmap_size), (head, *sizes))):
         if got != want:
             raise ConfigError(f"the {what} given to the trainer is (head/codec, input size, heatmap size) = {got}, "
                               f"but the configuration says {want}")
