@@ -124,7 +124,8 @@ assert err_argmax.mean(0).abs().max() < 0.02 and (err_floor.mean(0) + 0.5).abs()
 # decoders that recover the fraction (DARK and integral for Gaussian targets, top-k for H3R, expectation
 # for HIH) are exact on exact targets at 64×64, but not all of them survive coarse maps: at 8×8 or 16×16 a
 # σ = 1.5-cell Gaussian is cut by the border of the map (landmarks here stay 20 px from the border of the
-# crop, which is under one cell at stride 32), which biases DARK and integral.
+# crop, which is under one cell at stride 32), which biases integral. DARK stays exact: near the border it
+# steps on the unsmoothed log map (section 4 shows why).
 
 # %%
 SIZES = (16, 32, 64) if SMOKE else (8, 16, 32, 64, 128, 256)
@@ -152,12 +153,93 @@ viz.plot_error_histogram(err_argmax, ax1, expected=ROUNDING_ERROR, label="gaussi
 ax1.set_title("argmax at 64×64: error of exact targets", fontsize=10)
 viz.plot_error_vs_resolution(SIZES, means, ax2)
 ax2.plot(SIZES, ROUNDING_ERROR * 256 / np.array(SIZES), "k--", lw=1, label="0.3826 · stride")
-ax2.legend(fontsize=7, ncol=2)
+for note in [t for t in ax2.texts if "drawn at 1e-4" in t.get_text()]:
+    note.remove()  # said once, in the legend's title, instead of under the curves drawn at 1e-4
+ax2.set_ylim(top=ax2.get_ylim()[1] * 30)  # headroom: the legend sits above the curves
+ax2.legend(fontsize=7, ncol=2, loc="upper right", title="errors below 1e-4 (exact decoders) drawn at 1e-4",
+           title_fontsize=7)
 ax2.set_title("encode → decode, no network (256×256 input)", fontsize=10)
 viz.show(fig, save_to=FIGURES / "quantization_error.png")
 
 # %% [markdown]
-# ## 4. The paper's Figure 4 analysis, in NME
+# ## 4. At the crop's edge
+#
+# Landmarks near the edge of the crop are common (profile faces, chins, loose boxes). Each decoder is swept
+# across the whole crop here, edge pixels included: a landmark every 1/8 px along x, from the crop's edge
+# (x = −0.5) inward, on exact 64×64 targets; the curve is the worst error at each distance from the edge
+# (both edges pooled).
+#
+# DARK smooths the map with the training Gaussian before its Newton step. Near the edge the smoothing patch
+# (radius r + 1 = 6 cells) leaves the map; padding it by repeating the edge (mmpose's `gaussian_blur`, and
+# hihlib's first release: `dark_decode(..., border="replicate")`) turns the peak into a plateau running off
+# the map and the step walks *outward*, by pixels, out of the crop. The curve decides the rule: the error is
+# exactly zero from 6 cells (24 px) on, where the patch fits, and nonzero everywhere closer. So hihlib's DARK
+# smooths only where the patch fits and elsewhere steps on the unsmoothed log map with its 3×3 stencil kept
+# inside the map (the log of a Gaussian is a quadratic: exact up to the edge pixels), and never leaves the crop.
+
+# %%
+from hihlib.codecs.gaussian import dark_decode
+
+step = 0.5 if SMOKE else 0.125
+xs = torch.arange(-0.5, 255.5 + 1e-9, step, dtype=torch.float64)
+edge_coords = torch.stack([xs, torch.full_like(xs, 131.3)], -1)[None]  # (1, N, 2): along x, y mid-crop
+dist = torch.minimum(xs + 0.5, 255.5 - xs)  # px from the nearer edge of the crop
+gmaps = gauss.encode(edge_coords.float())["heatmap"]
+edge_x = {
+    "gaussian/argmax": gauss.decode({"heatmap": gmaps}, "argmax")[0, :, 0],
+    "DARK, edge replicated (first release)": gauss.to_pixels(dark_decode(gmaps, 1.5, border="replicate"))[0, :, 0],
+    "gaussian/dark": gauss.decode({"heatmap": gmaps}, "dark")[0, :, 0],
+    "gaussian/integral": gauss.decode({"heatmap": gmaps}, "integral")[0, :, 0],
+    "h3r/topk": get_codec("h3r").roundtrip(edge_coords.float(), "topk")[0, :, 0],
+    "hih/official": hih.roundtrip(edge_coords.float(), "official")[0, :, 0],
+    "hih/expectation": hih.roundtrip(edge_coords.float(), "expectation")[0, :, 0],
+}
+edge_err = {k: (v.double() - xs).abs() for k, v in edge_x.items()}
+bins = torch.arange(0, 32 + 1e-9, 1.0)  # 1-px bins of the distance to the edge
+centres = (bins[:-1] + 0.5).numpy()
+curves = {k: np.array([e[(dist >= a) & (dist < b)].max().item() for a, b in zip(bins[:-1], bins[1:])])
+          for k, e in edge_err.items()}
+outside = {k: int(((v < -0.5) | (v > 255.5)).sum()) for k, v in edge_x.items()}
+old = curves["DARK, edge replicated (first release)"]
+below = {tol: centres[np.nonzero(old > tol)[0].max() + 1] - 0.5 for tol in (1e-3, 1e-5)}  # px from the edge
+display(Markdown("Worst error (px) by distance to the crop's edge, exact 64×64 targets:\n\n"
+                 "| decoder | 0–2 px | 2–8 px | 8–16 px | 16–24 px | ≥ 24 px (whole crop) | outside the crop |\n"
+                 "|---|---|---|---|---|---|---|\n" + "\n".join(
+                     f"| {k} | {e[dist < 2].max():.3f} | {e[(dist >= 2) & (dist < 8)].max():.3f} | "
+                     f"{e[(dist >= 8) & (dist < 16)].max():.3f} | {e[(dist >= 16) & (dist < 24)].max():.3f} | "
+                     f"{e[dist >= 24].max():.3f} | {outside[k]} |" for k, e in edge_err.items())
+                 + f"\n\nEdge-replicated DARK errs by less than 0.001 px only from {below[1e-3]:.0f} px on, "
+                   f"by less than 1e-5 px from {below[1e-5]:.0f} px on."))
+assert edge_err["gaussian/dark"].max() < 2e-3 and outside["gaussian/dark"] == 0
+assert edge_err["hih/expectation"].max() < 2e-3
+assert old.max() > 4 and outside["DARK, edge replicated (first release)"] > 0
+assert 20 <= below[1e-5] <= 24  # the smoothing patch fits from r + 1 = 6 cells (24 px) on
+assert edge_err["hih/official"].max() <= 2.0 + 1e-6 and edge_err["h3r/topk"].max() <= 2.0 + 1e-6  # argmax's half cell
+
+# %%
+fig, ax = viz.new_figure(1, 1, size=(9.5, 3.6))
+for i, (label, c) in enumerate(curves.items()):
+    style = dict(ls="--", color="0.3") if "replicated" in label else dict(color=viz.METHOD_COLORS.get(label.split("/")[-1], f"C{i}"))
+    ax.plot(centres, np.maximum(c, 1e-4), marker="os^vDPX"[i % 7], ms=3, lw=1.3, label=label, **style)
+ax.axvline(24, color="0.6", lw=0.8, ls=":")
+ax.text(24.3, 2e-4, "smoothing patch fits\n(r + 1 = 6 cells)", fontsize=7, color="0.35")
+ax.set_yscale("log")
+ax.set_xlabel("distance of the landmark from the crop's edge (px of a 256 input)")
+ax.set_ylabel("worst error (px)")
+ax.set_title("exact 64×64 targets, decoded near the crop's edge", fontsize=10)
+ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="errors below 1e-4\ndrawn at 1e-4",
+          title_fontsize=7)
+viz.show(fig, save_to=FIGURES / "edge_error.png")
+
+# %% [markdown]
+# Argmax, H3R's top-k and HIH's published decoding err by at most half a cell (2 px) at the edge, as
+# everywhere: H3R's cells are centred on 0..63, so a landmark in the outer half cell is clamped onto the
+# border cell; HIH's integer cell is clamped onto the map (a landmark in the first 1.25 px used to get cell
+# −1, which does not exist) and its expectation decoding reads the rest of the way to the edge exactly.
+# Integral decoding is pulled inward wherever the Gaussian is cut by the map, by up to 1.22 cells (4.9 px)
+# at the very edge.
+#
+# ## 5. The paper's Figure 4 analysis, in NME
 #
 # The paper reports the error in NME (mean error divided by the inter-ocular distance) on the real
 # annotations of WFLW, 300W and COFW, cropped to 256×256 like the training data. `hihlib.analysis` runs the
@@ -196,7 +278,7 @@ assert 0.8 < nme_argmax < 2.0 and dict(rows)["hih/expectation"] < 0.01
 # With faces whose inter-ocular distance in the crop is about 120 px, 1.53 px of rounding error is ≈ 1.3 %
 # NME, the paper's WFLW figure; COFW faces sit larger in their crops, hence its smaller 0.86.
 #
-# ## 5. Explore
+# ## 6. Explore
 #
 # Move the resolution, σ, codec and decoder. The left panel redraws the error against the resolution for
 # every decoder of the codec (and the closed form of rounding); the right panel shows the error histogram of
