@@ -26,7 +26,8 @@ Decoding (``outputs["heatmap"]`` holds values, ``outputs["decimal"]`` holds *log
 * ``softmax_mean``: softmax-weighted mean over all d^2 decimal cells (biased toward the middle of the
   cell wherever the label is cut by the cell's edges; shown for comparison).
 * ``argmax``: the integer map alone, what a HIH model gives without its decimal head: the argmax cell
-  moved to the middle of the fractions it stands for, i + (d - 1) / (2d). Its error is argmax's.
+  moved to the middle of the fractions it stands for, i + (d - 1) / (2d) (in a border cell, the middle of
+  the part of the crop it stands for). Its error is argmax's.
 
 Frames (``frame`` option; see ``hihlib.codecs.base``):
 * ``"hihlib"`` (default): the split above, on u in hihlib's frame; the decimal offset is measured from the

@@ -124,6 +124,11 @@ def released_key_pairs(model: LandmarkModel) -> list[tuple[str, str]]:
 def read_released_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """The state dict of a released checkpoint (a dict holding ``"state_dict"``, or a bare state dict),
     loaded on the CPU. ``ReleasedCheckpointError`` naming the file otherwise."""
+    return read_released(path)[0]
+
+
+def read_released(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
+    """(state dict, the file's numeric entries such as ``best_nme`` and ``epoch``) of a released checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise ReleasedCheckpointError(f"{path}: released checkpoint not found")
@@ -132,12 +137,13 @@ def read_released_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     except Exception as e:  # a truncated or foreign file
         raise ReleasedCheckpointError(f"{path}: expected a torch.save file, could not read it: {e}") from None
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, Tensor) for v in sd.values()):
         found = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise ReleasedCheckpointError(f"{path}: expected a dict with a 'state_dict' of tensors, found {found}")
     if any(k.startswith("module.") for k in sd):  # saved from DataParallel: the same network
         sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    return sd
+    meta = {k: v for k, v in ckpt.items() if k in ("best_nme", "epoch") and isinstance(v, (int, float))}
+    return sd, meta
 
 
 def released_config(sd: dict[str, Tensor], *, input_size: int = 256, where: str = "released checkpoint"
@@ -195,12 +201,16 @@ def load_released_hih(path: str | os.PathLike, *, input_size: int = 256, device:
 
     Its outputs are those of the released ``StackedHourGlass`` on the same input (bit-identical on the
     CPU): "heatmaps" (B, stacks, K, 64, 64), "heatmap" the last stack, "decimal" (B, K, d, d) logits. Decode
-    them with ``get_codec("hih", frame="released_hih")`` for the released coordinates."""
-    sd = read_released_state_dict(path)
-    cfg, head = released_config(sd, input_size=input_size, where=str(path))
+    them with ``get_codec("hih", frame="released_hih")`` for the released coordinates. ``input_size``
+    (pixels) is not stored in the file: 256 for the released WFLW model."""
+    return _model_from_released(read_released_state_dict(path), input_size, str(path)).to(device).eval()
+
+
+def _model_from_released(sd: dict[str, Tensor], input_size: int, where: str) -> LandmarkModel:
+    cfg, head = released_config(sd, input_size=input_size, where=where)
     model = LandmarkModel(cfg, head="hih", **head)
-    load_released_state_dict(model, sd, where=str(path))
-    return model.to(device).eval()
+    load_released_state_dict(model, sd, where=where)
+    return model.eval()
 
 
 def released_state_dict(model: LandmarkModel) -> dict[str, Tensor]:
@@ -245,9 +255,7 @@ def convert_released(path: str | os.PathLike, out: str | os.PathLike, *, input_s
     """Released checkpoint ``path`` -> hihlib checkpoint ``out`` (written atomically). Returns ``out``."""
     from ..io import torch_save
 
-    model = load_released_hih(path, input_size=input_size)
-    raw = torch.load(path, map_location="cpu", weights_only=False)
-    extra = {k: raw[k] for k in ("best_nme", "epoch") if isinstance(raw, dict) and k in raw
-             and isinstance(raw[k], (int, float))}
-    ckpt = released_checkpoint(model, source=str(path), extra=extra, box=box, scale=scale)
+    sd, meta = read_released(path)
+    model = _model_from_released(sd, input_size, str(path))
+    ckpt = released_checkpoint(model, source=str(path), extra=meta, box=box, scale=scale)
     return torch_save(ckpt, out)
