@@ -389,3 +389,22 @@ def test_every_argument_of_hih_train_and_hih_eval_has_help():
         for action in sub.choices[name]._actions:
             assert isinstance(action, argparse._HelpAction) or action.help, \
                 f"hih {name}: {'/'.join(action.option_strings) or action.dest} has no help text"
+
+
+def test_config_file_values_are_checked_against_the_known_options_and_types(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("optim:\n  lr: abc\n")
+    with pytest.raises(ConfigError, match=r"^.*c\.yaml: optim\.lr expects a number, found 'abc'$"):
+        load_config(path)
+    path.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown option train\.epoch; did you mean train\.epochs\?$"):
+        load_config(path)
+    path.write_text("loss: {decimal_wieght: 0.1}\n")
+    with pytest.raises(ConfigError, match=r"loss: unknown loss option\(s\) \['decimal_wieght'\]"):
+        load_config(path)
+    path.write_text("data:\n  augment: {rotate: 10}\n")
+    with pytest.raises(ConfigError, match=r"data\.augment: unknown option\(s\) \['rotate'\]"):
+        load_config(path)
+    # integers are numbers, null switches an option off where the option allows it
+    cfg = load_config(None, ["optim.lr=1", "optim.clip_grad=null", "data.augment=null", "train.threads=2"])
+    assert (cfg["optim"]["lr"], cfg["optim"]["clip_grad"], cfg["data"]["augment"], cfg["train"]["threads"]) == (1, None, None, 2)
