@@ -176,6 +176,7 @@ def test_converted_checkpoint_decodes_the_released_coordinates(released, tmp_pat
     ckpt = convert_released(path, tmp_path / "hih.pt", input_size=INPUT)
     model, codec, cfg = load_checkpoint(ckpt)
     assert codec.frame == "released_hih" and cfg["model"]["options"]["align_corners"] is True
+    assert codec.default_method == "official"  # hih predict's default: the released decoder
     with torch.no_grad():
         heatmaps, offset = port(x)
         out = model(x)

@@ -37,7 +37,8 @@ Frames (``frame`` option; see ``hihlib.codecs.base``):
   apply the same split to u' and return u = u' - 1/2. A checkpoint converted from the released weights
   (``hihlib.models.released``) uses this frame: on the same maps its ``official`` decoding is the released
   one, 2.0 px (half a cell) up-left of what ``"hihlib"`` would read. In this frame ``official`` also keeps
-  the released rule that a map whose maximum is <= 0 reads as cell 0.
+  the released rule that a map whose maximum is <= 0 reads as cell 0, and it is the default method (first
+  in ``methods``), so that ``hih predict`` gives the released coordinates.
 
 At the crop's edge: the integer cell is clamped onto the map (as the released code does), so a border
 cell also stands for the part of the crop between it and the edge (in hihlib's frame, u in [-1/2, -1/(2d))
@@ -142,6 +143,8 @@ class HIHCodec(Codec):
         self.decimal_sigma = float(decimal_sigma)
         self.frame = frame
         self.origin = FRAME_ORIGINS[frame]
+        if frame == "released_hih":  # the released decoder first: the default of hih predict and of training's "best"
+            self.methods = ("official",) + tuple(m for m in type(self).methods if m != "official")
 
     def frame_cells(self, coords: Tensor) -> Tensor:
         """coords (B, K, 2) input pixels -> the heatmap coordinate that the integer/decimal split reads:
