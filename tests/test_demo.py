@@ -1,5 +1,6 @@
-"""``hih demo --quick``: the whole demo pipeline at toy scale (synthetic faces, three heads, every
-decoder, two heatmap sizes, figures and tables), checked against closed forms where they exist."""
+"""``hih demo --quick``: the whole demo pipeline at toy scale (synthetic faces, four heads, every
+decoder, two heatmap sizes, figures and tables), checked against closed forms where they exist; and
+the claims logic on hand-made rows."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def test_quick_demo_writes_figures_and_tables(demo):
     for name in ("demo_ced.png", "demo_resolution.png", "demo_samples.png"):
         assert (out / name).stat().st_size > 10_000, name
     md = (out / "demo_results.md").read_text()
-    assert md.splitlines()[2].startswith("data: synthetic WFLW-format faces (hihlib.data.synthetic), 64 training faces")
+    assert md.splitlines()[2].startswith("data: synthetic WFLW-format faces (hihlib.data.synthetic), clean appearance")
+    assert "96 training faces" in md.splitlines()[2]
     assert "data: synthetic WFLW-format faces" in stdout
     assert results["profile"]["name"] == "quick" and results["seconds_total"] > 0
 
@@ -46,6 +48,7 @@ def test_every_head_is_evaluated_with_every_decoder_at_every_heatmap_size(demo):
         got[(r["head"], r["heatmap"])].add(r["decoder"])
     expected = {"gaussian": {"dark", "argmax", "quarter", "integral"}, "h3r": {"topk", "argmax"},
                 "hih": {"expectation", "official", "local_mean", "softmax_mean", "argmax"}}
+    expected["hih_local"] = expected["hih"]
     assert got == {(h, s): expected[h] for h in HEADS for s in PROFILES["quick"].heatmap_sizes}
     assert all(np.isfinite(r["nme"]) and 0 <= r["auc"] <= 1 for r in results["rows"])
 
@@ -61,7 +64,7 @@ def test_argmax_floor_matches_the_rounding_closed_form(demo):
         if r["head"] == "gaussian" and r["decoder"] == "argmax":
             expected = 100 * ROUNDING_ERROR * r["stride"] * np.mean(1 / iod)
             assert r["floor_nme"] == pytest.approx(expected, rel=0.1)
-        if (r["head"], r["decoder"]) in (("hih", "expectation"), ("h3r", "topk")):
+        if (r["head"], r["decoder"]) in (("hih", "expectation"), ("hih_local", "expectation"), ("h3r", "topk")):
             # lossless up to the landmarks that fall outside the heatmap (clamped at its border)
             assert r["floor_nme"] < 0.05
 
@@ -75,3 +78,55 @@ def test_claims_summary_is_computed_from_the_rows(demo):
             gap = results["claims"]["gap_argmax_minus_subpixel_nme"][h][str(s)]
             assert gap == pytest.approx(by[(h, s, "argmax")] - by[(h, s, SUBPIXEL[h])])
     assert claims(results["rows"], sizes)["subpixel_beats_argmax"] == results["claims"]["subpixel_beats_argmax"]
+
+
+def test_results_rows_keep_the_documented_fields(demo):
+    _, results, _ = demo
+    for r in results["rows"]:
+        assert {"head", "heatmap", "stride", "decoder", "nme", "fr", "floor_nme"} <= set(r)
+        assert r["head"] in HEADS and r["head"].startswith(("gaussian", "h3r", "hih"))
+
+
+def _rows(table):
+    """Hand-made rows: {(head, heatmap): (argmax nme, sub-pixel nme, argmax floor)}."""
+    rows = []
+    for (head, hm), (arg, sub, floor) in table.items():
+        rows.append({"head": head, "heatmap": hm, "decoder": "argmax", "nme": arg, "floor_nme": floor})
+        rows.append({"head": head, "heatmap": hm, "decoder": SUBPIXEL[head], "nme": sub, "floor_nme": 0.0})
+    return rows
+
+
+def test_claims_hold_when_the_subpixel_decoder_wins_more_on_coarser_maps():
+    rows = _rows({("gaussian", 32): (4.0, 3.5, 2.55), ("gaussian", 16): (6.0, 4.5, 5.1),
+                  ("hih_local", 32): (5.0, 3.0, 2.55), ("hih_local", 16): (7.0, 3.5, 5.1)})
+    c = claims(rows, (32, 16), ("gaussian", "hih_local"))
+    assert c["gap_argmax_minus_subpixel_nme"] == {"gaussian": {32: 0.5, 16: 1.5}, "hih_local": {32: 2.0, 16: 3.5}}
+    assert c["subpixel_beats_argmax"] == {"gaussian": True, "hih_local": True}
+    assert c["gap_widens_as_heatmap_shrinks"] == {"gaussian": True, "hih_local": True}
+    # at heatmap 16 the argmax floor is 5.1: 4.5 and 3.5 beat it
+    assert c["subpixel_beats_argmax_floor"] == {"gaussian": True, "hih_local": True}
+
+
+def test_claims_fail_where_the_numbers_say_so():
+    rows = _rows({("hih", 32): (5.0, 5.2, 2.55), ("hih", 16): (7.0, 6.0, 5.1),      # loses at 32
+                  ("h3r", 32): (4.0, 3.0, 2.55), ("h3r", 16): (5.0, 4.5, 5.1),      # gap shrinks 1.0 -> 0.5
+                  ("gaussian", 32): (4.0, 3.0, 2.55), ("gaussian", 16): (6.0, 5.0, 5.1)})  # equal gaps
+    c = claims(rows, (16, 32), ("hih", "h3r", "gaussian"))   # sizes in any order
+    assert c["subpixel_beats_argmax"] == {"hih": False, "h3r": True, "gaussian": True}
+    assert c["gap_widens_as_heatmap_shrinks"] == {"hih": True, "h3r": False, "gaussian": False}
+    assert c["subpixel_beats_argmax_floor"] == {"hih": False, "h3r": True, "gaussian": True}
+
+
+def test_markdown_says_no_where_a_claim_fails():
+    from hihlib.demo import PROFILES, results_markdown
+
+    import dataclasses
+
+    rows = _rows({("hih", 32): (5.0, 5.2, 2.55), ("hih", 16): (7.0, 6.0, 5.1)})
+    for r in rows:
+        r.update(stride=64 // r["heatmap"], fr=1.0, auc=0.5)
+    results = {"profile": dataclasses.asdict(PROFILES["quick"]), "data": "hand-made", "device": "cpu",
+               "torch_threads": 2, "load_average_start": [0.1, 0.1, 0.1], "seconds_total": 1.0, "cpu_seconds": 1.0,
+               "rows": rows, "claims": claims(rows, (32, 16), ("hih",))}
+    md = results_markdown(results)
+    assert "| hih | expectation | 32: -0.20, 16: +1.00 | NO | yes | NO |" in md

@@ -1,0 +1,95 @@
+"""The CUDA paths, each checked against the same computation on the CPU.
+
+Skipped without a CUDA device (every test here needs one). ``benchmarks/gpu_check.sh`` runs this file
+first on a GPU machine; on the project's CPU machines the whole module is skipped.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from hihlib import models
+from hihlib.codecs import get_codec
+from hihlib.losses import build_loss
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+HEADS = ("gaussian", "h3r", "hih", "hih_local")
+
+
+def codec_of(head: str, **kw):
+    return get_codec("hih" if head.startswith("hih") else head, **kw)
+
+
+def small_model(head: str, heatmap_size: int = 16):
+    torch.manual_seed(0)
+    return models.create("hg_tiny", num_landmarks=7, head=head, heatmap_size=heatmap_size, input_size=64,
+                         width=16, depth=2)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_forward_on_cuda_matches_cpu_in_fp32(head):
+    model = small_model(head).eval()
+    x = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        cpu = model(x)
+        gpu = model.cuda()(x.cuda())
+    for k in cpu:
+        assert gpu[k].device.type == "cuda"
+        # cuDNN and the CPU sum in different orders (and TF32 may be on): agreement to 1e-3 relative
+        scale = cpu[k].abs().max().item() + 1e-6
+        assert (gpu[k].float().cpu() - cpu[k]).abs().max().item() <= 2e-3 * scale, k
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_training_step_bf16_channels_last_on_cuda_lowers_the_loss(head):
+    """bf16 autocast + channels_last (the GPU recipe): 30 steps on one batch must lower the loss."""
+    model = small_model(head).cuda().to(memory_format=torch.channels_last).train()
+    codec = codec_of(head, input_size=64, heatmap_size=16)
+    loss_fn = build_loss("hih" if head.startswith("hih") else head)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    coords = torch.rand(8, 7, 2, device="cuda", generator=g) * 50 + 7
+    images = torch.randn(8, 3, 64, 64, device="cuda", generator=g).contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        targets = codec.encode(coords, generator=g) if head == "h3r" else codec.encode(coords)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(images, landmarks=coords)
+        loss, _ = loss_fn({k: v.float() for k, v in out.items()}, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.8 * losses[0]
+
+
+@pytest.mark.parametrize("name", ["gaussian", "h3r", "hih"])
+def test_every_decoder_on_cuda_matches_cpu(name):
+    codec = get_codec(name, input_size=64, heatmap_size=16)
+    g = torch.Generator().manual_seed(3)
+    # the whole crop, edges included
+    coords = torch.rand(4, 50, 2, generator=g) * 64 - 0.5
+    enc = codec.expected(coords) if name == "h3r" else codec.encode(coords)
+    outs = codec.perfect_outputs(enc)
+    for method in codec.methods:
+        cpu = codec.decode(outs, method)
+        gpu = codec.decode({k: v.cuda() for k, v in outs.items()}, method)
+        assert gpu.device.type == "cuda"
+        assert torch.allclose(gpu.cpu(), cpu, atol=1e-3), method
+
+
+def test_trainer_and_evaluation_run_on_cuda(tmp_path):
+    """A few steps of the library's Trainer on CUDA with bf16 and channels_last, then evaluation."""
+    from hihlib.demo import PROFILES, make_data, train_one, predict_all
+
+    import dataclasses
+
+    p = dataclasses.replace(PROFILES["quick"], num_train=32, num_test=16, steps=6)
+    train_set, test_set, _ = make_data(p, seed=0)
+    model, codec, _ = train_one(p, "hih_local", p.heatmap_sizes[-1], train_set, tmp_path, "cuda")
+    assert next(model.parameters()).device.type == "cuda"
+    preds = predict_all(model, codec, test_set, torch.device("cuda"))
+    for m, v in preds.items():
+        assert v.shape == (16, 98, 2) and np.isfinite(v).all(), m
