@@ -126,7 +126,7 @@ def build_model(cfg: dict, num_landmarks: int) -> nn.Module:
     m = cfg["model"]
     opts = {"input_size": cfg["data"]["input_size"], **(m.get("options") or {})}
     return models.create(m["name"], num_landmarks=num_landmarks, heatmap_size=m["heatmap_size"],
-                         head=cfg["codec"]["name"], **opts)
+                         head=m.get("head") or cfg["codec"]["name"], **opts)
 
 
 def build_loss(cfg: dict):

@@ -3,7 +3,7 @@
 The loop is written out in ``Trainer.fit`` so that a reader can follow one step from images to
 the optimizer::
 
-    batch -> codec.encode(landmarks) -> model(images) -> loss(outputs, targets) -> backward -> step
+    batch -> codec.encode(landmarks) -> model(images, landmarks) -> loss(outputs, targets) -> backward -> step
 
 The configuration (``hihlib.config``) describes the run; ``hihlib.build`` turns it into the data,
 codec, model, loss, optimizer and schedule; ``hihlib.checkpoint`` says what a checkpoint holds and
@@ -228,7 +228,8 @@ class Trainer:
         coords = batch["landmarks"].to(self.device, non_blocking=True).float()
         targets = self.codec.encode(coords, generator=self.target_gen)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            outputs = self.net(images)
+            # landmarks: a head that reads the ground truth in training (hih_local's cells) takes them
+            outputs = self.net(images, landmarks=coords)
         # the loss in fp32: bf16 logits lose the small differences soft labels care about
         outputs = {k: v.float() for k, v in outputs.items()}
         loss, parts = self.loss_fn(outputs, targets)
