@@ -408,3 +408,15 @@ def test_config_file_values_are_checked_against_the_known_options_and_types(tmp_
     # integers are numbers, null switches an option off where the option allows it
     cfg = load_config(None, ["optim.lr=1", "optim.clip_grad=null", "data.augment=null", "train.threads=2"])
     assert (cfg["optim"]["lr"], cfg["optim"]["clip_grad"], cfg["data"]["augment"], cfg["train"]["threads"]) == (1, None, None, 2)
+
+
+@pytest.mark.parametrize("head", ["gaussian", "h3r", "hih", "hih_local"])
+def test_a_checkpoints_model_spec_rebuilds_the_same_architecture_for_every_head(head):
+    from hihlib import models
+    from hihlib.checkpoint import model_from_spec, model_spec
+
+    model = models.create("hg_tiny", num_landmarks=K, head=head, heatmap_size=HM, input_size=SIZE, width=16, depth=2)
+    back = model_from_spec(model_spec(model))
+    assert back.state_dict().keys() == model.state_dict().keys()
+    assert all(back.state_dict()[k].shape == v.shape for k, v in model.state_dict().items())
+    assert (back.head, back.num_landmarks, back.heatmap_size, back.input_size) == (head, K, HM, SIZE)
