@@ -67,26 +67,35 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, size: tuple[float, float] | No
 
 
 def wrap_titles(fig: Figure) -> Figure:
-    """Wrap every axes title (and the figure's suptitle) that is wider than its panel (the figure)
-    onto several lines, so that no title is clipped at the figure's edge. Widths are estimated from
-    the font size (an average character is about 0.55 em wide in DejaVu Sans)."""
+    """Wrap every axes title (and the figure's suptitle) that is wider than its panel or would cross
+    the figure's edge onto several lines, so that no title is clipped. The figure is laid out once
+    first, so the panels' final widths (after the layout made room for tick labels) are measured."""
     import textwrap
 
-    def wrap(text_obj, width_in: float) -> None:
-        text = text_obj.get_text()
-        if not text:
-            return
-        chars = max(12, int(width_in * 72 / (0.55 * text_obj.get_fontsize())))
-        lines = text.split("\n")
-        if any(len(line) > chars for line in lines):
-            text_obj.set_text("\n".join(w for line in lines for w in textwrap.wrap(line, chars, break_on_hyphens=False) or [""]))
+    fig.draw_without_rendering()
+    renderer = fig._get_renderer()
+    fig_w = fig.bbox.width
 
-    fig_w = fig.get_figwidth()
+    def wrap(text_obj, centre: float, panel: float) -> None:
+        text = text_obj.get_text()
+        if not text or not text_obj.get_visible():
+            return
+        box = text_obj.get_window_extent(renderer)
+        allowed = 0.97 * min(panel, 2 * min(centre, fig_w - centre))
+        if box.width <= allowed and box.x0 >= 0 and box.x1 <= fig_w:
+            return
+        lines = text.split("\n")
+        longest = max(len(line) for line in lines)
+        chars = max(12, int(longest * allowed / max(box.width, 1.0)))
+        text_obj.set_text("\n".join(w for line in lines for w in textwrap.wrap(line, chars, break_on_hyphens=False)
+                                    or [""]))
+
     for ax in fig.axes:
+        extent = ax.get_window_extent(renderer)
         for t in (ax.title, ax._left_title, ax._right_title):
-            wrap(t, ax.get_position().width * fig_w)
+            wrap(t, 0.5 * (extent.x0 + extent.x1), 1.15 * extent.width)
     if getattr(fig, "_suptitle", None) is not None:
-        wrap(fig._suptitle, 0.95 * fig_w)
+        wrap(fig._suptitle, 0.5 * fig_w, fig_w)
     return fig
 
 
