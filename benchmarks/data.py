@@ -7,7 +7,8 @@
   default ``Augment`` (rotation, zoom, translation, flip, blur, occlusion box, colour jitter):
   the uint8 crop alone (one warp + photometric) and the full ``FaceDataset`` item (plus ImageNet
   normalisation into a float tensor), and the training set that ``hih train --cache`` builds from the
-  configuration. For comparison: the same items decoded from the JPEGs
+  configuration: uint8 crops, normalised a batch at a time on the training device by the trainer
+  (``normalize_batch``, measured here on the CPU for reference). For comparison: the same items decoded from the JPEGs
   without the cache, and without augmentation.
 
 ``torch.set_num_threads(1)`` and ``cv2.setNumThreads(1)`` make every number per core. Each figure is
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from hihlib.benchmarking import machine_description, markdown_table, write_section
-from hihlib.data import WFLW, WFLW_SCHEME, FaceDataset
+from hihlib.data import WFLW, WFLW_SCHEME, FaceDataset, normalize_batch
 from hihlib.data.cache import CachedFaces, prepare_cache
 from hihlib.data.synthetic import SyntheticFaces, render_face
 from hihlib.data.synthetic_export import export_wflw
@@ -107,8 +108,11 @@ def main(argv=None) -> None:
         # the training set `hih train --cache` builds (configuration -> open_split -> build_dataset)
         cfg = load_config(None, ["data.dataset=wflw", f"data.root={tmp}", f"data.cache={tmp}/cache"])
         records, scheme, _ = open_split(cfg, "train")
-        add("`hih train --cache`: augmented training item (config defaults)",
+        add("`hih train --cache`: augmented training item, uint8 (config defaults)",
             rate(items(build_dataset(cfg, records, scheme, train=True)), n, repeat), ">= 1000")
+        batch = torch.from_numpy(np.stack([cached.records[i].load_image()[:256, :256] for i in range(16)]))
+        add("  + normalize_batch of those crops on the CPU (batch 16, per sample; on a GPU in training)",
+            rate(lambda: normalize_batch(batch), 16, repeat * 20))
         add("cache -> FaceDataset item, no augmentation", rate(items(cached.dataset()), n, repeat))
         add("JPEG (no cache) -> augmented FaceDataset item",
             rate(items(FaceDataset(source.records, WFLW_SCHEME, augment=augment)), n, repeat))

@@ -99,12 +99,13 @@ def build_augment(cfg: dict, scheme):
 
 
 def build_dataset(cfg: dict, records: list, scheme, *, train: bool):
-    """A ``FaceDataset`` of ``records``: augmented for training, plain crops for evaluation."""
+    """A ``FaceDataset`` of ``records``: for training, augmented uint8 crops (the trainer normalises
+    each batch on its device); for evaluation, plain normalised crops."""
     from .data import FaceDataset
 
     d = cfg["data"]
     return FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"],
-                       augment=build_augment(cfg, scheme) if train else None, seed=cfg["seed"])
+                       augment=build_augment(cfg, scheme) if train else None, seed=cfg["seed"], normalize=not train)
 
 
 # ----------------------------------------------------------------------------------------------

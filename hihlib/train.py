@@ -45,6 +45,7 @@ from .build import (build_codec, build_dataset, build_loss, build_model, build_o
 from .checkpoint import (check_pieces, codec_spec, load_checkpoint, loss_spec, model_spec, prepare_run_folder,
                          read_checkpoint)
 from .config import DEFAULTS, apply_overrides, load_config
+from .data.dataset import normalize_batch
 from .distributed import ResumableSampler, rng_state, seed_everything, set_rng_state, setup_distributed
 from .errors import HihError
 from .evaluate import predict_dataset, summarise
@@ -223,6 +224,9 @@ class Trainer:
     def train_step(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Forward, loss, backward, clip, step. Returns the loss (a tensor, not yet synchronised)."""
         images = batch["image"].to(self.device, non_blocking=True)
+        if images.dtype == torch.uint8:  # (B, S, S, 3) crops of FaceDataset(normalize=False)
+            images = normalize_batch(images)
+            images = images if self.cuda else images.contiguous()
         if self.cuda and self.cfg["train"].get("channels_last"):
             images = images.contiguous(memory_format=torch.channels_last)
         coords = batch["landmarks"].to(self.device, non_blocking=True).float()

@@ -6,7 +6,7 @@ crop + augmentation per sample, landmarks in crop pixels) -> codec -> model.
 
 from .cache import CachedFaces, prepare_cache
 from .cofw import COFW
-from .dataset import FaceDataset, denormalize_image, normalize_image, to_original
+from .dataset import FaceDataset, denormalize_image, normalize_batch, normalize_image, to_original
 from .records import FaceRecord, landmark_box
 from .schemes import COFW as COFW_SCHEME
 from .schemes import W300 as W300_SCHEME
@@ -31,6 +31,6 @@ def open_dataset(name: str, root, split: str, *, skip_bad: bool = False):
 
 __all__ = [
     "COFW", "W300", "WFLW", "CachedFaces", "prepare_cache", "DATASETS", "open_dataset", "FaceDataset", "FaceRecord", "LandmarkScheme",
-    "get_scheme", "landmark_box", "wflw_to_300w", "wflw_to_cofw", "normalize_image", "denormalize_image",
+    "get_scheme", "landmark_box", "wflw_to_300w", "wflw_to_cofw", "normalize_image", "normalize_batch", "denormalize_image",
     "to_original", "WFLW_SCHEME", "COFW_SCHEME", "W300_SCHEME", "SyntheticFaces", "Augment",
 ]
