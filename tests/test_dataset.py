@@ -169,3 +169,12 @@ def test_protocol_labels_the_optimistic_crop(tmp_path):
     assert w300.dataset().protocol.startswith("300W landmark box")
     with pytest.raises(ValueError, match="unknown dataset"):
         open_dataset("aflw", tmp_path, "train")
+
+
+def test_normalize_batch_gives_the_numbers_of_normalize_image_bit_for_bit():
+    from hihlib.data import normalize_batch, normalize_image
+
+    crops = np.random.default_rng(0).integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
+    batched = normalize_batch(torch.from_numpy(crops))
+    assert batched.shape == (3, 3, 40, 48) and batched.dtype == torch.float32
+    assert torch.equal(batched, torch.stack([normalize_image(c) for c in crops]))

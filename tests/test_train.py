@@ -420,3 +420,23 @@ def test_a_checkpoints_model_spec_rebuilds_the_same_architecture_for_every_head(
     assert back.state_dict().keys() == model.state_dict().keys()
     assert all(back.state_dict()[k].shape == v.shape for k, v in model.state_dict().items())
     assert (back.head, back.num_landmarks, back.heatmap_size, back.input_size) == (head, K, HM, SIZE)
+
+
+def test_training_on_uint8_crops_normalised_per_batch_equals_training_on_normalised_items(tmp_path):
+    from hihlib import models
+    from hihlib.data import FaceDataset
+    from hihlib.data.synthetic import SyntheticFaces
+    from hihlib.data.transforms import Augment
+
+    faces = SyntheticFaces(8, seed=1, image_size=64)
+    weights = []
+    for normalize in (True, False):
+        data = FaceDataset(faces.records, faces.scheme, input_size=SIZE, augment=Augment(mirror=faces.scheme.mirror, size=SIZE),
+                           normalize=normalize)
+        assert data[0]["image"].dtype == (torch.float32 if normalize else torch.uint8)
+        torch.manual_seed(0)
+        model = models.create("hg_tiny", num_landmarks=98, head="h3r", heatmap_size=HM, input_size=SIZE, width=16, depth=2)
+        t = train(toy_cfg(epochs=1), tmp_path / str(normalize), model=model,
+                  codec=get_codec("h3r", input_size=SIZE, heatmap_size=HM), loss_fn=bce_loss, train_set=data)
+        weights.append(t.model.state_dict())
+    assert_same_weights(*weights)
