@@ -47,6 +47,16 @@ def _color(label: str, i: int) -> str:
     return METHOD_COLORS.get(key, f"C{i % 10}")
 
 
+# One marker per point kind, so that the same point looks the same in every panel.
+METHOD_MARKERS = {"true": "x", "official": "+", "expectation": "o", "argmax": "s", "dark": "^", "topk": "D"}
+_SPARE_MARKERS = "v<>phP*"
+
+
+def _marker(label: str, i: int) -> str:
+    """The marker of a point kind (:data:`METHOD_MARKERS`), else one of the spare markers by position."""
+    return METHOD_MARKERS.get(label, _SPARE_MARKERS[i % len(_SPARE_MARKERS)])
+
+
 def _np(x) -> np.ndarray:
     """Tensor or array-like -> numpy array (detached, on the CPU)."""
     if hasattr(x, "detach"):
@@ -130,6 +140,16 @@ def figure_dir(sub: str | None = None) -> Path:
         folder = folder / sub
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the repository when it lies inside it (what notebooks print, so that their
+    committed outputs hold no machine's absolute paths), else as given."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(project_root().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = DPI) -> Path:
@@ -242,10 +262,9 @@ def plot_heatmap(heatmap, ax: Axes | None = None, *, points: Mapping[str, Sequen
         ax.set_yticks(np.arange(-0.5, H, 1.0), minor=True)
         ax.grid(True, which="minor", color="w", lw=0.4, alpha=0.5)
         ax.tick_params(which="minor", length=0)
-    markers = ["x", "+", "o", "s", "^", "D"]
     for i, (label, (u, v)) in enumerate((points or {}).items()):
         color = "c" if label == "true" else _color(label, i + 1)
-        ax.plot([u], [v], markers[i % len(markers)], ms=9, mew=2, color=color, mfc="none", label=label)
+        ax.plot([u], [v], _marker(label, i), ms=9, mew=2, color=color, mfc="none", label=label)
     if points:
         ax.legend(fontsize=7, loc="lower right", framealpha=0.7)
     if colorbar:
@@ -285,9 +304,9 @@ def plot_decimal_map(decimal, ax: Axes | None = None, *, true: Sequence[float] |
     d = m.shape[-1]
     plot_heatmap(m, ax, cmap=cmap, grid=True)
     if true is not None:
-        ax.plot([true[0]], [true[1]], "x", ms=11, mew=2.2, color="c", label="true")
+        ax.plot([true[0]], [true[1]], _marker("true", 0), ms=11, mew=2.2, color="c", label="true")
     for i, (label, (x, y)) in enumerate((decoded or {}).items()):
-        ax.plot([x], [y], "o+sD"[i % 4], ms=9, mew=1.8, mfc="none", color=_color(label, i + 2), label=label)
+        ax.plot([x], [y], _marker(label, i + 1), ms=9, mew=1.8, mfc="none", color=_color(label, i + 2), label=label)
     if true is not None or decoded:
         ax.legend(fontsize=7, loc="lower right", framealpha=0.7)
     ax.set_xlim(-0.5, d - 0.5)

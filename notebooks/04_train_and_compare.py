@@ -61,7 +61,7 @@ from hihlib.widgets import Explorer
 torch.set_num_threads(demo.choose_threads())
 WORK = Path(tempfile.mkdtemp(prefix="hih_nb04_"))   # checkpoints and metrics.jsonl of every model
 FIGURES = viz.figure_dir()      # runs/figures unless HIH_FIGURES says otherwise (figures/ for the committed ones)
-print("smoke mode" if SMOKE else "full run", "| torch threads", torch.get_num_threads(), "| figures ->", FIGURES)
+print("smoke mode" if SMOKE else "full run", "| torch threads", torch.get_num_threads(), "| figures ->", viz.shown_path(FIGURES))
 T0 = time.perf_counter()
 
 # %% [markdown]

@@ -139,3 +139,14 @@ def test_figures_go_to_untracked_runs_figures_unless_HIH_FIGURES_says_otherwise(
         return  # not a git checkout: nothing can be tracked
     ignored = subprocess.run(["git", "check-ignore", "-q", str(root / "runs" / "figures" / "x.png")], cwd=root)
     assert ignored.returncode == 0, "runs/ must be ignored by git"
+
+
+def test_the_same_point_kind_has_the_same_marker_in_both_hih_explorer_panels():
+    """Notebook 02's explorer: 'official' and 'expectation' were drawn with swapped markers in its panels."""
+    from hihlib.widgets import hih_explorer
+
+    fig, _ = hih_explorer().render()
+    markers = [{ln.get_label(): ln.get_marker() for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+               for ax in fig.axes[:2]]
+    assert set(markers[0]) == set(markers[1]) == {"true", "official", "expectation"}
+    assert markers[0] == markers[1]
