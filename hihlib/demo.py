@@ -20,8 +20,8 @@ argmax.
 
 Profiles (``PROFILES``): ``quick`` (about a minute, for the test suite), ``cpu`` (the default on a
 CPU: under 10 minutes on 2 cores), ``full`` (the default on CUDA: more data, 128 px input, the
-WFLW attribute mix) and ``long`` (the two HIH heads trained 8x longer with the NME and the decimal
-KL recorded along the way: about an hour on 2 CPU cores, minutes on a GPU).
+WFLW attribute mix) and ``long`` (the two HIH heads at stride 4 trained 8x longer, with the NME and
+the decimal KL recorded along the way: about 20 minutes on 2 idle CPU cores).
 """
 
 from __future__ import annotations
@@ -89,7 +89,9 @@ PROFILES = {
                    steps=500, batch_size=16, width=32, heads=("gaussian", "h3r", "hih_local")),
     "full": Profile("full", num_train=20000, num_test=1000, image_size=256, input_size=128, heatmap_sizes=(64, 32),
                     steps=1200, batch_size=64, width=64, num_stacks=2, lr=2e-3, appearance="wflw"),
-    "long": Profile("long", num_train=3000, num_test=300, image_size=128, input_size=64, heatmap_sizes=(32, 16),
+    # stride 4 only (heatmap 16): the two HIH heads for 8x the cpu profile's steps, about 20 minutes
+    # on 2 idle cores
+    "long": Profile("long", num_train=3000, num_test=300, image_size=128, input_size=64, heatmap_sizes=(16,),
                     steps=4000, batch_size=16, width=32, heads=("hih", "hih_local"), evaluations=10),
 }
 
@@ -475,6 +477,45 @@ def results_markdown(results: dict) -> str:
         gaps = ", ".join(f"{hm}: {g:+.2f}" for hm, g in c["gap_argmax_minus_subpixel_nme"][h].items())
         lines.append(f"| {h} | {SUBPIXEL[h]} | {gaps} | {yes(c['subpixel_beats_argmax'][h])} | "
                      f"{yes(c['gap_widens_as_heatmap_shrinks'][h])} | {yes(c['subpixel_beats_argmax_floor'][h])} |")
+    return "\n".join(lines) + "\n"
+
+
+README_BEGIN, README_END = "<!-- begin:demo-results -->", "<!-- end:demo-results -->"
+
+
+def readme_block(results: dict, source: str = "figures/demo_results.json") -> str:
+    """The README's demo paragraph and table, written from a results file (``tools/update_readme.py``
+    puts it between ``README_BEGIN`` and ``README_END``; a test checks the README against the file)."""
+    p, rows = results["profile"], results["rows"]
+    by = {(r["head"], r["heatmap"], r["decoder"]): r for r in rows}
+    heads, sizes = list(p["heads"]), sorted(p["heatmap_sizes"], reverse=True)
+    c = results["claims"]
+    load = results.get("load_average_start")
+    lines = [f"The committed run (`{source}`): **{results['seconds_total']:.0f} s wall** on "
+             f"{results.get('device_name', results['device'])}"
+             + (f" ({_threads_text(results['torch_threads'])} torch threads" if results.get("torch_threads") else " (")
+             + (f", load average {load[0]} at the start)" if load else ")")
+             + f", {p['name']} profile. **Data: {results['data']}.** These are not WFLW numbers. Every model: "
+             f"hourglass `hg_tiny` (width {p['width']}, {p['num_stacks']} stack), {p['steps']} steps of batch "
+             f"{p['batch_size']}. NME % inter-ocular (FR@0.1 % in brackets) of each head's sub-pixel decoder / "
+             "argmax on the same network; the last column reads *perfect* heatmaps with argmax.", "",
+             "| heatmap (stride) | " + " | ".join(f"{h}: {SUBPIXEL[h]} / argmax" for h in heads)
+             + " | argmax on perfect maps |",
+             "|---|" + "---|" * (len(heads) + 1)]
+    for hm in sizes:
+        cells = [f"{by[(h, hm, SUBPIXEL[h])]['nme']:.2f} ({by[(h, hm, SUBPIXEL[h])]['fr']:.1f}) / "
+                 f"{by[(h, hm, 'argmax')]['nme']:.2f} ({by[(h, hm, 'argmax')]['fr']:.1f})" for h in heads]
+        lines.append(f"| {hm} ({p['input_size'] // hm}) | " + " | ".join(cells)
+                     + f" | {by[(heads[0], hm, 'argmax')]['floor_nme']:.2f} |")
+    yes = lambda v: "yes" if v else "**no**"  # noqa: E731
+    lines += ["", "Claims, as measured by the demo's claims table:", ""]
+    for h in heads:
+        g = c["gap_argmax_minus_subpixel_nme"][h]   # keys are strings once read back from JSON
+        gaps = " / ".join(f"{g.get(hm, g.get(str(hm))):+.2f}" for hm in sizes)
+        lines.append(f"- **{h}** ({SUBPIXEL[h]} vs argmax): gain {gaps} NME points at heatmap "
+                     + " / ".join(map(str, sizes)) + f"; beats argmax at every size: {yes(c['subpixel_beats_argmax'][h])}; "
+                     f"gap widens as the heatmap shrinks: {yes(c['gap_widens_as_heatmap_shrinks'][h])}; beats perfect "
+                     f"maps read by argmax at stride {p['input_size'] // min(sizes)}: {yes(c['subpixel_beats_argmax_floor'][h])}.")
     return "\n".join(lines) + "\n"
 
 
