@@ -27,7 +27,6 @@
 # Gaussian *values*), and runs a small CPU experiment on claim 2. `HIH_SMOKE=1` makes it run in seconds.
 
 # %%
-import json
 import os
 
 SMOKE = os.environ.get("HIH_SMOKE", "0") == "1"
@@ -300,29 +299,9 @@ assert final["interval classification"] < final["regression"]
 # integer map's argmax at test time) and classifies the fraction from them with a per-landmark linear layer,
 # the same question wherever the face is: translation-equivariant, like the interval classifier above.
 #
-# Measured (notebook 04 trains both heads on the same backbone, data and budget; `hih demo --long` trains
-# them 8× longer): below, the decimal KL of both heads against training steps from the committed long run,
-# against the KL of always predicting the average soft label (a head that has learnt nothing sits there).
-
-# %%
-LONG = viz.project_root() / "figures" / "long" / "demo_results.json"
-if LONG.is_file():
-    run = json.loads(LONG.read_text())
-    fig, ax = viz.new_figure(size=(6.5, 3.8))
-    for k, (key, c) in enumerate(run["curves"].items()):
-        ax.plot(c["step"], c["decimal_kl"], color=f"C{k}", label=key.rsplit("_", 1)[0])
-    ax.set(xlabel="training step (batch 16)", ylabel="decimal KL (nats per landmark)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title(f"released head vs hih_local, stride 4; data: synthetic faces ({run['profile']['name']} profile)",
-                 fontsize=9)
-    viz.show(fig, save_to=FIGURES / "hih_decimal_heads.png")
-    rows = {key.rsplit("_", 1)[0]: {r["decoder"]: r["nme"] for r in run["rows"] if f"{r['head']}_{r['heatmap']}" == key}
-            for key in run["curves"]}
-    display(Markdown(
-        f"After {run['profile']['steps']} steps ({run['seconds_total']:.0f} s on {run['device_name']}), test NME on "
-        "synthetic faces:\n\n| head | decimal KL at the end | expectation % | integer map alone % |\n|---|---:|---:|---:|\n"
-        + "\n".join(f"| {h} | {run['curves'][k]['decimal_kl'][-1]:.3f} | {rows[h]['expectation']:.2f} | "
-                    f"{rows[h]['argmax']:.2f} |" for h, k in zip(rows, run["curves"]))))
-else:
-    print(f"{LONG} not found: `hih demo --long --out figures/long` writes it")
+# Measured: notebook 04 trains both heads on the same backbone, data and budget (with a linear probe of the
+# features and a sweep of the released head's loss weight), and `hih demo --long` trains them 8× longer.
+# The long run's decimal KL and test NME against steps (`figures/long/demo_results.md` has the numbers, the
+# machine and the time):
+#
+# ![the long run: decimal KL and test NME against steps for the released head and hih_local](../figures/long/demo_long.png)
