@@ -100,7 +100,7 @@ out, err = io.StringIO(), io.StringIO()
 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = hih(args)
 print("$ hih " + " ".join(args))
-print(out.getvalue() + "\n".join(err.getvalue().splitlines()[:4]))
+print((out.getvalue() + "\n".join(err.getvalue().splitlines()[:4])).rstrip())
 assert code == 0, f"hih data check failed (exit {code})"
 
 train_faces, test_faces = COFW(ROOT, "train"), COFW(ROOT, "test")
