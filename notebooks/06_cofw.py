@@ -92,10 +92,10 @@ display(Markdown(warning + f"**data:** {DATA}"))
 #
 # `hih data check` opens both .mat files (v7.3 through h5py), checks the shapes of `phis` (N × 87: 29 x,
 # 29 y, 29 occlusion flags) and `bboxes` (N × 4), decodes every image and reports counts that differ from
-# the official 1345 / 507 (warnings only for a synthetic export).
+# the official 1345 / 507 (a synthetic export's counts are checked against the record it was written with).
 
 # %%
-args = ["data", "check", "--dataset", "cofw", str(ROOT)] + (["--allow-counts"] if SYNTHETIC else [])
+args = ["data", "check", "--dataset", "cofw", str(ROOT)]
 out, err = io.StringIO(), io.StringIO()
 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = hih(args)
