@@ -174,6 +174,9 @@ def check_config(cfg: dict, where: str = "config") -> dict:
         raise ConfigError(f"{where}: unknown section(s) {unknown}; expected some of {sorted(DEFAULTS)}")
     for key, value in _leaves(cfg).items():
         check_option(key, value, where)
+    if cfg["data"].get("cache") and cfg["data"]["dataset"] == "synth":
+        raise ConfigError(f"{where}: data.cache expects a cache of wflw, cofw or 300w (`hih data prepare`); "
+                          f"synthetic faces are rendered in memory (data.cache_images)")
     from . import models
     from .codecs import get_codec
     from .data.transforms import Augment
