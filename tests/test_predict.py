@@ -189,3 +189,14 @@ def test_hih_predict_missing_image_is_one_line_error(tmp_path, capsys):
     rc = main(["predict", str(tmp_path / "none.jpg"), "--checkpoint", str(tmp_path / "x.pt")])
     err = capsys.readouterr().err
     assert rc == 2 and "none.jpg: image not found" in err and "Traceback" not in err
+
+
+def test_without_dlib_auto_falls_back_to_haar_and_dlib_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
+    import hihlib.predict as predict
+
+    monkeypatch.setattr(predict, "dlib_available", lambda: False)
+    assert predict.resolve_detector("auto") == "haar"
+    rc = main(["predict", PHOTO, "--checkpoint", str(tmp_path / "x.pt"), "--detector", "dlib"])
+    assert rc == 2
+    assert capsys.readouterr().err == ("hih predict: error: --detector dlib: dlib is not installed (pip install "
+                                       "dlib-bin), or use --detector haar\n")
