@@ -155,8 +155,9 @@ if not SYNTHETIC:  # the paper's number, within the spread that crop conventions
 
 # %% [markdown]
 # The same measurement at other heatmap sizes (256 crop): argmax's error doubles each time the heatmap is
-# halved; DARK, H3R's top-k and HIH's expectation decoding stay near zero (DARK loses a little where a
-# landmark's Gaussian is cut by the map's border).
+# halved; DARK and HIH's expectation decoding stay exact (both read a landmark next to the crop's edge
+# exactly, notebook 01 section 4); H3R's top-k loses a little on coarse maps, where more landmarks fall in
+# the outer half cell that its cells (centred on 0..H-1) cannot hold.
 
 # %%
 sizes = [8, 16, 32, 64]
