@@ -46,7 +46,7 @@ from hihlib.codecs.h3r import topk_decode
 FIGURES = Path(tempfile.mkdtemp()) if SMOKE else viz.figure_dir()
 gen = torch.Generator().manual_seed(0)
 h3r = get_codec("h3r", input_size=256, heatmap_size=64)
-print(f"smoke mode: {SMOKE}; figures go to {os.path.relpath(FIGURES)}")
+print(f"smoke mode: {SMOKE}; figures go to {viz.shown_path(FIGURES)}")
 
 # %% [markdown]
 # ## 1. One dimension: randomized rounding is unbiased, rounding is not
