@@ -256,6 +256,27 @@ def test_convert_refuses_a_missing_or_foreign_file(capsys, tour):
     assert not (tour / "converted.pt").exists()
 
 
+def test_convert_a_released_format_file_then_predict_with_it(capsys, tour):
+    import torch
+
+    from hihlib.models import create
+    from hihlib.models.released import released_state_dict
+
+    menpo = pytest.importorskip("menpo")
+    torch.manual_seed(0)
+    stand_in = create("hih_b", num_stacks=1, width=16, official_unused_shortcut=True, align_corners=True)
+    # the released file's layout: {"state_dict", "best_nme", "optimizer", "epoch"}, plain keys
+    torch.save({"state_dict": released_state_dict(stand_in), "best_nme": float("nan"), "optimizer": {}, "epoch": 0},
+               tour / "released.pth")
+    code, out, err = hih(capsys, "convert", "--released", tour / "released.pth", "--out", tour / "converted.pt")
+    assert code == 0 and err == "" and out.startswith(f"wrote {tour / 'converted.pt'}")
+    photo = Path(menpo.__file__).parent / "data" / "takeo.ppm"
+    code, out, err = hih(capsys, "predict", photo, "--checkpoint", tour / "converted.pt", "--out", tour / "pred_conv")
+    assert code == 0 and "Traceback" not in err
+    report = json.loads((tour / "pred_conv" / "takeo_landmarks.json").read_text())
+    assert np.array(report["faces"][0]["landmarks"]).shape == (98, 2)
+
+
 def test_demo_bad_option_is_refused_by_the_parser(capsys):
     code, _, err = hih(capsys, "demo", "--quick", "--full")
     assert code == 2 and "not allowed with argument" in err.splitlines()[-1] and "Traceback" not in err
