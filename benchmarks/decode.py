@@ -8,7 +8,9 @@ at the argmax finds them; and *flat floor* (log of the exact bilinear target cla
 four cells above a flat noisy floor), where the k-th best cell is noise anywhere on the map and top-k must
 search the whole map (the exact fallback). Both give exactly ``torch.topk``'s cells.
 
-Run: OMP_NUM_THREADS=2 python benchmarks/decode.py [--device cuda] [--no-write]
+Run: OMP_NUM_THREADS=1 python benchmarks/decode.py [--device cuda] [--no-write]
+(one thread: on a CPU shared with other jobs, OpenMP threads spin on busy cores and the ratios to the floor
+stop meaning anything; on a quiet machine any thread count gives the same ratios.)
 Writes the table to BENCHMARKS.md (section decode-cpu / decode-cuda), with the machine and its load.
 """
 
@@ -155,7 +157,7 @@ def main() -> None:
                          f"{t_loop / t:.0f}x" if t_loop else "—"])
     header = ["codec / method", "ms", "vs floor", "goal", "met", "per-landmark loop ms", "speed-up"]
     table = markdown_table(header, rows)
-    text = (f"## Decoding, {dev.type.upper()} (`python benchmarks/decode.py --device {args.device}`)\n\n"
+    text = (f"## Decoding, {dev.type.upper()} (`OMP_NUM_THREADS=1 python benchmarks/decode.py --device {args.device}`)\n\n"
             f"Batch (B, K, H, W) = ({B}, {K}, {H}, {H}) float32 (HIH decimal maps {D}x{D}); median of {args.repeat} runs.\n"
             f"Machine: {machine_description(args.device)}; load average {os.getloadavg()[0]:.1f} "
             f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}).\n"
