@@ -13,7 +13,7 @@ from hihlib.codecs.gaussian import dark_decode, topk_cells
 S, H, STRIDE, SIGMA, D = 256, 64, 4.0, 1.5, 8
 
 
-def sweep_coords(step=1 / 8):
+def sweep_coords(step=1 / 4):
     """Landmarks across the whole crop on each axis (the other axis mid-map), from the crop's edge -0.5 to
     the far edge 255.5. Offsets of step/2 keep every u off the half-integers (no argmax ties), plus the two
     edges themselves. Returns (1, N, 2) pixels and the swept axis of each landmark (N,)."""
