@@ -186,7 +186,7 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
       the first hihlib release did). The peak then looks like a plateau running off the map and the step
       walks outward: up to 6 px of error at stride 4 on exact targets within 8 px of the edge, 0.2 px at
       12-16 px, exactly zero only from r + 1 cells (24 px at sigma 1.5, stride 4). Kept for comparison
-      (notebook 01, section 6, draws the error against the distance to the edge for both).
+      (notebook 01, section 4, draws the error against the distance to the edge for both).
 
     The step is taken only where the Hessian is negative definite and the result stays within one cell
     of the argmax cell; with ``border="raw"`` it is also kept inside the map's extent [-0.5, W - 0.5] x
