@@ -4,7 +4,7 @@
 #   bench  training throughput of hih_b: fp32 eager vs bf16 + channels_last (+ torch.compile)
 #          -> BENCHMARKS.md section train-cuda (benchmarks/train.py)
 #   full   hih demo --full (the GPU profile of the demo) -> $OUT/demo_full/
-#   long   hih demo --long (the two HIH heads trained 12x longer, curves)  -> $OUT/demo_long/
+#   long   hih demo --long (the two HIH heads trained 8x longer, curves)  -> $OUT/demo_long/
 # and a summary (each step's exit status and seconds) -> BENCHMARKS.md section gpu-check.
 #
 # Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all four steps)
@@ -76,7 +76,7 @@ for step in "${STEPS[@]}"; do
       fi ;;
     long)
       if [ $SMOKE = 1 ]; then
-        run_step long 300 "${HIH[@]}" demo --long --steps 24 --train-faces 24 --test-faces 8 --device cpu --out "$OUT/demo_long"
+        run_step long 300 "${HIH[@]}" demo --long --steps 10 --train-faces 24 --test-faces 8 --device cpu --out "$OUT/demo_long"
       else
         run_step long 300 "${HIH[@]}" demo --long --out "$OUT/demo_long"
       fi ;;
