@@ -13,7 +13,8 @@
 #            without writing BENCHMARKS.md, the demos run a few steps on a few faces.
 # Environment: OUT (default runs/gpu_check) for the outputs; HIH_PYTHON (default python3).
 # Works without installing hihlib (PYTHONPATH=repository), e.g. on a machine with torch but no
-# network. Budget on one H200: about 8 minutes (tests 1, bench 2, full 3, long 2).
+# network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s): under 8
+# minutes in all; a step stopped at its limit shows exit 124 in the summary.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -59,26 +60,26 @@ cat "$OUT/environment.txt"
 for step in "${STEPS[@]}"; do
   case $step in
     tests)
-      run_step tests 240 "$PY" -m pytest -q -o addopts="" -p no:cacheprovider tests/test_cuda.py \
+      run_step tests "$([ $SMOKE = 1 ] && echo 300 || echo 90)" "$PY" -m pytest -q -o addopts="" -p no:cacheprovider tests/test_cuda.py \
         "tests/test_codecs.py::test_codecs_run_on_cuda" ;;
     bench)
       if [ $SMOKE = 1 ]; then
         run_step bench 240 "$PY" benchmarks/train.py --device cpu --models "" --small-models hg_tiny \
           --small-batch 2 --steps 1 --no-write
       else
-        run_step bench 300 "$PY" benchmarks/train.py --device cuda --models hih_b --batch 128 --compile
+        run_step bench 150 "$PY" benchmarks/train.py --device cuda --models hih_b --batch 128 --compile
       fi ;;
     full)
       if [ $SMOKE = 1 ]; then
         run_step full 300 "${HIH[@]}" demo --quick --steps 3 --train-faces 24 --test-faces 8 --out "$OUT/demo_full"
       else
-        run_step full 420 "${HIH[@]}" demo --full --out "$OUT/demo_full"
+        run_step full 150 "${HIH[@]}" demo --full --out "$OUT/demo_full"
       fi ;;
     long)
       if [ $SMOKE = 1 ]; then
         run_step long 300 "${HIH[@]}" demo --long --steps 10 --train-faces 24 --test-faces 8 --device cpu --out "$OUT/demo_long"
       else
-        run_step long 300 "${HIH[@]}" demo --long --out "$OUT/demo_long"
+        run_step long 90 "${HIH[@]}" demo --long --out "$OUT/demo_long"
       fi ;;
   esac
 done

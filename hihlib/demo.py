@@ -26,8 +26,10 @@ the decimal KL recorded along the way: about 20 minutes on 2 idle CPU cores).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import io
 import math
 import os
 import time
@@ -88,7 +90,7 @@ PROFILES = {
     "cpu": Profile("cpu", num_train=3000, num_test=300, image_size=128, input_size=64, heatmap_sizes=(32, 16),
                    steps=500, batch_size=16, width=32, heads=("gaussian", "h3r", "hih_local")),
     "full": Profile("full", num_train=20000, num_test=1000, image_size=256, input_size=128, heatmap_sizes=(64, 32),
-                    steps=1200, batch_size=64, width=64, num_stacks=2, lr=2e-3, appearance="wflw"),
+                    steps=1000, batch_size=64, width=64, num_stacks=2, lr=2e-3, appearance="wflw"),
     # stride 4 only (heatmap 16): the two HIH heads for 8x the cpu profile's steps, about 20 minutes
     # on 2 idle cores
     "long": Profile("long", num_train=3000, num_test=300, image_size=128, input_size=64, heatmap_sizes=(16,),
@@ -214,7 +216,10 @@ def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str,
     trainer = Trainer(cfg, out / f"{head}_{hm}", model=model, codec=codec, loss_fn=build_loss(codec.name, **cfg["loss"]),
                       train_set=data, val_set=val_set if p.evaluations > 1 else None,
                       data_description="demo training crops")
-    trainer.fit()
+    # the demo prints one line per model itself; the trainer's own lines (its data, its evaluations)
+    # would repeat for every model. Its progress bar goes to stderr and stays.
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer.fit()
     trainer.close()
     return trainer.model, codec, time.perf_counter() - t0
 
