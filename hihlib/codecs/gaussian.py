@@ -68,20 +68,44 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """The k largest values of each map and their cells, exactly as ``maps.flatten(-2).topk(k)`` finds
     them. maps (B, K, H, W) -> values, ix, iy, each (B, K, k), values in descending order.
 
-    Fast path: the top-k of a peaked map lie around its maximum, so they are searched in the (2R+1)^2
-    window at the argmax (R = ceil((sqrt(k) - 1) / 2) + 1: 5x5 for k = 9) and then *checked*: the k-th
-    window value must beat every value outside the window, which the row maxima of the argmax pass and
-    the 2R+1 rows of the window give without another pass over the map. Maps that fail the check (no
-    clear peak, ties at the k-th value) take the slow path, which is exact for any map: the k best cells
-    lie in the k rows with the largest maxima (a row outside them has k rows whose maxima beat all its
-    values), so only those rows are searched. Either way the cells and values equal the full top-k's
-    (up to the order of tied values).
+    Fast path (``_topk_window``): the top-k of a peaked map lie around its maximum, so they are searched in
+    the (2R+1)^2 window at the argmax (R = ceil((sqrt(k) - 1) / 2) + 1: 5x5 for k = 9) and then *checked*:
+    the k-th window value must beat every value outside the window, which the row maxima of the argmax pass
+    and the 2R+1 rows of the window give without another pass over the map. Maps that fail the check (no
+    clear peak, ties at the k-th value) take the slow path (``_topk_rows``), which is exact for any map: the
+    k best cells lie in the k rows with the largest maxima (a row outside them has k rows whose maxima beat
+    all its values), so only those rows are searched. When the first maps of a batch mostly fail, the whole
+    batch goes the slow way at once. Either way the cells and values equal the full top-k's (up to the
+    order of tied values).
     """
     h, w = maps.shape[-2:]
     rad = math.ceil((math.sqrt(k) - 1) / 2) + 1
     row_max = maps.amax(-1)  # (B, K, H): the one full pass
     if 2 * rad + 1 > min(h, w):
         return _topk_rows(maps, k, row_max)
+    probe = min(PROBE_MAPS, maps.shape[0] * maps.shape[1])
+    if probe < maps.shape[0] * maps.shape[1]:
+        slow = _topk_window(maps.flatten(0, 1)[None, :probe], k, rad, row_max.flatten(0, 1)[None, :probe])[-1]
+        if slow.float().mean() > 0.5:  # peakless maps (a batch of one network's outputs is alike)
+            return _topk_rows(maps, k, row_max)
+    vals, ix, iy, slow = _topk_window(maps, k, rad, row_max)
+    if slow.float().mean() > 0.5:  # mostly peakless maps: no copies of a subset
+        return _topk_rows(maps, k, row_max)
+    if slow.any():
+        sv, sx, sy = _topk_rows(maps[slow][None], k, row_max[slow][None])
+        vals, ix, iy = vals.clone(), ix.clone(), iy.clone()
+        vals[slow], ix[slow], iy[slow] = sv[0], sx[0], sy[0]
+    return vals, ix, iy
+
+
+#: Maps that ``topk_cells`` tries with the window first, to tell a batch of peakless maps early.
+PROBE_MAPS = 64
+
+
+def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Top-k in the (2 rad + 1)^2 window at each map's argmax: (values, ix, iy, slow), slow (B, K) marking
+    the maps where a value outside the window may belong to the top k (their results are not valid)."""
+    h, w = maps.shape[-2:]
     iy = row_max.argmax(-1)  # (B, K)
     p = 2 * rad + 1
     span = torch.arange(p, device=maps.device)
@@ -96,16 +120,8 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     in_cols = torch.zeros_like(band[..., 0, :]).scatter_(-1, cols, -math.inf)  # (B, K, W): -inf on the window
     outside = (band + in_cols[..., None, :]).amax(-1).amax(-1)
     outside = torch.maximum(outside, row_max.scatter(-1, rows, -math.inf).amax(-1))
-    ix_out = cols.gather(-1, idx % p)
-    iy_out = rows.gather(-1, torch.div(idx, p, rounding_mode="floor"))
-    slow = ~(vals[..., -1] > outside)  # (B, K); NaN maps go the slow way too
-    if slow.float().mean() > 0.5:  # mostly peakless maps: no copies of a subset
-        return _topk_rows(maps, k, row_max)
-    if slow.any():
-        sv, sx, sy = _topk_rows(maps[slow][None], k, row_max[slow][None])
-        vals, ix_out, iy_out = vals.clone(), ix_out.clone(), iy_out.clone()
-        vals[slow], ix_out[slow], iy_out[slow] = sv[0], sx[0], sy[0]
-    return vals, ix_out, iy_out
+    slow = ~(vals[..., -1] > outside)  # NaN maps go the slow way too
+    return vals, cols.gather(-1, idx % p), rows.gather(-1, torch.div(idx, p, rounding_mode="floor")), slow
 
 
 def _topk_rows(maps: Tensor, k: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor]:
