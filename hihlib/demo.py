@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import metrics
 from .io import write_json, write_text
+from .losses import DECIMAL_WEIGHT
 
 HEADS = ("gaussian", "h3r", "hih", "hih_local")
 # The decoder each paper proposes, compared against argmax on the same network. For the HIH heads
@@ -73,7 +74,7 @@ class Profile:
     lr: float = 3e-3           # peak of the one-cycle schedule
     heads: tuple[str, ...] = HEADS
     appearance: str = "clean"  # "clean" (CLEAN_APPEARANCE) or "wflw" (the WFLW attribute mix)
-    decimal_weight: float = 0.05 / 64   # the released balance of MSE and CSC (hihlib.losses)
+    decimal_weight: float = DECIMAL_WEIGHT   # the released balance of MSE and CSC (hihlib.losses)
     evaluations: int = 1       # test-set evaluations along training (the long profile's curves)
     num_samples: int = 4       # faces in the sample-prediction figure
 
@@ -243,19 +244,11 @@ def floor_nmes(codec, test_set) -> dict[str, np.ndarray]:
 
 
 def predict_all(model, codec, test_set, device, batch_size: int = 64) -> dict[str, np.ndarray]:
-    """method -> (N, K, 2) original-image pixels for the test crops, every method of the codec."""
-    from .evaluate import crop_to_original
+    """method -> (N, K, 2) original-image pixels for the test crops, every method of the codec
+    (``hihlib.evaluate.predict_dataset``, the decoding of ``hih eval``)."""
+    from .evaluate import predict_dataset
 
-    model.eval()
-    preds: dict[str, list] = {}
-    with torch.no_grad():
-        for start in range(0, len(test_set), batch_size):
-            images = test_set.images[start:start + batch_size].float().to(device)
-            outputs = {k: v.float() for k, v in model(images).items() if k in codec.target_keys}
-            M = test_set.matrices[start:start + batch_size].to(device)
-            for m in codec.methods:
-                preds.setdefault(m, []).append(crop_to_original(codec.decode(outputs, m), M).cpu().numpy())
-    return {m: np.concatenate(v) for m, v in preds.items()}
+    return predict_dataset(model, codec, test_set, batch_size=batch_size, device=device, progress=False).pred
 
 
 def idle_cores(seconds: float = 0.5) -> float | None:
@@ -374,7 +367,7 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
                "load_average_start": load_start, "load_average": _loadavg(),
                "seconds_total": round(total, 1), "cpu_seconds": round(time.process_time() - cpu_start, 1),
                "seconds_data": round(t_data, 1), "rows": rows,
-               "claims": claims(rows, p.heatmap_sizes, p.heads)}
+               "subpixel": {h: SUBPIXEL[h] for h in p.heads}, "claims": claims(rows, p.heatmap_sizes, p.heads)}
     if curves:
         results["curves"] = {f"{h}_{hm}": c for (h, hm), c in curves.items()}
     write_json(out / "demo_results.json", results)
@@ -522,6 +515,26 @@ def readme_block(results: dict, source: str = "figures/demo_results.json") -> st
                      f"gap widens as the heatmap shrinks: {yes(c['gap_widens_as_heatmap_shrinks'][h])}; beats perfect "
                      f"maps read by argmax at stride {p['input_size'] // min(sizes)}: {yes(c['subpixel_beats_argmax_floor'][h])}.")
     return "\n".join(lines) + "\n"
+
+
+LONG_BEGIN, LONG_END = "<!-- begin:long-results -->", "<!-- end:long-results -->"
+
+
+def readme_long_block(results: dict, source: str = "figures/long/demo_results.json") -> str:
+    """The README's sentence on the long run (``hih demo --long``), written from its results file."""
+    p = results["profile"]
+    by = {(r["head"], r["decoder"]): r for r in results["rows"]}
+    parts = []
+    for key, c in results["curves"].items():
+        head = key.rsplit("_", 1)[0]
+        e, a = by[(head, SUBPIXEL[head])], by[(head, "argmax")]
+        parts.append(f"`{head}` decimal KL {c['decimal_kl'][0]:.2f} → {c['decimal_kl'][-1]:.2f} nats, test NME "
+                     f"{e['nme']:.2f} % (FR@0.1 {e['fr']:.1f} %) read with its decimal map against {a['nme']:.2f} % "
+                     "for its integer map alone")
+    return (f"The long run (`{source}`, {p['steps']} steps of batch {p['batch_size']} at stride "
+            f"{p['input_size'] // p['heatmap_sizes'][0]}, {results['seconds_total']:.0f} s on "
+            f"{results.get('device_name', results['device'])}, other jobs sharing the cores; data: synthetic "
+            f"faces as above): " + "; ".join(parts) + ".\n")
 
 
 def register(sub) -> None:

@@ -23,8 +23,7 @@ SHORT = "synthetic WFLW-format test faces"
 def demo_figures(out: Path, results: dict, nmes: dict, samples: dict, test_set) -> None:
     """Write the demo's figures to ``out``. ``nmes``: (head, heatmap, decoder) -> per-face NMEs
     (fractions); ``samples``: (head, heatmap) -> (n, K, 2) predictions in original-image pixels."""
-    from .demo import SUBPIXEL
-
+    SUBPIXEL = results["subpixel"]   # head -> its sub-pixel decoder
     p = results["profile"]
     heads, sizes = list(p["heads"]), sorted(p["heatmap_sizes"], reverse=True)   # large -> small heatmap
     tag = f"data: {SHORT} ({p['name']} profile)"
@@ -78,15 +77,14 @@ def demo_figures(out: Path, results: dict, nmes: dict, samples: dict, test_set) 
     fig.tight_layout(rect=(0, 0.08 + 0.035 * ((len(labels) + 3) // 4), 1, 1))
     save_figure(fig, out / "demo_resolution.png")
 
-    _samples_figure(out, p, heads, samples, test_set, tag)
+    _samples_figure(out, p, heads, SUBPIXEL, samples, test_set, tag)
     if results.get("curves"):
         long_figure(out / "demo_long.png", results)
 
 
-def _samples_figure(out: Path, p: dict, heads, samples: dict, test_set, tag: str) -> None:
+def _samples_figure(out: Path, p: dict, heads, SUBPIXEL: dict, samples: dict, test_set, tag: str) -> None:
     from .data import denormalize_image
     from .data.transforms import apply_affine
-    from .demo import SUBPIXEL
 
     hm = min(p["heatmap_sizes"])
     n = min(p["num_samples"], len(test_set))

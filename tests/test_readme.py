@@ -4,7 +4,7 @@ text cannot drift from the numbers; the committed demo run satisfies the claims 
 import json
 from pathlib import Path
 
-from hihlib.demo import README_BEGIN, README_END, SUBPIXEL, readme_block
+from hihlib.demo import LONG_BEGIN, LONG_END, README_BEGIN, README_END, SUBPIXEL, readme_block, readme_long_block
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = json.loads((ROOT / "figures" / "demo_results.json").read_text())
@@ -14,6 +14,13 @@ def test_readme_demo_block_is_the_one_written_from_the_committed_results():
     readme = (ROOT / "README.md").read_text()
     block = readme[readme.index(README_BEGIN) + len(README_BEGIN):readme.index(README_END)].strip("\n")
     assert block == readme_block(RESULTS).strip("\n"), "run: python tools/update_readme.py"
+
+
+def test_readme_long_run_sentence_is_the_one_written_from_the_long_results():
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(LONG_BEGIN) + len(LONG_BEGIN):readme.index(LONG_END)].strip("\n")
+    long_results = json.loads((ROOT / "figures" / "long" / "demo_results.json").read_text())
+    assert block == readme_long_block(long_results).strip("\n"), "run: python tools/update_readme.py"
 
 
 def test_committed_demo_run_meets_the_issue_targets():

@@ -1,7 +1,8 @@
 """Write the README's demo block from the committed demo results.
 
     hih demo --out figures            # regenerates figures/demo_results.json and the demo figures
-    python tools/update_readme.py     # puts hihlib.demo.readme_block(figures/demo_results.json) in README.md
+    hih demo --long --out figures/long
+    python tools/update_readme.py     # README.md's demo and long-run blocks from their results files
 
 tests/test_readme.py checks that README.md holds exactly this block, so the text cannot drift from
 the numbers.
@@ -11,25 +12,27 @@ import json
 import sys
 from pathlib import Path
 
-from hihlib.demo import README_BEGIN, README_END, readme_block
+from hihlib.demo import LONG_BEGIN, LONG_END, README_BEGIN, README_END, readme_block, readme_long_block
 from hihlib.io import write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def updated(readme: str, block: str) -> str:
-    start, end = readme.index(README_BEGIN), readme.index(README_END)
-    return readme[:start + len(README_BEGIN)] + "\n" + block + readme[end:]
+def updated(readme: str, block: str, begin: str = README_BEGIN, end_marker: str = README_END) -> str:
+    start, end = readme.index(begin), readme.index(end_marker)
+    return readme[:start + len(begin)] + "\n" + block + readme[end:]
 
 
 def main() -> int:
-    results = json.loads((ROOT / "figures" / "demo_results.json").read_text())
     readme = (ROOT / "README.md").read_text()
-    if README_BEGIN not in readme or README_END not in readme:
-        print(f"README.md has no {README_BEGIN} ... {README_END} block", file=sys.stderr)
-        return 2
-    write_text(ROOT / "README.md", updated(readme, readme_block(results)))
-    print("README.md: demo block written from figures/demo_results.json")
+    for begin, end, source, make in ((README_BEGIN, README_END, "figures/demo_results.json", readme_block),
+                                     (LONG_BEGIN, LONG_END, "figures/long/demo_results.json", readme_long_block)):
+        if begin not in readme or end not in readme:
+            print(f"README.md has no {begin} ... {end} block", file=sys.stderr)
+            return 2
+        readme = updated(readme, make(json.loads((ROOT / source).read_text())), begin, end)
+        print(f"README.md: block written from {source}")
+    write_text(ROOT / "README.md", readme)
     return 0
 
 
