@@ -4,10 +4,10 @@ OpenMP's waiting policy costs when other processes share the cores.
 1. Seconds per training step (forward, loss, backward, AdamW; batch 16; synthetic tensors) of
    ``hg_tiny`` at width 32 for each head, at the first release's setting (128 px crops, heatmaps
    64 / 32) and the demo's (64 px crops, heatmaps 32 / 16), with every core of the machine.
-2. The same step (64 px, heatmap 16, Gaussian head) in a fresh process with 2 threads while two
-   busy-looping processes load the cores, with ``OMP_WAIT_POLICY=ACTIVE`` (threads spin while they
-   wait: libgomp's default) and ``PASSIVE`` (they sleep: what hihlib sets unless the user chose), and
-   with 1 thread.
+2. The same step (64 px, heatmap 16, Gaussian head) in a fresh process, on the idle machine and
+   while two busy-looping processes load the cores: 2 threads with libgomp's default wait policy
+   (threads spin while they wait) and with ``OMP_WAIT_POLICY=PASSIVE`` (they sleep), and 1 thread.
+   This is why ``hih demo`` chooses its thread count from the idle cores.
 
 Run:  python benchmarks/demo_time.py [--no-write]      -> BENCHMARKS.md section demo-time
 """
@@ -74,21 +74,25 @@ def main(argv=None) -> None:
             rows.append([f"{size} px", f"{hm} (stride {size // hm})", *[f"{t:.3f}" for t in times]])
             print(rows[-1], flush=True)
     load1 = os.getloadavg()[0]
+    idle = [["idle machine, 2 threads, default policy (spinning)", step_seconds("gaussian", 64, 16, 2, args.steps)],
+            ["idle machine, 2 threads, OMP_WAIT_POLICY=PASSIVE (sleeping)",
+             step_seconds("gaussian", 64, 16, 2, args.steps, {"OMP_WAIT_POLICY": "PASSIVE"})],
+            ["idle machine, 1 thread", step_seconds("gaussian", 64, 16, 1, args.steps)]]
     # under load: two busy-looping processes
     stop = mp.Event()
     burners = [mp.Process(target=_burn, args=(stop,)) for _ in range(2)]
     for b in burners:
         b.start()
     try:
-        loaded = [["2 threads, OMP_WAIT_POLICY=ACTIVE (spinning)",
-                   step_seconds("gaussian", 64, 16, 2, args.steps, {"OMP_WAIT_POLICY": "ACTIVE"})],
-                  ["2 threads, OMP_WAIT_POLICY=PASSIVE (sleeping)",
+        loaded = [["2 busy processes, 2 threads, default policy (spinning)", step_seconds("gaussian", 64, 16, 2, args.steps)],
+                  ["2 busy processes, 2 threads, OMP_WAIT_POLICY=PASSIVE (sleeping)",
                    step_seconds("gaussian", 64, 16, 2, args.steps, {"OMP_WAIT_POLICY": "PASSIVE"})],
-                  ["1 thread", step_seconds("gaussian", 64, 16, 1, args.steps, {"OMP_WAIT_POLICY": "PASSIVE"})]]
+                  ["2 busy processes, 1 thread", step_seconds("gaussian", 64, 16, 1, args.steps)]]
     finally:
         stop.set()
         for b in burners:
             b.join()
+    loaded = idle + loaded
     for r in loaded:
         print(r, flush=True)
     md = (f"### Where the demo's time goes (`python benchmarks/demo_time.py`)\n\n{machine_description('cpu')}; "
@@ -96,8 +100,9 @@ def main(argv=None) -> None:
           f"width 32, batch 16 (forward + loss + backward + AdamW, synthetic tensors), {cores} threads, "
           f"mean of {args.steps} steps after 2 warm-ups, each in a fresh process.\n\n"
           + markdown_table(["crop", "heatmap", "gaussian", "h3r", "hih (released)", "hih_local"], rows)
-          + "\nThe same step (64 px, heatmap 16, Gaussian) while two busy-looping processes hold the cores:\n\n"
-          + markdown_table(["threads and OpenMP wait policy", "s / step"], [[a, f"{b:.3f}"] for a, b in loaded]))
+          + "\nThe same step (64 px, heatmap 16, Gaussian) on the idle machine and while two busy-looping "
+            "processes hold the cores, by thread count and OpenMP wait policy:\n\n"
+          + markdown_table(["machine, threads and OpenMP wait policy", "s / step"], [[a, f"{b:.3f}"] for a, b in loaded]))
     print(md)
     if not args.no_write:
         write_section("demo-time", md)

@@ -251,7 +251,7 @@ def predict_all(model, codec, test_set, device, batch_size: int = 64) -> dict[st
     return predict_dataset(model, codec, test_set, batch_size=batch_size, device=device, progress=False).pred
 
 
-def idle_cores(seconds: float = 0.5) -> float | None:
+def idle_cores(seconds: float = 1.0) -> float | None:
     """Cores left idle by every process over the next ``seconds`` (from /proc/stat; None elsewhere).
 
     Measured now, not read from the load average, which lags by minutes (after a ``pip install``
@@ -274,13 +274,16 @@ def idle_cores(seconds: float = 0.5) -> float | None:
 def choose_threads() -> int:
     """torch CPU threads for the next model: the idle cores this process may use, at least 1.
 
-    On an idle machine that is every core; when other jobs hold cores, fewer threads than cores
-    keeps torch's threads from waiting on each other's time slices."""
+    On an idle machine that is every core. When other jobs hold cores, fewer threads: torch's OpenMP
+    threads spin while they wait for each other, and a thread whose core is taken makes the others
+    spin for its time slice. Sleeping instead of spinning (``OMP_WAIT_POLICY=PASSIVE``) avoids that but
+    slows the idle machine's steps down, so the demo chooses the thread count instead (both measured by
+    ``benchmarks/demo_time.py``, BENCHMARKS.md section demo-time)."""
     cores = data_workers() if data_workers() < 8 else len(os.sched_getaffinity(0))
     idle = idle_cores()
     if idle is None:
         return cores
-    return max(1, min(cores, int(idle + 0.3)))
+    return max(1, min(cores, int(idle + 0.5)))   # a core more than half idle counts
 
 
 def run_demo(out: str | os.PathLike = "runs/demo", *, profile: str | None = None, device: str = "auto",
@@ -299,7 +302,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, profile: str | None = None
         profile = "full" if dev.type == "cuda" else "cpu"
     p = dataclasses.replace(PROFILES[profile], **overrides)
     threads_before = torch.get_num_threads()
-    work = Path(work_dir) if work_dir is not None else Path(out) / "checkpoints"
+    work = Path(work_dir) if work_dir is not None else Path("runs") / "demo" / "checkpoints"
     try:
         return _run(p, dev, Path(out), work, seed, threads)
     finally:
@@ -548,7 +551,7 @@ def register(sub) -> None:
                    help="the two HIH heads trained 8x longer, NME and decimal KL recorded along the way")
     p.add_argument("--out", default="runs/demo",
                    help="folder for the results and figures (--out figures regenerates the committed ones)")
-    p.add_argument("--work-dir", default=None, help="folder for the checkpoints (default: OUT/checkpoints)")
+    p.add_argument("--work-dir", default=None, help="folder for the checkpoints (default runs/demo/checkpoints)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of the training faces and of the models")
     p.add_argument("--threads", type=int, default=None,

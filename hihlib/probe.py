@@ -15,26 +15,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .models.heads import cell_windows
+
 
 def cell_features(feature: Tensor, cells: Tensor, window: int = 2) -> Tensor:
-    """feature (B, w, H, W), cells (B, K, 2) integer (x, y) -> (B, K, w * window^2).
-
-    The block spans cells i .. i + window - 1 per axis for even windows shifted to centre on
-    i + 1/2 (window 2: cells i and i + 1, the two cell centres HIH's decimal map spans), i - r .. i + r
-    for odd windows 2r + 1. Cells outside the map read zeros."""
-    B, w, H, W = feature.shape
-    pad = window
-    f = torch.nn.functional.pad(feature, (pad, pad, pad, pad))
-    first = -(window // 2 - 1) if window % 2 == 0 else -(window // 2)
-    offsets = torch.arange(window, device=feature.device) + first
-    cx = cells[..., 0].long().clamp(0, W - 1)
-    cy = cells[..., 1].long().clamp(0, H - 1)
-    rows = cy[..., None] + offsets + pad                                  # (B, K, n)
-    cols = cx[..., None] + offsets + pad
-    index = (rows[..., :, None] * (W + 2 * pad) + cols[..., None, :]).flatten(1)   # (B, K*n*n)
-    K = cells.shape[1]
-    out = f.flatten(2).gather(2, index[:, None, :].expand(B, w, -1))            # (B, w, K*n*n)
-    return out.view(B, w, K, window * window).permute(0, 2, 1, 3).reshape(B, K, w * window * window)
+    """feature (B, w, H, W), cells (B, K, 2) integer (x, y) -> (B, K, w * window^2): the block of cells
+    that ``hih_local``'s decimal head reads (``hihlib.models.heads.cell_windows``)."""
+    return cell_windows(feature, cells, window)
 
 
 def ridge_probe(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor, ridge: float = 1e-2) -> Tensor:

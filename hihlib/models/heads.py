@@ -97,6 +97,28 @@ class DecimalHead(nn.Module):
         return self.out(self.down(self.pool(self.reduce(feature))))
 
 
+def cell_windows(feature: Tensor, cells: Tensor, window: int) -> Tensor:
+    """The feature vectors of a ``window x window`` block of cells at each landmark's integer cell.
+
+    feature (B, w, H, W), cells (B, K, 2) integer (x, y) -> (B, K, w * window^2), channel-major. Even
+    windows span cells i - (window/2 - 1) .. i + window/2 per axis (centred on i + 1/2, the middle of the
+    span of HIH's decimal map: window 2 is cells i and i + 1), odd windows i - r .. i + r. Cells are
+    clamped onto the map; cells of the block outside it read zeros."""
+    B, w, H, W = feature.shape
+    pad = window
+    f = nn.functional.pad(feature, (pad, pad, pad, pad))                   # (B, w, H + 2p, W + 2p)
+    first = -(window // 2 - 1) if window % 2 == 0 else -(window // 2)
+    offsets = torch.arange(window, device=feature.device) + first
+    cx = cells[..., 0].long().clamp(0, W - 1)
+    cy = cells[..., 1].long().clamp(0, H - 1)
+    rows = cy[..., None] + offsets + pad                                    # (B, K, n) padded rows
+    cols = cx[..., None] + offsets + pad                                    # (B, K, n) padded columns
+    index = (rows[..., :, None] * (W + 2 * pad) + cols[..., None, :]).flatten(1)   # (B, K*n*n)
+    K = cells.shape[1]
+    out = f.flatten(2).gather(2, index[:, None, :].expand(B, w, -1))      # (B, w, K*n*n)
+    return out.view(B, w, K, window * window).permute(0, 2, 1, 3).reshape(B, K, w * window * window)
+
+
 class LocalDecimalHead(nn.Module):
     """Decimal logits read at each landmark's integer cell (hihlib's extension of HIH).
 
@@ -131,20 +153,8 @@ class LocalDecimalHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_landmarks, 2 * decimal_size))
 
     def forward(self, feature: Tensor, cells: Tensor) -> Tensor:
-        f = self.reduce(feature)                                   # (B, c, H, W)
-        B, c, H, W = f.shape
-        n, d = self.window, self.decimal_size
-        pad = n // 2
-        f = nn.functional.pad(f, (pad, pad, pad, pad))             # (B, c, H + n, W + n)
-        offsets = torch.arange(n, device=f.device) - (n // 2 - 1)  # window cells relative to i
-        cx = cells[..., 0].long().clamp(0, W - 1)
-        cy = cells[..., 1].long().clamp(0, H - 1)
-        rows = cy[..., :, None] + offsets + pad                   # (B, K, n) padded rows
-        cols = cx[..., :, None] + offsets + pad                   # (B, K, n) padded columns
-        index = (rows[..., :, None] * (W + 2 * pad) + cols[..., None, :]).flatten(1)  # (B, K*n*n)
-        K = cells.shape[1]
-        windows = f.flatten(2).gather(2, index[:, None, :].expand(B, c, -1))  # (B, c, K*n*n)
-        windows = windows.view(B, c, K, n * n).permute(0, 2, 1, 3).reshape(B, K, c * n * n)
+        windows = cell_windows(self.reduce(feature), cells, self.window)   # (B, K, c * window^2)
+        d = self.decimal_size
         logits = torch.einsum("bkf,kfo->bko", windows, self.weight.to(windows.dtype)) + self.bias.to(windows.dtype)
         lx, ly = logits[..., :d], logits[..., d:]
         return ly[..., :, None] + lx[..., None, :]                  # (B, K, d, d): rows y, columns x
