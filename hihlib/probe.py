@@ -28,11 +28,14 @@ def ridge_probe(x_train: Tensor, y_train: Tensor, x_test: Tensor, y_test: Tensor
     """R^2 on the test rows of a ridge regression y ~ x (with intercept) fitted on the training rows.
 
     x (N, F), y (N, C) -> (C,) R^2 per output column (1: perfect, 0: no better than the training mean,
-    negative: worse). Features are standardised with the training statistics; ``ridge`` is the penalty
-    on the standardised weights, times N."""
+    negative: worse). Features are standardised with the training statistics (features constant on the
+    training rows are left out); ``ridge`` is the penalty on the standardised weights, times N."""
     x_train, x_test = x_train.double(), x_test.double()
     y_train, y_test = y_train.double(), y_test.double()
-    mu, sd = x_train.mean(0), x_train.std(0).clamp_min(1e-8)
+    mu, sd = x_train.mean(0), x_train.std(0)
+    # a feature constant on the training rows (a dead channel, zero padding) carries nothing the fit could
+    # use, and dividing its test values by ~0 would blow the prediction up: it is left out
+    sd = torch.where(sd > 1e-6 * sd.max().clamp_min(1e-30), sd, torch.full_like(sd, float("inf")))
     a, b = (x_train - mu) / sd, (x_test - mu) / sd
     y_mu = y_train.mean(0)
     n, f = a.shape

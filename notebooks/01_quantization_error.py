@@ -30,8 +30,6 @@
 
 # %%
 import os
-import tempfile
-from pathlib import Path
 
 SMOKE = os.environ.get("HIH_SMOKE", "0") == "1"
 
@@ -44,12 +42,10 @@ from hihlib.analysis import (ALL_DECODERS, FLOORING_ERROR, ROUNDING_ERROR, crop_
                              expected_rounding_error, quantization_nme, uniform_coords)
 from hihlib.codecs import get_codec
 
-ROOT = Path.cwd() if (Path.cwd() / "hihlib").is_dir() else Path.cwd().parent
-# A smoke run must not overwrite the committed figures: it writes them to a scratch folder.
-FIGURES = Path(tempfile.mkdtemp()) if SMOKE else ROOT / "figures"
+FIGURES = viz.figure_dir()  # runs/figures unless HIH_FIGURES says otherwise (figures/ for the committed ones)
 N_POINTS = 2_000 if SMOKE else 20_000
 gen = torch.Generator().manual_seed(0)
-print(f"smoke mode: {SMOKE}; figures go to {FIGURES}")
+print(f"smoke mode: {SMOKE}; figures go to {viz.shown_path(FIGURES)}")
 
 # %% [markdown]
 # ## 1. What is lost, in one dimension and in two

@@ -72,8 +72,9 @@ torch.set_num_threads(1)  # on shared cores, more threads per process are slower
 WFLW_ROOT = None          # e.g. "/data/WFLW"
 CHECKPOINT = None         # e.g. "runs/wflw_hih_b/best.pt"
 
-WORK = Path(tempfile.mkdtemp(prefix="hih_nb05_"))
-FIGURES = WORK if SMOKE else Path("../figures") if Path("../figures").is_dir() else Path("figures")
+# scratch data (the synthetic export, the CPU run, the converted checkpoint) under runs/, printed relative
+WORK = Path(tempfile.mkdtemp(prefix="hih_nb05_")) if SMOKE else Path(os.path.relpath(viz.project_root() / "runs" / "nb05"))
+FIGURES = viz.figure_dir()  # runs/figures unless HIH_FIGURES says otherwise (figures/ for the committed ones)
 CONFIG = Path("../configs/wflw_hih_b.yaml") if Path("../configs").is_dir() else Path("configs/wflw_hih_b.yaml")
 CHECKPOINT = CHECKPOINT or os.environ.get("HIH_WFLW_CHECKPOINT") or None
 n_train, n_test = (16, 12) if SMOKE else (600, 300)
@@ -95,7 +96,7 @@ display(Markdown(warning + f"**data:** {DATA}"))
 # 773 blur). A synthetic export has other counts, so they are reported as warnings only (`--allow-counts`).
 
 # %%
-args = ["data", "check", "--dataset", "wflw", str(ROOT)] + (["--allow-counts"] if SYNTHETIC else [])
+args = ["data", "check", "--dataset", "wflw", str(ROOT)]   # a synthetic export carries its own counts
 out, err = io.StringIO(), io.StringIO()
 with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
     code = hih(args)

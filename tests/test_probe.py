@@ -30,3 +30,15 @@ def test_ridge_probe_r2_is_one_for_a_linear_target_and_near_zero_for_noise():
     noise = torch.randn(2000, 2, generator=g)
     r2 = ridge_probe(x[:1500], noise[:1500], x[1500:], noise[1500:])
     assert torch.all(r2.abs() < 0.03)
+
+
+def test_ridge_probe_ignores_features_constant_in_training_even_if_they_vary_at_test_time():
+    """A dead channel (zero on every training row) that is non-zero on a test row must not blow up."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1000, 5, generator=g)
+    y = x[:, :2] * 2.0
+    x_dead = torch.cat([x, torch.zeros(1000, 1)], 1)
+    x_test = x_dead[800:].clone()
+    x_test[:, -1] = 1.0
+    r2 = ridge_probe(x_dead[:800], y[:800], x_test, y[800:], ridge=1e-6)
+    assert torch.all(r2 > 0.999)
