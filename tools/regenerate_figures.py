@@ -8,7 +8,10 @@ figures to ``runs/figures/`` (``hihlib.viz.figure_dir()``), which git ignores. T
 * every notebook given (default: all of notebooks/), executed in place with its outputs kept
   (``jupyter nbconvert --execute --inplace``; static widgets, one torch thread);
 * with ``--widgets``: ``tools/check_widgets.py --full`` (the screenshots in figures/widgets/);
-* with ``--demo``: ``hih demo --out figures`` (the demo's figures and results table).
+* with ``--long``: ``hih demo --long --out figures/long`` (about 20 minutes on 2 idle cores; notebooks 02
+  and 04 show its figure);
+* with ``--demo``: ``hih demo --out figures`` (the demo's figures and results table);
+* with ``--demo`` or ``--long``: ``tools/update_readme.py`` (README.md's blocks written from those results).
 
     python tools/regenerate_figures.py                               # all notebooks (tens of minutes on a CPU)
     python tools/regenerate_figures.py notebooks/03_randomized_rounding.ipynb
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-notebooks", action="store_true", help="run no notebook")
     ap.add_argument("--widgets", action="store_true", help="also refresh figures/widgets/ (needs playwright, Chromium)")
     ap.add_argument("--demo", action="store_true", help="also run hih demo --out figures")
+    ap.add_argument("--long", action="store_true", help="also run hih demo --long --out figures/long")
     ap.add_argument("--timeout", type=int, default=7200, help="seconds allowed per notebook")
     args = ap.parse_args(argv)
 
@@ -61,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(nb.name)
     if args.widgets and run([sys.executable, str(ROOT / "tools" / "check_widgets.py"), "--full"], env, ROOT):
         failed.append("check_widgets")
+    if args.long and run([sys.executable, "-m", "hihlib.cli", "demo", "--long", "--out", str(ROOT / "figures" / "long")],
+                         env, ROOT):
+        failed.append("hih demo --long")
     if args.demo and run([sys.executable, "-m", "hihlib.cli", "demo", "--out", str(ROOT / "figures")], env, ROOT):
         failed.append("hih demo")
+    if (args.demo or args.long) and run([sys.executable, str(ROOT / "tools" / "update_readme.py")], env, ROOT):
+        failed.append("update_readme")
     if failed:
         print("regenerate_figures: failed: " + ", ".join(failed), file=sys.stderr)
         return 1
