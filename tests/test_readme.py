@@ -4,7 +4,7 @@ text cannot drift from the numbers; the committed demo run satisfies the claims 
 import json
 from pathlib import Path
 
-from hihlib.demo import LONG_BEGIN, LONG_END, README_BEGIN, README_END, SUBPIXEL, readme_block, readme_long_block
+from hihlib.claims import LONG_BEGIN, LONG_END, README_BEGIN, README_END, SUBPIXEL, readme_block, readme_long_block
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = json.loads((ROOT / "figures" / "demo_results.json").read_text())

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from hihlib.demo import LONG_BEGIN, LONG_END, README_BEGIN, README_END, readme_block, readme_long_block
+from hihlib.claims import LONG_BEGIN, LONG_END, README_BEGIN, README_END, readme_block, readme_long_block
 from hihlib.io import write_text
 
 ROOT = Path(__file__).resolve().parent.parent
