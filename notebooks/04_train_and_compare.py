@@ -321,8 +321,7 @@ e = {h: by[(h, SUBPIXEL[h])]["nme"] for h in HEADS}
 a = {h: by[(h, "argmax")]["nme"] for h in HEADS}
 floor_argmax = by[("gaussian", "argmax")]["floor_nme"]
 learnt = {h: final_kl[h] < 0.8 * kl_of_average for h in final_kl}
-others = float(np.mean([float(r2[h].mean()) for h in HEADS if h != "hih"]))
-gap = float(r2["hih"].mean()) - others
+gap = float(r2["hih"].mean()) - float(r2["hih_local"].mean())
 compare = "about as well as" if abs(gap) < 0.1 else ("better than" if gap > 0 else "less well than")
 display(Markdown("\n".join([
     f"- data: {DATA}; {P.steps} steps of batch {P.batch_size} per model, "
@@ -336,9 +335,11 @@ display(Markdown("\n".join([
     f"KL {final_kl['hih_local']:.2f} nats.",
     "- Probe: R² of the sub-cell fraction read by a per-landmark linear probe from the features around the "
     "integer cell: " + ", ".join(f"{h} {float(v.mean()):.2f}" for h, v in r2.items())
-    + f". The trunk of the released-head network carries the position {compare} the others' "
-      f"({float(r2['hih'].mean()):.2f}), while its decimal head reads none of it; `hih_local` reads it from the "
-      "same kind of neighbourhood. The released head's 8×8 map is computed from features pooled 4–8× below the "
-      "integer map and must place each landmark's fraction on a grid that is not the image's, a "
-      "position-dependent read-out (notebook 02, section 6).",
+    + f". The merged feature of the released-head network carries the position {compare} `hih_local`'s, the "
+      f"same kind of feature ({float(r2['hih'].mean()):.2f} against {float(r2['hih_local'].mean()):.2f}), while its "
+      "decimal head reads none of it; `hih_local` reads it from that neighbourhood. The released head's 8x8 map "
+      "is computed from features pooled 4-8x below the integer map and must place each landmark's fraction on a "
+      "grid that is not the image's, a position-dependent read-out (notebook 02, section 6)."
+    + (" A negative R2 (worse than predicting the training mean on the test faces) means the probe over-fits "
+       "those features; it was not investigated further." if any(float(v.min()) < 0 for v in r2.values()) else ""),
 ])))
