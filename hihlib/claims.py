@@ -42,6 +42,12 @@ def claims(rows: list[dict], sizes, heads=HEADS) -> dict:
     }
 
 
+def _load_text(results: dict) -> str:
+    """", 1-minute load average L at the start" from the results file, or nothing if it was not read."""
+    load = results.get("load_average_start")
+    return f", 1-minute load average {load[0]} at the start" if load else ""
+
+
 def _threads_text(threads) -> str:
     if isinstance(threads, int):
         return str(threads)
@@ -93,10 +99,11 @@ def readme_block(results: dict, source: str = "figures/demo_results.json") -> st
     heads, sizes = list(p["heads"]), sorted(p["heatmap_sizes"], reverse=True)
     c = results["claims"]
     load = results.get("load_average_start")
+    details = ([f"{_threads_text(results['torch_threads'])} torch threads"] if results.get("torch_threads") else []) \
+        + ([f"load average {load[0]} at the start"] if load else [])
     lines = [f"The committed run (`{source}`): **{results['seconds_total']:.0f} s wall** on "
              f"{results.get('device_name', results['device'])}"
-             + (f" ({_threads_text(results['torch_threads'])} torch threads" if results.get("torch_threads") else " (")
-             + (f", load average {load[0]} at the start)" if load else ")")
+             + (f" ({', '.join(details)})" if details else "")
              + f", {p['name']} profile. **Data: {results['data']}.** These are not WFLW numbers. Every model: "
              f"hourglass `hg_tiny` (width {p['width']}, {p['num_stacks']} stack), {p['steps']} steps of batch "
              f"{p['batch_size']}. NME % inter-ocular (FR@0.1 % in brackets) of each head's sub-pixel decoder / "
@@ -137,5 +144,5 @@ def readme_long_block(results: dict, source: str = "figures/long/demo_results.js
                      "for its integer map alone")
     return (f"The long run (`{source}`, {p['steps']} steps of batch {p['batch_size']} at stride "
             f"{p['input_size'] // p['heatmap_sizes'][0]}, {results['seconds_total']:.0f} s on "
-            f"{results.get('device_name', results['device'])}, other jobs sharing the cores; data: synthetic "
-            f"faces as above): " + "; ".join(parts) + ".\n")
+            f"{results.get('device_name', results['device'])}" + _load_text(results)
+            + "; data: synthetic faces as above): " + "; ".join(parts) + ".\n")

@@ -43,15 +43,11 @@ from . import metrics
 from .io import write_json, write_text
 from .claims import HEADS, SUBPIXEL, claims, results_markdown  # noqa: F401  (the demo's names)
 from .losses import DECIMAL_WEIGHT
+from .models.heads import codec_name  # noqa: F401  (the codec of a head; notebooks read it here too)
 
 # The WFLW attribute mix with the appearance attributes switched off; pose and expression keep their
 # WFLW frequencies, so the geometry (pose, scale, shift, expression) has the generator's full spread.
 CLEAN_APPEARANCE = {"illumination": 0.0, "makeup": 0.0, "occlusion": 0.0, "blur": 0.0}
-
-
-def codec_name(head: str) -> str:
-    """The codec a head is trained and decoded with (both HIH heads use the HIH codec)."""
-    return "hih" if head.startswith("hih") else head
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +64,7 @@ class Profile:
     batch_size: int
     width: int                 # hourglass channels
     num_stacks: int = 1
-    lr: float = 3e-3           # peak of the one-cycle schedule
+    lr: float = 3e-3           # peak learning rate (linear warm-up, then cosine decay)
     heads: tuple[str, ...] = HEADS
     appearance: str = "clean"  # "clean" (CLEAN_APPEARANCE) or "wflw" (the WFLW attribute mix)
     decimal_weight: float = DECIMAL_WEIGHT   # the released balance of MSE and CSC (hihlib.losses)
@@ -130,13 +126,17 @@ def _stack_items(items: list[dict]) -> dict:
             "matrix": torch.stack([it["matrix"] for it in items])}
 
 
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def data_workers() -> int:
     """Processes for rendering: the cores this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return min(8, cores)
+    return min(8, available_cores())
 
 
 def make_data(p: Profile, seed: int = 0, workers: int = 0):
@@ -222,21 +222,14 @@ def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str,
     return trainer.model, codec, time.perf_counter() - t0
 
 
-def perfect_outputs(codec, coords: torch.Tensor) -> dict:
-    """What a perfect network outputs for landmarks ``coords`` (B, K, 2) crop pixels: the codec's
-    target, and for H3R the mean of its random targets (bilinear weights), not one draw."""
-    enc = codec.expected(coords) if codec.name == "h3r" else codec.encode(coords)
-    return codec.perfect_outputs(enc)
-
-
 def floor_nmes(codec, test_set) -> dict[str, np.ndarray]:
     """Per-face NME of decoding perfect targets (the representation alone) for every method."""
     from .evaluate import crop_to_original
 
     gt = np.stack([r.landmarks for r in test_set.records])
     norm = test_set.scheme.normaliser()
-    outputs = perfect_outputs(codec, test_set.landmarks.float())
-    return {m: metrics.nme(crop_to_original(codec.decode(outputs, m), test_set.matrices).numpy(), gt, norm)
+    crop = test_set.landmarks.float()
+    return {m: metrics.nme(crop_to_original(codec.roundtrip(crop, m), test_set.matrices).numpy(), gt, norm)
             for m in codec.methods}
 
 
@@ -276,7 +269,7 @@ def choose_threads() -> int:
     spin for its time slice. Sleeping instead of spinning (``OMP_WAIT_POLICY=PASSIVE``) avoids that but
     slows the idle machine's steps down, so the demo chooses the thread count instead (both measured by
     ``benchmarks/demo_time.py``, BENCHMARKS.md section demo-time)."""
-    cores = data_workers() if data_workers() < 8 else len(os.sched_getaffinity(0))
+    cores = available_cores()
     idle = idle_cores()
     if idle is None:
         return cores
@@ -289,8 +282,8 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, profile: str | None = None
     """Run the demo; returns the results (also written to OUT/demo_results.json and .md).
 
     ``profile``: a key of ``PROFILES`` (default: "full" on CUDA, else "cpu"); ``overrides`` change
-    fields of the profile (e.g. ``steps=50``). ``threads``: torch CPU threads (default: every core
-    this process may use).
+    fields of the profile (e.g. ``steps=50``). ``threads``: torch CPU threads (default: the idle
+    cores, measured before each model by ``choose_threads``).
     """
     from .train import resolve_device
 
@@ -381,21 +374,16 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
 
 
 def read_curves(path: Path, subpixel: str) -> dict:
-    """From a Trainer's metrics.jsonl: {"step", "decimal_kl" (training, per log record), "eval_step",
-    "nme" (sub-pixel decoder), "nme_argmax"} lists."""
-    import json
+    """From a Trainer's metrics.jsonl (``checkpoint.read_metrics``): {"step", "decimal_kl" (training,
+    per log record; empty for heads without a decimal map), "eval_step", "nme" (sub-pixel decoder),
+    "nme_argmax"} lists."""
+    from .checkpoint import read_metrics
 
-    c: dict = {"step": [], "decimal_kl": [], "eval_step": [], "nme": [], "nme_argmax": []}
-    for line in path.read_text().splitlines():
-        r = json.loads(line)
-        if r.get("kind") == "train" and "decimal" in r:
-            c["step"].append(r["step"])
-            c["decimal_kl"].append(r["decimal"])
-        elif r.get("kind") == "eval":
-            c["eval_step"].append(r["step"])
-            c["nme"].append(r[subpixel]["nme"])
-            c["nme_argmax"].append(r["argmax"]["nme"])
-    return c
+    m = read_metrics(path)
+    train, ev = m.get("train", {}), m.get("eval", {})
+    kl = train.get("decimal", [])
+    return {"step": train["step"] if kl else [], "decimal_kl": kl, "eval_step": ev.get("step", []),
+            "nme": [r["nme"] for r in ev.get(subpixel, [])], "nme_argmax": [r["nme"] for r in ev.get("argmax", [])]}
 
 
 def device_name(dev: torch.device) -> str:
@@ -403,7 +391,7 @@ def device_name(dev: torch.device) -> str:
         return torch.cuda.get_device_name(dev)
     import platform
 
-    return f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores"
+    return f"{platform.processor() or platform.machine()}, {available_cores()} cores"
 
 
 def _loadavg() -> list[float] | None:

@@ -11,6 +11,7 @@ import torch
 from hihlib import models
 from hihlib.codecs import get_codec
 from hihlib.losses import build_loss
+from hihlib.models.heads import codec_name
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -18,7 +19,7 @@ HEADS = ("gaussian", "h3r", "hih", "hih_local")
 
 
 def codec_of(head: str, **kw):
-    return get_codec("hih" if head.startswith("hih") else head, **kw)
+    return get_codec(codec_name(head), **kw)
 
 
 def small_model(head: str, heatmap_size: int = 16):
@@ -46,7 +47,7 @@ def test_training_step_bf16_channels_last_on_cuda_lowers_the_loss(head):
     """bf16 autocast + channels_last (the GPU recipe): 30 steps on one batch must lower the loss."""
     model = small_model(head).cuda().to(memory_format=torch.channels_last).train()
     codec = codec_of(head, input_size=64, heatmap_size=16)
-    loss_fn = build_loss("hih" if head.startswith("hih") else head)
+    loss_fn = build_loss(codec_name(head))
     g = torch.Generator(device="cuda").manual_seed(0)
     coords = torch.rand(8, 7, 2, device="cuda", generator=g) * 50 + 7
     images = torch.randn(8, 3, 64, 64, device="cuda", generator=g).contiguous(memory_format=torch.channels_last)

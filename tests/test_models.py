@@ -10,7 +10,7 @@ import torch
 
 from hihlib.errors import ConfigError
 from hihlib.losses import build_loss
-from hihlib.models.heads import HIH_HEADS, LocalDecimalHead
+from hihlib.models.heads import HIH_HEADS, LocalDecimalHead, codec_name
 from hihlib.models import (HEADS, DecimalHead, HourglassConfig, count_macs, count_parameters, create,
                            list_models, model_config)
 
@@ -146,7 +146,7 @@ def _train_step(model, head, k=5, seed=0):
     from hihlib.codecs import get_codec
 
     torch.manual_seed(seed)
-    name = "hih" if head in HIH_HEADS else head
+    name = codec_name(head)
     codec = get_codec(name, input_size=model.input_size, heatmap_size=model.heatmap_size)
     coords = torch.rand(2, k, 2) * (model.input_size - 1)
     targets = codec.encode(coords)

@@ -37,6 +37,11 @@ HEADS = ("gaussian", "h3r", "hih", "hih_local")
 HIH_HEADS = ("hih", "hih_local")
 
 
+def codec_name(head: str) -> str:
+    """The codec a head is trained and decoded with (both HIH heads use the HIH codec)."""
+    return "hih" if head in HIH_HEADS else head
+
+
 class DownBlock(nn.Module):
     """Stride-2 basic block: relu(3x3/2 conv-BN-ReLU . 3x3 conv-BN (x) + 1x1/2 conv-BN (x)).
 
