@@ -33,7 +33,7 @@ def machine_description(device: str = "cpu") -> str:
     except OSError:
         pass
     desc = (f"{cpu}, {os.cpu_count()} cores visible, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), Python {platform.python_version()}")
+            f"({torch.get_num_threads()} thread{'s' * (torch.get_num_threads() != 1)}), Python {platform.python_version()}")
     if device.startswith("cuda") and torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         desc += f", GPU {props.name} ({props.total_memory / 2**30:.0f} GiB)"

@@ -18,12 +18,18 @@ from torch import nn
 from .errors import ConfigError, DataError
 
 
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; under ``torchrun``, ``cuda`` -> this rank's GPU."""
+def resolve_device(spec: str, option: str = "train.device") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; under ``torchrun``, ``cuda`` -> this rank's GPU.
+    ``option``: how the user gave ``spec`` (``--device`` on the command line), named by the error."""
+    from .config import _DEVICE
+
+    shown = f"{option} {spec}" if option.startswith("-") else f"{option}={spec!r}"
+    if not _DEVICE.match(str(spec)):
+        raise ConfigError(f"{shown}: expected auto, cpu, cuda or cuda:N")
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device={spec!r} but no CUDA device is available")
+        raise ConfigError(f"{shown}: no CUDA device is available (expected auto or cpu on this machine)")
     if spec == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         spec = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
     return torch.device(spec)

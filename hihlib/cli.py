@@ -13,6 +13,7 @@ stderr with exit code 2 and no traceback. Every sub-command's help shows the opt
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import re
 import sys
@@ -86,10 +87,38 @@ def build_parser(command: str | None = "*") -> HihArgumentParser:
     return parser
 
 
+def chosen_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The deepest sub-command parser that ``args`` went through (``hih data check`` -> its parser)."""
+    while True:
+        action = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        name = getattr(args, action.dest, None) if action else None
+        if name is None or name not in action.choices:
+            return parser
+        parser = action.choices[name]
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args`` whose errors come from the sub-command that has them: an unknown option of
+    ``hih demo`` is reported with ``hih demo``'s usage (argparse leaves unknown options of a sub-command
+    to the top-level parser). Words left over after the options of a sub-command that takes ``key=value``
+    overrides (``hih train ... --resume optim.lr=1e-4``) are overrides too."""
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub = chosen_parser(parser, args)
+        if isinstance(getattr(args, "overrides", None), list) and not any(e.startswith("-") for e in extras):
+            args.overrides += extras
+        else:
+            options = [o for a in sub._actions for o in a.option_strings]
+            near = [m[0] for e in extras if e.startswith("--")
+                    for m in [difflib.get_close_matches(e.split("=")[0], options, n=1, cutoff=0.6)] if m]
+            sub.error(f"unrecognized arguments: {' '.join(extras)}" + (f" (did you mean {', '.join(near)}?)" if near else ""))
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(chosen_command(argv))
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 1

@@ -191,7 +191,7 @@ def check_config(cfg: dict, where: str = "config") -> dict:
     try:
         get_codec(cfg["codec"]["name"], input_size=cfg["data"]["input_size"], heatmap_size=m["heatmap_size"],
                   **(cfg["codec"].get("options") or {}))
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{where}: codec.options: {e}") from None
     try:
         build_loss(cfg["codec"]["name"], **(cfg.get("loss") or {}))

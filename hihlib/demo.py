@@ -287,7 +287,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, profile: str | None = None
     """
     from .train import resolve_device
 
-    dev = resolve_device(device)
+    dev = resolve_device(device, "--device")
     if profile is None:
         profile = "full" if dev.type == "cuda" else "cpu"
     p = dataclasses.replace(PROFILES[profile], **overrides)
@@ -313,7 +313,7 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
     n = _set_threads(dev, threads)
     used_threads = [n] if n else []
     print(f"hih demo ({p.name} profile) on {dev}"
-          + (f", {n} torch threads ({'--threads' if threads else 'the idle cores, measured'})" if n else "")
+          + (f", {n} torch thread{'s' * (n != 1)} ({'--threads' if threads else 'the idle cores, measured'})" if n else "")
           + f": {models_total} models of {p.steps} steps; rendering {p.num_train} + {p.num_test} synthetic faces",
           flush=True)
     train_set, test_set, desc = make_data(p, seed, workers=data_workers())
@@ -332,7 +332,7 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
             if n:
                 used_threads.append(n)
             print(f"[model {done + 1}/{models_total}] {head} head, heatmap {hm} (stride {p.input_size // hm})"
-                  + (f", {n} threads" if n else "") + f"; {time.perf_counter() - t_start:.0f} s so far{eta}",
+                  + (f", {n} thread{'s' * (n != 1)}" if n else "") + f"; {time.perf_counter() - t_start:.0f} s so far{eta}",
                   flush=True)
             model, codec, seconds = train_one(p, head, hm, train_set, work, str(dev), seed,
                                               val_set=test_set if p.evaluations > 1 else None)
@@ -430,6 +430,7 @@ def _cli(args) -> int:
     given = {"--steps": ("steps", args.steps), "--train-faces": ("num_train", args.train_faces),
              "--test-faces": ("num_test", args.test_faces)}
     overrides = {field: v for field, v in given.values() if v is not None}
+    given["--threads"] = (None, args.threads)
     bad = [opt for opt, (_, v) in given.items() if v is not None and v < 1]
     if bad:
         raise ConfigError(f"{', '.join(bad)}: expected a positive integer")

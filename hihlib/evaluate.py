@@ -200,7 +200,7 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
     from .checkpoint import load_checkpoint
     from .data import FaceDataset, get_scheme
 
-    dev = resolve_device(device)
+    dev = resolve_device(device, "--device")
     model, codec, cfg = load_checkpoint(checkpoint, dev)
     points = get_scheme("wflw" if dataset == "synth" else dataset).num_points
     if model.num_landmarks != points:

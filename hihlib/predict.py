@@ -336,7 +336,7 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
         raise NoFaceFound(f"{image_path}: no face found by the {found.detector} detector (min size {min_size} px"
                           + (f", min score {score:g}" if score is not None else "") + "); give the face's box "
                           "with --box X0 Y0 X1 Y1, or lower --min-size / --min-score")
-    dev = resolve_device(device)
+    dev = resolve_device(device, "--device")
     model, codec, cfg = load_checkpoint(checkpoint, dev)
     method = method or codec.methods[0]
     if method not in codec.methods:

@@ -189,7 +189,15 @@ class Trainer:
         """Continue from ``state()``: weights, optimizer, schedule, position and random states."""
         if ckpt is None:
             raise HihError(f"{self.last_path}: no checkpoint to resume from (run without --resume first)")
-        unwrap(self.model).load_state_dict(ckpt["model"])
+        mismatch = self._resume_mismatch(ckpt)
+        if mismatch is None:
+            try:
+                unwrap(self.model).load_state_dict(ckpt["model"])
+            except RuntimeError as e:
+                mismatch = f"its weights do not fit this run's model ({str(e).splitlines()[-1].strip()})"
+        if mismatch is not None:
+            raise HihError(f"{self.last_path}: cannot resume: {mismatch}; resume with the checkpoint's settings, "
+                           f"or start a new run (--force, or another --out)")
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.epoch, self.step_in_epoch = ckpt["epoch"], ckpt["step_in_epoch"]
@@ -201,6 +209,27 @@ class Trainer:
                   f"with {self.dist.world_size}: the rest of epoch {self.epoch + 1} sees a different order")
         if self.dist.is_main:
             print(f"resumed from {self.last_path}: epoch {self.epoch}, step {self.step_in_epoch} of the epoch")
+
+    def _resume_mismatch(self, ckpt: dict) -> str | None:
+        """Why ``ckpt`` cannot continue in this run (None if it can): the landmark count, architecture or
+        codec differ; names the settings of the data, model, codec and loss sections that differ."""
+        from .config import _leaves
+
+        model = unwrap(self.model)
+        saved, now = _leaves(ckpt.get("config") or {}), _leaves(self.cfg)
+        differ = [f"{k} ({saved.get(k)!r} in the checkpoint, {now.get(k)!r} now)" for k in sorted(set(saved) | set(now))
+                  if k.split(".")[0] in ("data", "model", "codec", "loss") and saved.get(k) != now.get(k)]
+        what = []
+        if ckpt.get("num_landmarks", model.num_landmarks) != model.num_landmarks:
+            what.append(f"the checkpoint's model predicts {ckpt['num_landmarks']} landmarks, this run's data has "
+                        f"{model.num_landmarks}")
+        elif "model_spec" in ckpt and ckpt["model_spec"] != model_spec(model):
+            what.append("the checkpoint's architecture differs from this run's")
+        elif "codec" in ckpt and ckpt["codec"] != codec_spec(self.codec):
+            what.append(f"the checkpoint's codec is {ckpt['codec']}, this run's {codec_spec(self.codec)}")
+        if not what:
+            return None
+        return "; ".join(what) + ("; settings that differ: " + ", ".join(differ) if differ else "")
 
     def save(self, path: Path | None = None) -> None:
         if self.dist.is_main:

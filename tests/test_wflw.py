@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hihlib.data.wflw import ATTRIBUTES, WFLW, parse_line, subset_path
-from hihlib.errors import DataError
+from hihlib.errors import DataError, HihError
 from tests.formats import build_wflw_fixture, wflw_line, wflw_subset_line, write_wflw
 
 
@@ -114,7 +114,7 @@ def test_subset_list_disagreeing_with_flags_is_reported(tree):
 def test_missing_list_names_the_file(tmp_path):
     with pytest.raises(DataError, match="list_98pt_rect_attr_train.txt"):
         WFLW(tmp_path, "train")
-    with pytest.raises(ValueError, match="no split"):
+    with pytest.raises(HihError, match="split .val.: expected one of train, test"):
         WFLW(tmp_path, "val")
 
 

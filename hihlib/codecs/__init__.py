@@ -14,7 +14,24 @@ def get_codec(name: str, input_size: int = 256, heatmap_size: int = 64, **option
     _load_builtin()
     if name not in CODECS:
         raise ValueError(f"unknown codec {name!r}; choose one of {sorted(CODECS)}")
+    known = _option_names(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        import difflib
+
+        from ..errors import ConfigError
+
+        near = difflib.get_close_matches(unknown[0], list(known), n=1, cutoff=0.6)
+        hint = f"did you mean {near[0]}?" if near else (f"its options are {', '.join(known)}" if known else "it takes no option")
+        raise ConfigError(f"unknown option {unknown[0]} of the {name} codec; {hint}")
     return CODECS[name](input_size=input_size, heatmap_size=heatmap_size, **options)
+
+
+def _option_names(name: str) -> list[str]:
+    import inspect
+
+    params = inspect.signature(CODECS[name].__init__).parameters
+    return [k for k in params if k not in ("self", "input_size", "heatmap_size")]
 
 
 def accepted_options(name: str, options: dict) -> dict:

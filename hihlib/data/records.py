@@ -118,7 +118,8 @@ def read_image(path: str) -> np.ndarray:
         raise DataError(path, None, "a readable image file", f"{type(e).__name__}: {e.strerror or e}") from None
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
-        raise DataError(path, None, "an image that OpenCV can decode (jpg, png, ppm, ...)", f"{data.size} undecodable bytes")
+        raise DataError(path, None, "an image that OpenCV can decode (jpg, png, ppm, ...)",
+                        f"{data.size} undecodable bytes" if data.size else "an empty file (0 bytes)")
     if image.dtype == np.uint16:  # 16-bit PNG/TIFF: keep the most significant byte
         image = (image >> 8).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] >= 3:

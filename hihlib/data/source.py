@@ -13,7 +13,7 @@ import os
 import warnings
 from pathlib import Path
 
-from ..errors import DataError, HihError
+from ..errors import ConfigError, DataError, HihError
 from .records import FaceRecord
 from .schemes import LandmarkScheme
 
@@ -31,7 +31,7 @@ class FaceSource:
 
     def __init__(self, root, split: str, scheme: LandmarkScheme, *, skip_bad: bool = False):
         if split not in self.splits:
-            raise ValueError(f"{type(self).__name__} has no split {split!r}; choose one of {self.splits}")
+            raise ConfigError(f"split {split!r}: expected one of {', '.join(self.splits)} ({type(self).__name__})")
         self.root = Path(root)
         self.split = split
         self.scheme = scheme

@@ -288,6 +288,14 @@ def cmd_synth(args) -> int:
     kwargs = dict(seed=args.seed, image_size=args.image_size, attribute_prob=_attribute_prob(args.attribute_prob))
     if args.format == "wflw" and args.png:
         kwargs["image_ext"] = ".png"
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: expected a folder, found a file")
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held and not args.force:
+        raise ConfigError(f"--out {out}: expected a new or empty folder, found {len(held)} entr"
+                          f"{'y' if len(held) == 1 else 'ies'} ({', '.join(held[:4])}{', ...' if len(held) > 4 else ''}); "
+                          "add --force to write the export over it, or choose another folder")
     summary = export(args.format, args.out, args.train, args.test, **kwargs)
     counts = ", ".join(f"{k} {v}" for k, v in summary.items() if isinstance(v, int))
     print(f"wrote synthetic faces (seed {args.seed}) in the {args.format.upper()} format to {args.out}: {counts}")
@@ -310,4 +318,6 @@ def register_synth(subparsers) -> None:
     p.add_argument("--attribute-prob", default=None,
                    help="probability of each WFLW attribute (default: their WFLW test-set frequencies)")
     p.add_argument("--png", action="store_true", help="wflw: lossless PNG images instead of JPEG (quality 95)")
+    p.add_argument("--force", action="store_true",
+                   help="write into an --out folder that already holds files (an earlier export is replaced)")
     p.set_defaults(func=cmd_synth)
