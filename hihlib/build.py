@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -64,7 +65,8 @@ def open_split(cfg: dict, split: str) -> tuple[list, object, str]:
         from .data.cache import CachedFaces
 
         cached = CachedFaces(d["cache"], name, split)
-        desc = f"{name.upper()} {split} split from the cache {d['cache']} (of {cached.root}), {len(cached.records)} faces"
+        desc = (f"{_dataset_label(name, cached.root)} {split} split from the cache {d['cache']} (of {cached.root}), "
+                f"{len(cached.records)} faces")
         return cached.records, cached.scheme, desc
     if d.get("root") is None:
         raise ConfigError(f"data.root is required for dataset {name!r} (the folder holding the {name.upper()} files)")
@@ -77,11 +79,45 @@ def open_split(cfg: dict, split: str) -> tuple[list, object, str]:
         more = f" (and {len(missing) - 1} more; data.skip_bad=true leaves them out)" if len(missing) > 1 else ""
         raise DataError(missing[0].path, None, missing[0].expected + more, missing[0].found)
     source.drop(missing)
-    desc = f"{name.upper()} {split} split from {d['root']}, {len(source.records)} faces"
+    desc = f"{_dataset_label(name, d['root'])} {split} split from {d['root']}, {len(source.records)} faces"
     if source.skipped:
         desc += f" ({len(source.skipped)} bad samples skipped)"
         print(f"data: skipped {len(source.skipped)} bad samples in the {name.upper()} {split} split (data.skip_bad=true)")
     return source.records, source.scheme, desc
+
+
+def _synthetic_export(name: str, root) -> dict | None:
+    """The record of the ``hih data synth`` export at ``root`` (as ``hih data check`` recognises it), else None."""
+    from .data.synthetic_export import read_manifest
+
+    return read_manifest(root, name) if root is not None and name != "synth" else None
+
+
+def _dataset_label(name: str, root) -> str:
+    """``WFLW``, or ``synthetic WFLW-format export (hih data synth, seed 0; NOT WFLW)`` for an export."""
+    record = _synthetic_export(name, root)
+    if record is None:
+        return name.upper()
+    return f"synthetic {name.upper()}-format export (hih data synth, seed {record.get('seed')}; NOT {name.upper()})"
+
+
+def data_origin(cfg: dict) -> dict:
+    """What a configured run trains on, as its checkpoint records it: ``{"dataset": name, "synthetic":
+    bool, "root": folder or None}``. Synthetic: ``data.dataset=synth``, or a folder (or the folder a
+    ``data.cache`` was prepared from) that holds the record of a ``hih data synth`` export."""
+    d = cfg["data"]
+    name = d["dataset"]
+    if name == "synth":
+        return {"dataset": "synth", "synthetic": True, "root": None}
+    root = d.get("root")
+    if d.get("cache"):
+        from .data.cache import read_index
+        from .data.schemes import get_scheme
+
+        index = read_index(Path(d["cache"]), get_scheme(name).name, d["train_split"]) or {}
+        root = index.get("root", root)
+    return {"dataset": name, "synthetic": _synthetic_export(name, root) is not None,
+            "root": None if root is None else str(root)}
 
 
 def cache_records(records: list) -> list:

@@ -7,6 +7,8 @@ A checkpoint (``torch.save`` of a dict, written atomically) holds
 * ``"loss"``: every option of the loss it was trained with (or ``{"custom": name}`` for a loss
   that is not a ``hihlib.losses.LandmarkLoss``);
 * ``"config"``: the full run configuration, whose ``codec`` and ``loss`` sections agree with the above;
+* ``"data"``: what it was trained on, ``{"dataset", "synthetic", "root", "description"}``
+  (``trained_on``; ``synthetic`` is None when the caller gave the data without saying);
 * the training state that exact resume needs (``hihlib.train.Trainer.state``): optimizer, scheduler,
   epoch, step, random states and data order.
 
@@ -68,11 +70,22 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return ckpt
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """(model in eval mode, codec, config) from a checkpoint written by ``Trainer``."""
+def trained_on(ckpt: dict) -> dict:
+    """What a checkpoint was trained on: ``{"dataset", "synthetic" (True, False or None: unknown), "root",
+    "description"}``. Checkpoints written before they recorded it: synthetic when ``data.dataset=synth``."""
+    data = ckpt.get("data")
+    if isinstance(data, dict):
+        return {"dataset": None, "synthetic": None, "root": None, "description": None, **data}
+    dataset = (ckpt.get("config") or {}).get("data", {}).get("dataset")
+    return {"dataset": dataset, "synthetic": True if dataset == "synth" else None, "root": None, "description": None}
+
+
+def load_checkpoint(path: str | os.PathLike | dict, device: str | torch.device = "cpu"):
+    """(model in eval mode, codec, config) from a checkpoint written by ``Trainer`` (its path, or the
+    dict ``read_checkpoint`` returned)."""
     from .build import build_codec, build_model
 
-    ckpt = read_checkpoint(path)
+    ckpt = path if isinstance(path, dict) else read_checkpoint(path)
     cfg = ckpt["config"]
     if "model_spec" in ckpt:
         model = model_from_spec(ckpt["model_spec"])

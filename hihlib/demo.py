@@ -213,7 +213,8 @@ def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str,
     t0 = time.perf_counter()
     trainer = Trainer(cfg, out / f"{head}_{hm}", model=model, codec=codec, loss_fn=build_loss(codec.name, **cfg["loss"]),
                       train_set=data, val_set=val_set if p.evaluations > 1 else None,
-                      data_description="demo training crops")
+                      data_description="demo training crops (synthetic faces, hihlib.data.synthetic)",
+                      data_origin={"dataset": "synth", "synthetic": True, "root": None})
     # the demo prints one line per model itself; the trainer's own lines (its data, its evaluations)
     # would repeat for every model. Its progress bar goes to stderr and stays.
     with contextlib.redirect_stdout(io.StringIO()):

@@ -201,7 +201,10 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
     from .data import FaceDataset, get_scheme
 
     dev = resolve_device(device, "--device")
-    model, codec, cfg = load_checkpoint(checkpoint, dev)
+    from .checkpoint import read_checkpoint, trained_on
+
+    ckpt = read_checkpoint(checkpoint)
+    model, codec, cfg = load_checkpoint(ckpt, dev)
     points = get_scheme("wflw" if dataset == "synth" else dataset).num_points
     if model.num_landmarks != points:
         raise ConfigError(f"{checkpoint}: the model predicts {model.num_landmarks} landmarks but --dataset "
@@ -221,7 +224,7 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
              title=f"CED, {kind} NME; data: {desc}")
     report = {"checkpoint": str(checkpoint), "dataset": dataset, "data": desc, "codec": codec.name,
               "heatmap_size": codec.heatmap_size, "input_size": codec.input_size, "box": d["box"],
-              "model": cfg["model"], "loss": cfg.get("loss"), "metrics": res["metrics"]}
+              "model": cfg["model"], "loss": cfg.get("loss"), "trained_on": trained_on(ckpt), "metrics": res["metrics"]}
     write_json(out / f"{stem}.json", report)
     write_text(out / f"{stem}.md", table)
     print(f"wrote {out / (stem + '.json')}, {out / (stem + '.md')}, {out / (stem + '_ced.png')}")

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -311,6 +312,14 @@ def find_faces(image: np.ndarray, *, boxes=None, detector: str = "auto", min_siz
     return found.largest() if largest else found
 
 
+def synthetic_model_warning(checkpoint, origin: dict) -> str:
+    """The one-line warning of ``hih predict`` for a checkpoint trained on synthetic faces."""
+    what = origin.get("description") or f"dataset {origin.get('dataset')}"
+    return (f"warning: {checkpoint} was trained on synthetic faces ({what}), not photos: its landmarks on a real "
+            "photo mean little; train on WFLW (configs/wflw_hih_b.yaml) or convert released weights "
+            "(hih convert --released; README, 'Released weights')")
+
+
 def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                 device: str = "auto", method: str | None = None, min_size: int = 40, boxes=None,
                 largest: bool = False, detector: str = "auto", min_score: float | None = None,
@@ -337,7 +346,13 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
                           + (f", min score {score:g}" if score is not None else "") + "); give the face's box "
                           "with --box X0 Y0 X1 Y1, or lower --min-size / --min-score")
     dev = resolve_device(device, "--device")
-    model, codec, cfg = load_checkpoint(checkpoint, dev)
+    from .checkpoint import read_checkpoint, trained_on
+
+    ckpt = read_checkpoint(checkpoint)
+    model, codec, cfg = load_checkpoint(ckpt, dev)
+    origin = trained_on(ckpt)
+    if origin["synthetic"]:
+        print(synthetic_model_warning(checkpoint, origin), file=sys.stderr)
     method = method or codec.methods[0]
     if method not in codec.methods:
         raise HihError(f"--method {method!r}: the {codec.name} codec decodes with one of {codec.methods}")
@@ -355,7 +370,8 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
         if not ok:
             raise HihError(f"{picture}: could not encode the annotated image")
         Path(tmp).write_bytes(data.tobytes())
-    report = {"image": str(image_path), "checkpoint": str(checkpoint), "codec": codec.name, "method": method,
+    report = {"image": str(image_path), "checkpoint": str(checkpoint), "trained_on": origin,
+              "codec": codec.name, "method": method,
               "scheme": scheme.name, "detector": found.detector,
               "units": "image pixels, 0-based, pixel centres at integer coordinates",
               "faces": [{"detector_box": d.tolist(), "score": float(sc), "kind": kind, "box": b.tolist(),

@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .build import (build_codec, build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
                     cache_records, open_split, resolve_device)
+from .build import data_origin as data_origin_of
 from .checkpoint import (check_pieces, codec_spec, load_checkpoint, loss_spec, model_spec, prepare_run_folder,
                          read_checkpoint)
 from .config import DEFAULTS, apply_overrides, load_config
@@ -73,7 +74,9 @@ class Trainer:
     or a test can train its own module with the same loop. A given model is a ``LandmarkModel`` and a
     given codec must match ``cfg`` (head, input and heatmap size); a given ``train_set`` has a
     ``scheme`` and items as ``FaceDataset``'s, and its ``set_epoch(epoch)``, when it has one, is
-    called before every epoch. ``val_set`` may be None (no evaluation).
+    called before every epoch. ``val_set`` may be None (no evaluation). ``data_origin``: what the given
+    ``train_set`` is (``{"dataset", "synthetic", "root"}``, see ``build.data_origin``; unknown by default),
+    recorded in the checkpoint.
     Files written to ``out_dir`` (rank 0 only): ``last.pt`` and ``best.pt`` checkpoints
     (``hihlib.checkpoint``), ``metrics.jsonl`` (one JSON object per line: ``{"kind": "train"|"epoch"|
     "eval", ...}``; a run that does not resume starts a new file) and ``config.yaml``.
@@ -82,7 +85,8 @@ class Trainer:
     def __init__(self, cfg: dict, out_dir: str | os.PathLike, *, resume: bool = False,
                  model: nn.Module | None = None, codec=None, loss_fn=None,
                  train_set: Dataset | None = None, val_set: Dataset | None = None,
-                 data_description: str | None = None, val_description: str | None = None):
+                 data_description: str | None = None, val_description: str | None = None,
+                 data_origin: dict | None = None):
         self.cfg = copy.deepcopy(cfg)
         self.out = Path(out_dir)
         t, d = self.cfg["train"], self.cfg["data"]
@@ -98,6 +102,9 @@ class Trainer:
         # data
         self.data_description = data_description or "data given by the caller"
         self.val_description = val_description or "validation data given by the caller"
+        # what the checkpoint says it was trained on (hih predict warns about synthetic faces)
+        self.data_origin = dict(data_origin) if data_origin is not None else (
+            data_origin_of(self.cfg) if train_set is None else {"dataset": None, "synthetic": None, "root": None})
         if train_set is None:
             records, scheme, self.data_description = open_split(self.cfg, d["train_split"])
             train_set = build_dataset(self.cfg, records, scheme, train=True)
@@ -172,6 +179,7 @@ class Trainer:
             "loss": self.loss_record,
             "config": self.cfg,
             "num_landmarks": model.num_landmarks,
+            "data": {**self.data_origin, "description": self.data_description},  # checkpoint.trained_on
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,                  # epochs completed
