@@ -11,7 +11,8 @@
 #   --smoke  CPU-sized versions of every step (the test suite runs this, so the script keeps working
 #            on machines without a GPU): CUDA tests skip, the benchmark times hg_tiny on the CPU
 #            without writing BENCHMARKS.md, the demos run a few steps on a few faces.
-# Environment: OUT (default runs/gpu_check) for the outputs; HIH_PYTHON (default python3).
+# Environment: OUT (default runs/gpu_check) for the outputs, the demos' checkpoints included (never
+# runs/demo/, where a user's own hih demo keeps its models); HIH_PYTHON (default python3).
 # Works without installing hihlib (PYTHONPATH=repository), e.g. on a machine with torch but no
 # network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s): under 8
 # minutes in all; a step stopped at its limit shows exit 124 in the summary.
@@ -71,15 +72,15 @@ for step in "${STEPS[@]}"; do
       fi ;;
     full)
       if [ $SMOKE = 1 ]; then
-        run_step full 300 "${HIH[@]}" demo --quick --steps 3 --train-faces 24 --test-faces 8 --out "$OUT/demo_full"
+        run_step full 300 "${HIH[@]}" demo --quick --steps 3 --train-faces 24 --test-faces 8 --out "$OUT/demo_full" --work-dir "$OUT/demo_full_checkpoints"
       else
-        run_step full 150 "${HIH[@]}" demo --full --out "$OUT/demo_full"
+        run_step full 150 "${HIH[@]}" demo --full --out "$OUT/demo_full" --work-dir "$OUT/demo_full_checkpoints"
       fi ;;
     long)
       if [ $SMOKE = 1 ]; then
-        run_step long 300 "${HIH[@]}" demo --long --steps 10 --train-faces 24 --test-faces 8 --device cpu --out "$OUT/demo_long"
+        run_step long 300 "${HIH[@]}" demo --long --steps 10 --train-faces 24 --test-faces 8 --device cpu --out "$OUT/demo_long" --work-dir "$OUT/demo_long_checkpoints"
       else
-        run_step long 90 "${HIH[@]}" demo --long --out "$OUT/demo_long"
+        run_step long 90 "${HIH[@]}" demo --long --out "$OUT/demo_long" --work-dir "$OUT/demo_long_checkpoints"
       fi ;;
   esac
 done

@@ -142,6 +142,22 @@ def figure_dir(sub: str | None = None) -> Path:
     return folder
 
 
+def runs_dir(sub: str | None = None) -> Path:
+    """The folder notebooks keep their scratch data in (exports, CPU training runs), created if needed.
+
+    Default ``runs/`` of the repository (untracked); the environment variable ``HIH_RUNS`` chooses
+    another folder (relative: from the repository root). The test suite points it, and ``HIH_FIGURES``,
+    at a temporary folder, so that running the suite never touches a user's ``runs/``.
+    """
+    folder = Path(os.environ.get("HIH_RUNS") or "runs").expanduser()
+    if not folder.is_absolute():
+        folder = project_root() / folder
+    if sub:
+        folder = folder / sub
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def shown_path(path: str | os.PathLike) -> str:
     """``path`` relative to the repository when it lies inside it (what notebooks print, so that their
     committed outputs hold no machine's absolute paths), else as given."""

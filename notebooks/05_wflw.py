@@ -72,8 +72,9 @@ torch.set_num_threads(1)  # on shared cores, more threads per process are slower
 WFLW_ROOT = None          # e.g. "/data/WFLW"
 CHECKPOINT = None         # e.g. "runs/wflw_hih_b/best.pt"
 
-# scratch data (the synthetic export, the CPU run, the converted checkpoint) under runs/, printed relative
-WORK = Path(tempfile.mkdtemp(prefix="hih_nb05_")) if SMOKE else Path(os.path.relpath(viz.project_root() / "runs" / "nb05"))
+# scratch data (the synthetic export, the CPU run, the converted checkpoint) in runs/nb05 (HIH_RUNS chooses
+# another folder than runs/), printed relative
+WORK = Path(tempfile.mkdtemp(prefix="hih_nb05_")) if SMOKE else Path(os.path.relpath(viz.runs_dir("nb05")))
 FIGURES = viz.figure_dir()  # runs/figures unless HIH_FIGURES says otherwise (figures/ for the committed ones)
 CONFIG = Path("../configs/wflw_hih_b.yaml") if Path("../configs").is_dir() else Path("configs/wflw_hih_b.yaml")
 CHECKPOINT = CHECKPOINT or os.environ.get("HIH_WFLW_CHECKPOINT") or None

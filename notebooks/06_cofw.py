@@ -73,9 +73,10 @@ torch.set_num_threads(1)  # on shared cores, more threads per process are slower
 COFW_ROOT = None          # e.g. "/data/COFW"
 CHECKPOINT = None         # e.g. "runs/cofw_hih_b/best.pt"
 
-# Scratch folder (export, training run) runs/nb06/, untracked, printed relative to this folder; figures to
-# runs/figures/ (HIH_FIGURES=figures regenerates the committed ones). Smoke runs use a temporary folder.
-WORK = Path(tempfile.mkdtemp(prefix="hih_nb06_")) if SMOKE else Path(os.path.relpath(viz.project_root() / "runs" / "nb06"))
+# Scratch folder (export, training run) runs/nb06/ (HIH_RUNS chooses another folder than runs/), untracked,
+# printed relative to this folder; figures to runs/figures/ (HIH_FIGURES=figures regenerates the committed
+# ones). Smoke runs use a temporary folder.
+WORK = Path(tempfile.mkdtemp(prefix="hih_nb06_")) if SMOKE else Path(os.path.relpath(viz.runs_dir("nb06")))
 FIGURES = WORK if SMOKE else viz.figure_dir()
 CONFIG = Path("../configs/cofw_hih_b.yaml") if Path("../configs").is_dir() else Path("configs/cofw_hih_b.yaml")
 CHECKPOINT = CHECKPOINT or os.environ.get("HIH_COFW_CHECKPOINT") or None

@@ -129,12 +129,18 @@ def test_show_can_save_the_png_it_displays(tmp_path):
 
 def test_figures_go_to_untracked_runs_figures_unless_HIH_FIGURES_says_otherwise(tmp_path, monkeypatch):
     root = viz.project_root()
+    fake = tmp_path / "repo"   # figure_dir creates the folder: not in the real repository's runs/
+    monkeypatch.setattr(viz, "project_root", lambda: fake)
     monkeypatch.delenv("HIH_FIGURES", raising=False)
-    assert viz.figure_dir() == root / "runs" / "figures"
+    assert viz.figure_dir() == fake / "runs" / "figures"
+    monkeypatch.delenv("HIH_RUNS", raising=False)
+    assert viz.runs_dir("nb05") == fake / "runs" / "nb05" and (fake / "runs" / "nb05").is_dir()
+    monkeypatch.setenv("HIH_RUNS", str(tmp_path / "scratch"))
+    assert viz.runs_dir("nb06") == tmp_path / "scratch" / "nb06"
     monkeypatch.setenv("HIH_FIGURES", str(tmp_path / "figs"))
     assert viz.figure_dir("widgets") == tmp_path / "figs" / "widgets" and (tmp_path / "figs" / "widgets").is_dir()
     monkeypatch.setenv("HIH_FIGURES", "figures")      # the explicit regeneration of the committed figures
-    assert viz.figure_dir() == root / "figures"
+    assert viz.figure_dir() == fake / "figures"
     if not (root / ".git").exists():
         return  # not a git checkout: nothing can be tracked
     ignored = subprocess.run(["git", "check-ignore", "-q", str(root / "runs" / "figures" / "x.png")], cwd=root)
