@@ -69,15 +69,15 @@ def test_argmax_floor_matches_the_rounding_closed_form(demo):
             assert r["floor_nme"] < 0.05
 
 
-def test_claims_summary_is_computed_from_the_rows(demo):
+def test_the_demo_reports_a_claim_per_head_and_size_and_gaps_match_its_rows(demo):
+    """The verdicts themselves are checked on hand-made rows below (not against the code's own output)."""
     _, results, _ = demo
-    by = {(r["head"], r["heatmap"], r["decoder"]): r["nme"] for r in results["rows"]}
     sizes = PROFILES["quick"].heatmap_sizes
-    for h in HEADS:
-        for s in sizes:
-            gap = results["claims"]["gap_argmax_minus_subpixel_nme"][h][str(s)]
-            assert gap == pytest.approx(by[(h, s, "argmax")] - by[(h, s, SUBPIXEL[h])])
-    assert claims(results["rows"], sizes)["subpixel_beats_argmax"] == results["claims"]["subpixel_beats_argmax"]
+    c = results["claims"]
+    assert set(c) == {"gap_argmax_minus_subpixel_nme", "subpixel_beats_argmax", "gap_widens_as_heatmap_shrinks",
+                      "subpixel_beats_argmax_floor"}
+    assert all(set(c[k]) == set(HEADS) for k in c)
+    assert all(set(c["gap_argmax_minus_subpixel_nme"][h]) == {str(s) for s in sizes} for h in HEADS)
 
 
 def test_results_rows_keep_the_documented_fields(demo):
@@ -115,6 +115,20 @@ def test_claims_fail_where_the_numbers_say_so():
     assert c["subpixel_beats_argmax"] == {"hih": False, "h3r": True, "gaussian": True}
     assert c["gap_widens_as_heatmap_shrinks"] == {"hih": True, "h3r": False, "gaussian": False}
     assert c["subpixel_beats_argmax_floor"] == {"hih": False, "h3r": True, "gaussian": True}
+
+
+def test_claims_are_strict_and_check_every_pair_of_sizes():
+    """Ties are not wins; with three sizes the gap must grow at each step (not just end to end); the
+    floor claim reads the coarsest size only, whatever the order of ``sizes``."""
+    rows = _rows({("gaussian", 64): (3.0, 3.0, 1.3), ("gaussian", 32): (4.0, 3.0, 2.55), ("gaussian", 16): (6.0, 4.0, 5.1),
+                  ("h3r", 64): (3.0, 2.8, 1.3), ("h3r", 32): (4.0, 3.0, 2.55), ("h3r", 16): (6.0, 5.2, 5.1),
+                  ("hih", 64): (3.0, 2.0, 1.3), ("hih", 32): (4.0, 3.5, 2.55), ("hih", 16): (6.0, 5.1, 5.1)})
+    c = claims(rows, (32, 64, 16), ("gaussian", "h3r", "hih"))
+    # gaps: gaussian 0 / 1 / 2 (a tie at 64), h3r 0.2 / 1.0 / 0.8 (shrinks at the last step), hih 1.0 / 0.5 / 0.9
+    assert c["subpixel_beats_argmax"] == {"gaussian": False, "h3r": True, "hih": True}
+    assert c["gap_widens_as_heatmap_shrinks"] == {"gaussian": True, "h3r": False, "hih": False}
+    # at 16: 4.0 < 5.1 beats the floor, 5.2 does not, 5.1 ties it (no win)
+    assert c["subpixel_beats_argmax_floor"] == {"gaussian": True, "h3r": False, "hih": False}
 
 
 def test_markdown_says_no_where_a_claim_fails():
