@@ -86,10 +86,12 @@ def test_integral_at_the_edge_is_the_mean_of_the_gaussian_cut_by_the_grid():
 
 # ---------------------------------------------------------------- HIH decoders that are not exact
 def _hih_official_expected(frame):
+    """The class (i, j) holding u by the paper's interval-class definition (tests/paper_split.py, not the
+    codec's rounding formula) read back as its centre i + j/d: what argmax of both exact maps gives."""
+    from paper_split import interval_class
+
     origin = {"hihlib": 0.0, "released_hih": 0.5}[frame]
-    u = (U + origin).clamp(origin - 0.5, H - 0.5 + origin)
-    i = torch.div(torch.floor(u * D + 0.5), D, rounding_mode="floor").clamp(0, H - 1)
-    j = torch.floor((u - i) * D + 0.5).clamp(0, D - 1)  # argmax of a Gaussian label centred at (u - i) d
+    i, j = interval_class(U + origin, H, D)
     return i + j / D - origin
 
 
@@ -252,3 +254,23 @@ def test_h3r_topk_decode_equals_the_published_softmax_over_the_full_topk():
     p = v.softmax(-1)
     ref = codec.to_pixels(torch.stack([(p * ix).sum(-1), (p * iy).sum(-1)], -1))
     assert torch.equal(codec.decode({"heatmap": logits}, "topk"), ref)
+
+
+@pytest.mark.parametrize("frame", ["hihlib", "released_hih"])
+def test_hih_split_puts_a_boundary_in_the_upper_class_as_the_half_open_intervals_say(frame):
+    """On the boundary between two integer cells' classes, u belongs to the upper one: the paper's
+    intervals [j/d, (j+1)/d) are closed below (tests/paper_split.py). Between two decimal classes of one
+    cell the split keeps the exact position (u - i) d, so only the integer cell can be checked there."""
+    from paper_split import interval_class
+
+    codec = get_codec("hih", frame=frame)
+    # boundaries i - 1/(2d) between cell i - 1 and cell i (both frames measure u' = u + origin), and two
+    # positions inside classes
+    u_frame = torch.tensor([1 - 1 / 16, 11 - 1 / 16, 32 - 1 / 16, 63 - 1 / 16, 10 + 1 / 16, 20.3], dtype=torch.float64)
+    u = u_frame - codec.origin
+    px = (u + 0.5) * STRIDE - 0.5
+    coords = torch.stack([px, torch.full_like(px, 131.3)], -1)[None]
+    i, f = codec.split(coords)
+    want_i, _ = interval_class(u_frame, H, D)
+    assert torch.equal(i[0, :, 0].double(), want_i)
+    assert torch.allclose(f[0, :, 0].double(), (u_frame - want_i) * D)

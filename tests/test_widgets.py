@@ -49,9 +49,12 @@ def test_published_soft_label_is_the_softmax_of_gaussian_values():
     codec = get_codec("hih", decimal_size=4, decimal_sigma=1.0)
     xy = torch.tensor([[[101.3, 87.8]]], dtype=torch.float64)
     label = analysis.published_soft_label(codec, xy)[0, 0].numpy()
-    # independent computation: u = (x + 0.5) / 4 - 0.5, n = round(4u), i = n // 4, centre (u - i) * 4
+    # independent computation: u = (x + 0.5) / 4 - 0.5 (stride 4), the integer cell i of the interval class
+    # holding u by the paper's definition (tests/paper_split.py), the label centred at (u - i) * d
+    from paper_split import interval_class
+
     u = (xy[0, 0].numpy() + 0.5) / 4 - 0.5
-    i = np.floor(np.floor(u * 4 + 0.5) / 4)
+    i = interval_class(torch.from_numpy(u), 64, 4)[0].numpy()
     c = (u - i) * 4
     g = np.arange(4.0)
     vals = np.exp(-((g[:, None] - c[1]) ** 2 + (g[None, :] - c[0]) ** 2) / 2)
