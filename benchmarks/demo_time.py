@@ -52,7 +52,8 @@ print((time.perf_counter() - t0) / steps)
 
 def step_seconds(head: str, size: int, heatmap: int, threads: int, steps: int, env=None) -> float:
     out = subprocess.run([sys.executable, "-c", STEP, head, str(size), str(heatmap), str(threads), str(steps)],
-                         env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True)
+                         env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True,
+                         timeout=1800)
     return float(out.stdout.strip().splitlines()[-1])
 
 

@@ -19,7 +19,7 @@ def test_no_command_prints_help_and_fails(capsys):
 
 def test_user_error_is_one_line_without_traceback(tmp_path):
     r = subprocess.run([sys.executable, "-m", "hihlib.cli", "data", "check", str(tmp_path / "missing"), "--dataset", "cofw"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert "missing" in r.stderr and "expected" in r.stderr
@@ -31,7 +31,7 @@ def test_top_level_help_and_version_do_not_import_torch():
             "for argv in (['--help'], ['--version']):\n"
             "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, e.code\n"
             "print('torch imported:', 'torch' in sys.modules)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[-1] == "torch imported: False"
     assert "usage: hih [-h] [--version] COMMAND ..." in r.stdout

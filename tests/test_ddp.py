@@ -7,6 +7,7 @@ ranks must end with identical weights, and only rank 0 may write files.
 from __future__ import annotations
 
 import socket
+import time
 
 import torch
 import torch.multiprocessing as mp
@@ -41,8 +42,21 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
     assert trainer.steps_per_epoch == 2 and shards == 8  # 16 faces, 2 ranks, batch 4
 
 
+def spawn_with_timeout(fn, args, nprocs: int, timeout: float) -> None:
+    """``mp.spawn`` that gives up after ``timeout`` seconds (a rank stuck in a collective would otherwise
+    hang the suite): the processes are killed and the test fails."""
+    ctx = mp.spawn(fn, args=args, nprocs=nprocs, join=False)
+    deadline = time.monotonic() + timeout
+    while not ctx.join(timeout=max(0.1, min(5.0, deadline - time.monotonic()))):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                if p.is_alive():
+                    p.kill()
+            raise AssertionError(f"the {nprocs} processes did not finish within {timeout:.0f} s")
+
+
 def test_two_cpu_processes_end_with_identical_weights_and_only_rank0_writes(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    spawn_with_timeout(_worker, (2, _free_port(), str(tmp_path)), nprocs=2, timeout=300)
     w0 = torch.load(tmp_path / "weights0.pt")
     w1 = torch.load(tmp_path / "weights1.pt")
     assert w0.keys() == w1.keys()

@@ -143,7 +143,8 @@ def test_figures_go_to_untracked_runs_figures_unless_HIH_FIGURES_says_otherwise(
     assert viz.figure_dir() == fake / "figures"
     if not (root / ".git").exists():
         return  # not a git checkout: nothing can be tracked
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(root / "runs" / "figures" / "x.png")], cwd=root)
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(root / "runs" / "figures" / "x.png")], cwd=root,
+                             timeout=60)
     assert ignored.returncode == 0, "runs/ must be ignored by git"
 
 

@@ -1,4 +1,4 @@
-"""Issue 19, item 1: the suite writes only under temporary folders.
+"""Issue 19, items 1 and 7: the suite writes only under temporary folders, and nothing in it can hang.
 
 The root ``conftest.py`` points ``HIH_FIGURES`` and ``HIH_RUNS`` at a session folder (for the tests and the
 notebooks nbval runs, which inherit the environment) and fails the session when a watched file of the
@@ -45,3 +45,41 @@ def test_the_session_check_sees_a_rewritten_file_a_new_file_and_a_new_folder(tmp
     (tmp_path / "eval").mkdir()                       # hih eval's default --out
     (tmp_path / "figures" / "b.png").write_bytes(b"png")
     assert c.changed_paths(before, c.snapshot(tmp_path)) == ["eval", "figures/b.png", "runs/demo/checkpoints/last.pt"]
+
+
+# -- nothing can hang the suite -------------------------------------------------------------------
+WAITS = {"run", "check_output", "check_call", "call"}
+
+
+def _unbounded_waits(source: str) -> list[tuple[int, str]]:
+    """(line, call) of every ``subprocess.run/check_output/check_call/call`` without ``timeout=`` and every
+    ``mp.spawn`` / ``multiprocessing`` spawn that joins without one (``join=True``, the default)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)):
+            continue
+        owner, name = node.func.value.id, node.func.attr
+        kws = {k.arg: k.value for k in node.keywords}
+        if owner == "subprocess" and name in WAITS and "timeout" not in kws:
+            found.append((node.lineno, f"subprocess.{name}"))
+        if owner in ("mp", "multiprocessing") and name == "spawn":
+            join = kws.get("join")
+            if not (isinstance(join, ast.Constant) and join.value is False):
+                found.append((node.lineno, f"{owner}.spawn"))
+    return found
+
+
+def test_every_subprocess_and_spawn_of_the_suite_has_a_timeout():
+    offenders = [f"{path.name}:{line}: {call}" for path in sorted((ROOT / "tests").glob("*.py"))
+                 for line, call in _unbounded_waits(path.read_text())]
+    assert offenders == []
+
+
+def test_the_timeout_check_sees_a_call_without_one():
+    code = ("import subprocess\nimport torch.multiprocessing as mp\n"
+            "subprocess.run(['x'], capture_output=True)\nsubprocess.run(['x'], timeout=5)\n"
+            "mp.spawn(f, nprocs=2)\nmp.spawn(f, nprocs=2, join=False)\n")
+    assert _unbounded_waits(code) == [(3, "subprocess.run"), (5, "mp.spawn")]
