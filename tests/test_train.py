@@ -227,6 +227,42 @@ TINY = ["data.input_size=64", "model.name=hg_tiny", "model.heatmap_size=16", "mo
         "train.epochs=1", "train.batch_size=2", "train.progress=false", "data.workers=0"]
 
 
+@pytest.mark.parametrize("schedule, warmup", [("cosine", 0), ("cosine", 5), ("none", 4), ("step", 3)])
+def test_learning_rate_follows_the_closed_form_of_warmup_and_cosine(tmp_path, schedule, warmup):
+    """lr(t) = lr0 * w(t) * s(t) at optimizer step t (0-based, the step's own rate): linear warm-up
+    w(t) = min(1, (t + 1) / W), then the cosine s(t) = (1 + cos(pi t / T)) / 2 over all T = epochs x
+    steps-per-epoch steps (or 1, or gamma^(epochs passed) at milestone epochs). Values at the landmarks
+    of the curve are written out: lr0 / W at the first step, exactly lr0 / 2 half-way, 0 after the last."""
+    cfg = toy_cfg(epochs=3)
+    cfg["optim"].update(schedule=schedule, warmup_steps=warmup, lr=2e-3, milestones=[2], gamma=0.5)
+    t = Trainer(cfg, tmp_path, model=tiny_model(), codec=get_codec("h3r", input_size=SIZE, heatmap_size=HM),
+                loss_fn=bce_loss, train_set=ToyFaces(16))
+    n = t.steps_per_epoch
+    total = 3 * n
+    assert (n, total) == (4, 12)   # 16 faces, batch 4
+    lrs = []
+    for _ in range(total + 1):
+        lrs.append(t.scheduler.get_last_lr()[0])
+        t.optimizer.step()
+        t.scheduler.step()
+    lr0 = 2e-3
+    warm = [min(1.0, (s + 1) / warmup) if warmup else 1.0 for s in range(total + 1)]
+    if schedule == "cosine":
+        shape = [(1 + math.cos(math.pi * s / total)) / 2 for s in range(total + 1)]
+    elif schedule == "step":
+        shape = [0.5 if s >= 2 * n else 1.0 for s in range(total + 1)]
+    else:
+        shape = [1.0] * (total + 1)
+    np.testing.assert_allclose(lrs, [lr0 * w * f for w, f in zip(warm, shape)], rtol=1e-12, atol=1e-18)
+    if warmup:
+        assert lrs[0] == pytest.approx(lr0 / warmup * shape[0], rel=1e-12)
+        assert lrs[warmup - 1] == pytest.approx(lr0 * shape[warmup - 1], rel=1e-12)   # warm-up done
+    if schedule == "cosine":
+        assert lrs[total // 2] == pytest.approx(lr0 / 2, rel=1e-12)     # cos(pi / 2) = 0, past the warm-up
+        assert lrs[total] == pytest.approx(0.0, abs=1e-18)
+        assert lrs[1] < lrs[0] if not warmup else lrs[warmup] < lrs[warmup - 1]   # decays from the start
+
+
 def test_hih_train_refuses_bad_data_unless_told_to_skip(tmp_path, capsys):
     from formats import build_wflw_fixture, write_wflw
 
