@@ -41,3 +41,21 @@ def test_console_command_and_notebook_pairing():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["scripts"]["hih"] == "hihlib.cli:main"
     assert 'formats = "ipynb,py:percent"' in (ROOT / "jupytext.toml").read_text()
+
+
+def test_license_file_is_the_mit_license_pyproject_declares_and_citation_names_both_papers():
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert data["license"] == {"text": "MIT"}
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n") and "Copyright (c) 2026 hihlib authors" in text
+    assert "THE SOFTWARE IS PROVIDED \"AS IS\"" in text
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0" and cff["license"] == "MIT" and cff["version"] == data["version"]
+    refs = {r["title"]: r for r in cff["references"]}
+    hih = refs["HIH: Towards More Accurate Face Alignment via Heatmap in Heatmap"]
+    h3r = refs["Heatmap Regression via Randomized Rounding"]
+    assert [a["family-names"] for a in hih["authors"]] == ["Lan", "Hu", "Chen", "Xue", "Cheng"]
+    assert [a["family-names"] for a in h3r["authors"]] == ["Yu", "Tao"]
+    assert (hih["identifiers"][0]["value"], hih["year"]) == ("arXiv:2104.03100", 2021)
+    assert (h3r["identifiers"][0]["value"], h3r["year"]) == ("arXiv:2009.00225", 2021)
+    assert h3r["journal"] == "IEEE Transactions on Pattern Analysis and Machine Intelligence"
