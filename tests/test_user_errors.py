@@ -140,7 +140,7 @@ def test_a_misspelt_codec_option_says_did_you_mean(tmp_path, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_device_errors_name_the_flag_the_user_wrote(tmp_path, capsys):
     for argv in (["eval", "--checkpoint", tmp_path / "x.pt", "--dataset", "synth"],
-                 ["demo", "--quick", "--out", tmp_path]):
+                 ["demo", "--quick", "--out", tmp_path, "--work-dir", tmp_path / "work"]):
         code, _, err = hih(capsys, *argv, "--device", "cuda")
         line = error_line(err, argv[0])
         assert code == 2 and "--device cuda: no CUDA device is available" in line and "train.device" not in line
