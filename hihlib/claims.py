@@ -99,7 +99,8 @@ def readme_block(results: dict, source: str = "figures/demo_results.json") -> st
     heads, sizes = list(p["heads"]), sorted(p["heatmap_sizes"], reverse=True)
     c = results["claims"]
     load = results.get("load_average_start")
-    details = ([f"{_threads_text(results['torch_threads'])} torch thread" + ("" if _threads_text(results['torch_threads']) == "1" else "s")] if results.get("torch_threads") else []) \
+    threads = _threads_text(results["torch_threads"]) if results.get("torch_threads") else None
+    details = ([f"{threads} torch thread{'' if threads == '1' else 's'}"] if threads else []) \
         + ([f"load average {load[0]} at the start"] if load else [])
     lines = [f"The committed run (`{source}`): **{results['seconds_total']:.0f} s wall** on "
              f"{results.get('device_name', results['device'])}"
