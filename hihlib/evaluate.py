@@ -49,22 +49,59 @@ def crop_to_original(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor
     return to_original(points, matrix)
 
 
+def default_mirror(num_landmarks: int) -> tuple[int, ...]:
+    """The mirror permutation of hihlib's landmark scheme with ``num_landmarks`` points (98 WFLW, 68 300W,
+    29 COFW); ``ConfigError`` for another count."""
+    from .data.schemes import get_scheme
+
+    for name in ("wflw", "300w", "cofw"):
+        scheme = get_scheme(name)
+        if scheme.num_points == num_landmarks:
+            return tuple(scheme.mirror)
+    raise ConfigError(f"flip test: no landmark scheme has {num_landmarks} points (wflw 98, 300w 68, cofw 29); "
+                      f"give the mirror permutation")
+
+
 @torch.no_grad()
 def predict_batch(model: nn.Module, codec, images: torch.Tensor, methods: Sequence[str], *,
-                  amp: bool = False) -> dict[str, torch.Tensor]:
-    """One forward pass, every decode method. images (B, 3, S, S) -> method -> (B, K, 2) crop pixels."""
+                  amp: bool = False, flip: bool = False, mirror: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+    """One forward pass, every decode method. images (B, 3, S, S) -> method -> (B, K, 2) crop pixels.
+
+    ``flip=True``: the flip test, as the released H3R pipeline (``FacialLandmarkDetector.forward``) does it:
+    a second forward on the mirrored crops ``images.flip(-1)``, whose decoded points are mapped back by
+    x -> S - 1 - x (the mirror of hihlib's pixel-centre frame) and re-ordered by ``mirror`` (point i of
+    the mirrored face is point ``mirror[i]``; default: the scheme with K points), then averaged with the
+    plain prediction, (plain + mirrored) / 2. With a codec decoding in the released frame
+    (``frame="released_h3r"``: x = 4u) this is the released arithmetic exactly (two forward passes of B
+    crops each, as released)."""
     device = images.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-        outputs = model(images)
-    outputs = {k: outputs[k].float() for k in codec.target_keys}
-    return {m: codec.decode(outputs, m) for m in methods}
+
+    def decode(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            outputs = model(x)
+        outputs = {k: outputs[k].float() for k in codec.target_keys}
+        return {m: codec.decode(outputs, m) for m in methods}
+
+    plain = decode(images)
+    if not flip:
+        return plain
+    S = images.shape[-1]
+    out = {}
+    for m, mirrored in decode(images.flip(-1)).items():               # (B, K, 2) crop pixels of the mirror
+        order = torch.as_tensor(mirror if mirror is not None else default_mirror(mirrored.shape[1]),
+                                device=mirrored.device)
+        mirrored = mirrored.clone()
+        mirrored[..., 0] = (S - 1) - mirrored[..., 0]
+        out[m] = (plain[m] + mirrored[:, order]) / 2.0
+    return out
 
 
 @torch.no_grad()
 def predict_dataset(model: nn.Module, codec, dataset, *, methods: Sequence[str] | None = None,
                     batch_size: int = 32, device: str | torch.device = "cpu", amp: bool = False,
-                    progress: bool = True, workers: int = 0) -> Predictions:
-    """Predict every face of a ``FaceDataset`` (no augmentation) with every decode method."""
+                    progress: bool = True, workers: int = 0, flip: bool = False) -> Predictions:
+    """Predict every face of a ``FaceDataset`` (no augmentation) with every decode method
+    (``flip=True``: the flip test of ``predict_batch``, with the dataset scheme's mirror permutation)."""
     from torch.utils.data import DataLoader
 
     methods = tuple(methods or codec.methods)
@@ -80,7 +117,8 @@ def predict_dataset(model: nn.Module, codec, dataset, *, methods: Sequence[str] 
     indices = []
     for batch in loader:
         images = batch["image"].to(device)
-        crop = predict_batch(model, codec, images, methods, amp=amp)
+        crop = predict_batch(model, codec, images, methods, amp=amp, flip=flip,
+                             mirror=dataset.scheme.mirror if flip else None)
         matrix = batch["matrix"].to(device)
         for m in methods:
             preds[m].append(crop_to_original(crop[m], matrix).cpu().numpy())
