@@ -232,8 +232,13 @@ def evaluation_sets(dataset: str, root: str | None, cfg: dict, *, num: int | Non
 
 
 def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out: str | os.PathLike, *,
-             device: str = "auto", batch_size: int = 32, num: int | None = None, progress: bool = True) -> dict:
-    """Evaluate a checkpoint; writes OUT/eval_<dataset>.json, .md and a CED plot. Returns the JSON."""
+             device: str = "auto", batch_size: int = 32, num: int | None = None, progress: bool = True,
+             flip: bool = False, protocol: str = "hihlib", box: str | None = None) -> dict:
+    """Evaluate a checkpoint; writes OUT/eval_<dataset>.json, .md and a CED plot. Returns the JSON.
+
+    ``flip``: the flip test (``predict_batch``). ``protocol``: "hihlib" (``FaceDataset``'s crops) or "h3r"
+    (H3R's released crop rule, ``hihlib.data.h3r_protocol``). ``box``: "dataset" (P2) or "landmarks"
+    (P1, the optimistic protocol); default the checkpoint's."""
     from .build import resolve_device
     from .checkpoint import load_checkpoint
     from .data import FaceDataset, get_scheme
@@ -245,9 +250,17 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
         raise ConfigError(f"{checkpoint}: the model predicts {model.num_landmarks} landmarks but --dataset "
                           f"{dataset} has {points}; evaluate it on a dataset of {model.num_landmarks} landmarks")
     records, scheme, subsets, norms, desc = evaluation_sets(dataset, root, cfg, num=num)
-    d = cfg["data"]
-    ds = FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"], augment=None)
-    preds = predict_dataset(model, codec, ds, batch_size=batch_size, device=dev, progress=progress)
+    d = {**cfg["data"], "box": box or cfg["data"]["box"]}
+    if protocol == "h3r":
+        from .data.h3r_protocol import H3RCropDataset
+
+        ds = H3RCropDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"])
+    elif protocol == "hihlib":
+        ds = FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"], augment=None)
+    else:
+        raise ConfigError(f"--protocol {protocol!r}: expected hihlib or h3r")
+    desc = f"{desc}; crops: {ds.protocol}" + ("; flip test" if flip else "")
+    preds = predict_dataset(model, codec, ds, batch_size=batch_size, device=dev, progress=progress, flip=flip)
     res = evaluate_predictions(preds, scheme, subsets, norms=norms)
     title = f"{Path(checkpoint).name} on {dataset} ({codec.name} codec, heatmap {codec.heatmap_size})"
     table = format_table(res["metrics"], desc, title=title)
@@ -259,6 +272,7 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
              title=f"CED, {kind} NME; data: {desc}")
     report = {"checkpoint": str(checkpoint), "dataset": dataset, "data": desc, "codec": codec.name,
               "heatmap_size": codec.heatmap_size, "input_size": codec.input_size, "box": d["box"],
+              "protocol": protocol, "flip": flip,
               "model": cfg["model"], "loss": cfg.get("loss"), "metrics": res["metrics"]}
     write_json(out / f"{stem}.json", report)
     write_text(out / f"{stem}.md", table)
@@ -276,5 +290,12 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default: 32)")
     p.add_argument("--num", type=int, default=None, help="synth only: number of faces (default: the config's)")
+    p.add_argument("--flip", action="store_true",
+                   help="flip test: average with the prediction on the mirrored crop (H3R's and HRNet's protocol)")
+    p.add_argument("--protocol", choices=["hihlib", "h3r"], default="hihlib",
+                   help="crops: hihlib's (default) or H3R's released rule (1.25 x max(w+1, h+1), rounded PIL crop)")
+    p.add_argument("--box", choices=["dataset", "landmarks"], default=None,
+                   help="crop boxes: dataset (H3R's P2) or landmarks (P1, optimistic); default: the checkpoint's")
     p.set_defaults(func=lambda a: run_eval(a.checkpoint, a.dataset, a.root, a.out, device=a.device,
-                                           batch_size=a.batch_size, num=a.num) and 0)
+                                           batch_size=a.batch_size, num=a.num, flip=a.flip, protocol=a.protocol,
+                                           box=a.box) and 0)

@@ -361,3 +361,45 @@ def test_h3r_codec_in_the_released_frame():
     torch.testing.assert_close(ours.decode(maps) - rel.decode(maps), torch.full((2, 5, 2), 1.5), rtol=0, atol=1e-5)
     coords = 6 + torch.rand(2, 5, 2) * 50
     torch.testing.assert_close(rel.roundtrip(coords), coords, rtol=0, atol=1e-4)
+
+
+def test_hih_eval_h3r_protocol_reproduces_the_released_evaluation(files, tmp_path, capsys):
+    """``hih eval --protocol h3r --flip`` on a WFLW-format fixture against the released pipeline written out
+    here (examples/test_wflw.py + FacialLandmarkDetector: P2 box, 1.25 x max(w+1, h+1) square, PIL crop and
+    bilinear resize, ToTensor + Normalize, flip test, inverse crop, NME over |p60 - p72|)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from tests.formats import build_wflw_fixture
+
+    root = tmp_path / "WFLW"
+    faces = build_wflw_fixture(root)["test"]
+    sd, path, _ = files["h3r_mobilenet"]                        # its config.yaml says P2, 64 px
+    ckpt = tmp_path / "h3r.pt"
+    assert main(["convert", "--released", str(path), "--out", str(ckpt)]) == 0
+    assert main(["eval", "--checkpoint", str(ckpt), "--dataset", "wflw", "--root", str(root), "--out",
+                 str(tmp_path / "ev"), "--protocol", "h3r", "--flip", "--device", "cpu"]) == 0
+    report = json.loads((tmp_path / "ev" / "eval_wflw.json").read_text())
+    assert report["protocol"] == "h3r" and report["flip"] and report["box"] == "dataset"
+    assert "H3R's crop (P2" in capsys.readouterr().out
+
+    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    nmes = []
+    for face in faces:
+        img = Image.open(root / "WFLW_images" / face["image"]).convert("RGB")
+        bbox = torch.tensor(face["box"], dtype=torch.float32)[None]
+        wh = (bbox[:, 2:] - bbox[:, :2] + 1).max(1)[0] * 1.25
+        xy = (bbox[:, :2] + bbox[:, 2:] - wh.unsqueeze(1) + 1) / 2.0
+        rect = torch.cat([xy, xy + wh.unsqueeze(1)], 1)
+        crop = img.crop(rect[0].tolist()).resize((S, S), Image.BILINEAR)
+        data = ((torch.from_numpy(np.asarray(crop).copy()).permute(2, 0, 1).float() / 255 - mean) / std)[None]
+        with torch.no_grad():
+            landmark = released_flip(lambda x: h3r_decode(released_forward(sd, "h3r", x)), data)
+        scale = torch.stack([S / (rect[:, 2] - rect[:, 0]), S / (rect[:, 3] - rect[:, 1])]).t()
+        landmark = landmark / scale[:, None, :] + rect[:, None, :2]
+        gt = torch.tensor(face["landmarks"], dtype=torch.float32)
+        nmes.append(((landmark[0] - gt).norm(dim=1).mean() / (gt[60] - gt[72]).norm()).item())
+    got = report["metrics"]["inter_ocular"]["full"]["topk"]["nme"]
+    assert got == pytest.approx(100 * np.mean(nmes), rel=1e-4)
