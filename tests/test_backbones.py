@@ -115,3 +115,66 @@ def test_macs_against_h3r_published_flops(name, size, published, tol):
 
     got = count_macs(_meta(name, head="h3r", input_size=size))
     assert abs(got / published - 1) < tol
+
+
+def _imagenet_file(tmp_path, prefix="", wrap=False):
+    """An ImageNet HRNet-W18-small-v2 file as HRNet-Image-Classification / timm write it: the backbone's keys
+    plus the classification head's (incre_modules, downsamp_modules, final_layer, classifier)."""
+    donor = create("hrnet_w18_small_v2", head="gaussian", num_landmarks=5, input_size=64)
+    for t in donor.backbone.state_dict().values():
+        if t.is_floating_point():
+            t.normal_()
+    sd = {prefix + k: v for k, v in donor.backbone.state_dict().items()}
+    sd.update({prefix + "incre_modules.0.0.conv1.weight": torch.zeros(32, 18, 1, 1),
+               prefix + "final_layer.0.weight": torch.zeros(2048, 1024, 1, 1), prefix + "classifier.weight": torch.zeros(1000, 2048),
+               prefix + "downsamp_modules.0.0.weight": torch.zeros(256, 128, 3, 3)})
+    path = tmp_path / "imagenet.pth"
+    torch.save({"state_dict": sd} if wrap else sd, path)
+    return donor, path
+
+
+@pytest.mark.parametrize("prefix,wrap", [("", False), ("module.", True)])
+def test_hrnet_starts_from_an_imagenet_file(tmp_path, prefix, wrap):
+    donor, path = _imagenet_file(tmp_path, prefix, wrap)
+    torch.manual_seed(1)
+    model = create("hrnet_w18_small_v2", head="h3r", num_landmarks=5, input_size=64, pretrained=str(path))
+    for k, v in donor.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[k], v), k
+    fresh = create("hrnet_w18_small_v2", head="h3r", num_landmarks=5, input_size=64)
+    assert fresh.heatmap_head[0].weight.shape == model.heatmap_head[0].weight.shape  # the head keeps its init
+
+
+def test_imagenet_file_that_does_not_fit_is_a_one_line_error(tmp_path):
+    _, path = _imagenet_file(tmp_path)
+    with pytest.raises(ConfigError, match=r"key 'layer1.2.conv1.weight' missing \(expected shape \(64, 256, 1, 1\); "
+                                          r"is this a hrnet_w32 ImageNet file\?\)"):
+        create("hrnet_w32", head="h3r", input_size=64, pretrained=str(path))
+    sd = torch.load(path)
+    sd["transition1.0.0.weight"] = torch.zeros(32, 256, 3, 3)
+    torch.save(sd, path)
+    with pytest.raises(ConfigError, match=r"key 'transition1.0.0.weight' has shape \(32, 256, 3, 3\), expected "
+                                          r"\(18, 256, 3, 3\)"):
+        create("hrnet_w18_small_v2", head="h3r", input_size=64, pretrained=str(path))
+    sd["stage9.weight"] = torch.zeros(2)
+    torch.save(sd, path)
+    with pytest.raises(ConfigError, match=r"unexpected key 'stage9.weight' \(2,\)"):
+        create("hrnet_w18_small_v2", head="h3r", input_size=64, pretrained=str(path))
+    with pytest.raises(ConfigError, match="HRNet backbones only"):
+        create("mobilenetv2", head="h3r", input_size=64, pretrained=str(path))
+
+
+def test_a_training_step_on_hrnet_with_the_h3r_recipe_pieces(tmp_path):
+    """The recipe's codec and loss train the HRNet + BinaryHeadBlock model (64 px, one step): plane 1 gets
+    gradients, and a converted-style checkpoint round trip keeps the model."""
+    from hihlib.codecs import get_codec
+    from hihlib.losses import build_loss
+
+    torch.manual_seed(0)
+    model = create("hrnet_w18_small_v2", head="h3r", num_landmarks=5, input_size=64)
+    codec, loss_fn = get_codec("h3r", input_size=64, heatmap_size=16), build_loss("h3r", h3r_loss="softmax")
+    coords = 8 + torch.rand(2, 5, 2) * 48
+    out = model(torch.randn(2, 3, 64, 64))
+    total, parts = loss_fn(out, codec.encode(coords, generator=torch.Generator().manual_seed(0)))
+    total.backward()
+    w = model.heatmap_head[3].weight.grad.view(2, 5, -1)   # (planes, K, C): plane 1 trained, plane 0 not read
+    assert w[1].abs().sum() > 0 and w[0].abs().sum() == 0

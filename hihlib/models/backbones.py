@@ -139,3 +139,39 @@ class BackboneModel(nn.Module):
     def extra_repr(self) -> str:
         return (f"arch={self.config.arch!r}, head={self.head!r}, input_size={self.input_size}, "
                 f"heatmap_size={self.heatmap_size}, decimal_size={self.decimal_size}")
+
+
+#: Keys of an ImageNet HRNet file (HRNet-Image-Classification, timm ``hrnet_w18``) that belong to its
+#: classification head, not to the backbone: left out when a backbone starts from it.
+IMAGENET_HEAD_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.", "fc.", "head.")
+
+
+def load_imagenet_backbone(model: BackboneModel, path: str) -> BackboneModel:
+    """Start ``model``'s HRNet backbone from ImageNet weights in a local file (HRNet-Image-Classification's
+    ``hrnetv2_w18_imagenet_pretrained.pth`` or timm's ``hrnet_w18`` state dict; ``module.`` prefixes and a
+    ``{"state_dict": ...}`` wrapper are accepted). Every backbone tensor must be in the file with its shape;
+    the classification head's keys (``IMAGENET_HEAD_PREFIXES``) are left out; any other key, a missing key
+    or a shape that does not fit is a one-line ``ConfigError`` naming the file and the key. The heads keep
+    their initialisation. Returns ``model``."""
+    from .released import read_released
+
+    if model.config.arch == "mobilenetv2":
+        raise ConfigError(f"model.options.pretrained={path}: ImageNet weights are supported for the HRNet backbones only")
+    try:
+        sd, _ = read_released(path)
+    except Exception as e:  # ReleasedCheckpointError: not found, not a state dict
+        raise ConfigError(str(e)) from None
+    ours = model.backbone.state_dict()
+    for key, value in sd.items():
+        if key not in ours and not key.startswith(IMAGENET_HEAD_PREFIXES):
+            raise ConfigError(f"{path}: unexpected key {key!r} {tuple(value.shape)}: not a {model.config.arch} backbone "
+                              f"key (expected HRNet-Image-Classification / timm names)")
+    for key, t in ours.items():
+        if key not in sd:
+            raise ConfigError(f"{path}: key {key!r} missing (expected shape {tuple(t.shape)}; is this a "
+                              f"{model.config.arch} ImageNet file?)")
+        if tuple(sd[key].shape) != tuple(t.shape):
+            raise ConfigError(f"{path}: key {key!r} has shape {tuple(sd[key].shape)}, expected {tuple(t.shape)} "
+                              f"({model.config.arch})")
+    model.backbone.load_state_dict({k: sd[k] for k in ours}, strict=True)
+    return model

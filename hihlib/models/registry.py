@@ -94,6 +94,10 @@ def model_config(name: str, **overrides) -> HourglassConfig | BackboneConfig:
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; expected one of {list_models() + list(ALIASES)}")
     base = _MODELS[name]()
+    if isinstance(base, BackboneConfig) and "pretrained" in overrides:  # not architecture: read by ``create``
+        pretrained = overrides.pop("pretrained")
+        if pretrained is not None and not isinstance(pretrained, str):
+            raise ConfigError(f"model option pretrained expects the path of an ImageNet weights file, found {pretrained!r}")
     if isinstance(base, BackboneConfig) and "heatmap_size" not in overrides and "input_size" in overrides:
         overrides["heatmap_size"] = overrides["input_size"] // 4  # the backbones' stride
     fields = {f.name for f in dataclasses.fields(base)}
@@ -110,12 +114,18 @@ def create(name: str, num_landmarks: int = 98, head: str = "hih", *, heatmap_siz
     ``heatmap_size`` (cells) defaults to the variant's (input_size / 4); ``overrides`` set any other
     ``HourglassConfig`` field (num_stacks, depth, width, input_size, official_unused_shortcut).
     ``decimal_size`` (d) and ``decimal_channels`` (default 3/2 x width) configure the HIH decimal head.
+    For the single-feature backbones the overrides are ``BackboneConfig``'s fields, and ``pretrained=PATH``
+    starts an HRNet backbone from ImageNet weights in a local file (``backbones.load_imagenet_backbone``).
     """
     if heatmap_size is not None:
         overrides["heatmap_size"] = heatmap_size
+    pretrained = overrides.get("pretrained")
     cfg = model_config(name, num_landmarks=num_landmarks, **overrides)
     if isinstance(cfg, BackboneConfig):
-        return BackboneModel(cfg, head=head, decimal_size=decimal_size, decimal_channels=decimal_channels)
+        from .backbones import load_imagenet_backbone
+
+        model = BackboneModel(cfg, head=head, decimal_size=decimal_size, decimal_channels=decimal_channels)
+        return load_imagenet_backbone(model, pretrained) if pretrained else model
     return LandmarkModel(cfg, head=head, decimal_size=decimal_size, decimal_channels=decimal_channels)
 
 
