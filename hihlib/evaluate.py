@@ -65,7 +65,8 @@ def default_mirror(num_landmarks: int) -> tuple[int, ...]:
 @torch.no_grad()
 def predict_batch(model: nn.Module, codec, images: torch.Tensor, methods: Sequence[str], *,
                   amp: bool = False, flip: bool = False, mirror: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
-    """One forward pass, every decode method. images (B, 3, S, S) -> method -> (B, K, 2) crop pixels.
+    """One forward pass (two with ``flip``), every decode method. images (B, 3, S, S) -> method -> (B, K, 2)
+    crop pixels.
 
     ``flip=True``: the flip test, as the released H3R pipeline (``FacialLandmarkDetector.forward``) does it:
     a second forward on the mirrored crops ``images.flip(-1)``, whose decoded points are mapped back by

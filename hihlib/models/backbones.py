@@ -8,9 +8,9 @@ Where the stacked hourglass predicts heatmaps inside each stack, these backbones
   (B, 2, K, H, W), plane 0 background and plane 1 foreground logits (``head_bias`` and ``head_channels``
   change either). Outputs "heatmap" (B, K, H, W) (for h3r: plane 1, what the released decoder reads),
   "heatmaps" (B, 1, K, H, W) the same map as a one-stack tensor (what the losses read), and for h3r
-  "planes" (B, 2, K, H, W). hihlib's H3R loss trains plane 1 on its own (plane 0 is only read by
-  nothing: it is kept so that the released weights load and round-trip; a 2-way softmax over the planes
-  is a sigmoid of their difference, the same model class).
+  "planes" (B, 2, K, H, W). hihlib's H3R loss trains plane 1 on its own: the plane-0 rows of the last
+  conv get zero gradients (they are kept so that the released weights load and round-trip; a 2-way
+  softmax over the planes is a sigmoid of their difference, the same model class as one logit plane).
 * ``hih``: the integer maps as above plus "decimal" (B, K, d, d) from a ``DecimalHead`` on the feature.
 * ``hih_local``: the same with a ``LocalDecimalHead`` (reads the training landmarks, see heads.py).
 
