@@ -16,7 +16,8 @@ box and resizes it, so the crop is up to half a pixel off the float box, and its
 decoded coordinate as a position in the resized crop's pixel grid. ``hih eval --protocol h3r`` uses this
 dataset so that the released weights are evaluated as they were published; the item's ``matrix`` is
 the affine whose inverse is step 3, so ``to_original`` gives the released image coordinates (in float64
-where the released code computes in float32).
+where the released code computes in float32). The image is decoded by hihlib's reader (OpenCV), the released
+code decodes it with PIL: two JPEG decoders may differ by a grey level on some pixels, nothing more.
 """
 
 from __future__ import annotations
