@@ -259,6 +259,9 @@ assert np.all(np.diff(means["h3r/topk, logit noise 0.5"]) < 0)   # the noisy flo
 # and **the NMEs mean nothing**.
 
 # %%
+import contextlib
+import io
+
 import yaml
 
 from hihlib.checkpoint import load_checkpoint
@@ -271,6 +274,21 @@ H3R_MODEL = os.environ.get("HIH_H3R_MODEL") or None
 WFLW_ROOT = os.environ.get("HIH_WFLW_ROOT") or None
 use_h3r = bool(H3R_MODEL and WFLW_ROOT) and not SMOKE
 WORK = Path(tempfile.mkdtemp())
+
+
+def run_hih(args):
+    """``hih ARGS`` with its output printed, the scratch folder shown as $WORK (no local path, no progress bar)."""
+    out = io.StringIO()
+    os.environ["TQDM_DISABLE"] = "1"  # tqdm's notebook bar is a widget, which no redirection catches
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            rc = hih(args)
+    finally:
+        del os.environ["TQDM_DISABLE"]
+    print(("$ hih " + " ".join(args) + "\n" + out.getvalue()).replace(str(WORK), "$WORK"))
+    assert rc == 0
+
+
 if use_h3r:
     h3r_path, h3r_how, wflw_root = Path(H3R_MODEL), f"the released H3R weights ({H3R_MODEL})", Path(WFLW_ROOT)
 else:
@@ -285,12 +303,10 @@ else:
          "HEATMAP": {"IN_CHANNEL": 152, "PROJ_CHANNEL": 152, "OUT_CHANNEL": 98, "TOPK": 9}}))
     h3r_how = "a RANDOMLY INITIALISED MobileNetV2 (128 px, P2) saved in H3R's released format (no released weights given)"
     wflw_root = WORK / "wflw_synth"
-    assert hih(["data", "synth", "--format", "wflw", "--out", str(wflw_root), "--train", "1",
-                "--test", "8" if SMOKE else "40", "--seed", "3"]) == 0
+    run_hih(["data", "synth", "--format", "wflw", "--out", str(wflw_root), "--train", "1",
+             "--test", "8" if SMOKE else "40", "--seed", "3"])
 display(Markdown(f"**model:** {h3r_how}"))
-args = ["convert", "--released", str(h3r_path), "--out", str(WORK / "h3r.pt")]
-print("$ hih " + " ".join(args))
-assert hih(args) == 0
+run_hih(["convert", "--released", str(h3r_path), "--out", str(WORK / "h3r.pt")])
 h3r_model, h3r_codec, h3r_cfg = load_checkpoint(WORK / "h3r.pt")
 print(h3r_codec, "| box:", h3r_cfg["data"]["box"], "| arch:", h3r_model.config.arch)
 
@@ -310,10 +326,8 @@ with torch.no_grad():
 print(f"mean |flip-test - plain| prediction: {(flipped - plain).norm(dim=-1).mean():.2f} px (128 px crops)")
 
 # %%
-args = ["eval", "--checkpoint", str(WORK / "h3r.pt"), "--dataset", "wflw", "--root", str(wflw_root), "--out",
-        str(WORK / "eval"), "--protocol", "h3r", "--flip", "--device", "cpu"]
-print("$ hih " + " ".join(args))
-assert hih(args) == 0
+run_hih(["eval", "--checkpoint", str(WORK / "h3r.pt"), "--dataset", "wflw", "--root", str(wflw_root), "--out",
+         str(WORK / "eval"), "--protocol", "h3r", "--flip", "--device", "cpu"])
 if use_h3r:
     print("published (WFLW, full test set): HRNet-W18 3.81 (P1) / 3.95 (P2); MobileNetV2 4.45 / 4.58 / 4.72 "
           "at 256 / 160 / 128 px")
