@@ -276,15 +276,12 @@ use_h3r = bool(H3R_MODEL and WFLW_ROOT) and not SMOKE
 WORK = Path(tempfile.mkdtemp())
 
 
-def run_hih(args):
-    """``hih ARGS`` with its output printed, the scratch folder shown as $WORK (no local path, no progress bar)."""
+def run_hih(args, call=None):
+    """``hih ARGS`` (or ``call()``, the same command as a function) with its output printed, the scratch
+    folder shown as $WORK (no local path)."""
     out = io.StringIO()
-    os.environ["TQDM_DISABLE"] = "1"  # tqdm's notebook bar is a widget, which no redirection catches
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-            rc = hih(args)
-    finally:
-        del os.environ["TQDM_DISABLE"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        rc = hih(args) if call is None else (call() and 0)
     print(("$ hih " + " ".join(args) + "\n" + out.getvalue()).replace(str(WORK), "$WORK"))
     assert rc == 0
 
@@ -326,8 +323,13 @@ with torch.no_grad():
 print(f"mean |flip-test - plain| prediction: {(flipped - plain).norm(dim=-1).mean():.2f} px (128 px crops)")
 
 # %%
+from hihlib.evaluate import run_eval
+
+# the command below, called as a function to leave out the progress bar (a notebook widget)
 run_hih(["eval", "--checkpoint", str(WORK / "h3r.pt"), "--dataset", "wflw", "--root", str(wflw_root), "--out",
-         str(WORK / "eval"), "--protocol", "h3r", "--flip", "--device", "cpu"])
+         str(WORK / "eval"), "--protocol", "h3r", "--flip", "--device", "cpu"],
+        call=lambda: run_eval(WORK / "h3r.pt", "wflw", str(wflw_root), WORK / "eval", device="cpu", protocol="h3r",
+                              flip=True, progress=False))
 if use_h3r:
     print("published (WFLW, full test set): HRNet-W18 3.81 (P1) / 3.95 (P2); MobileNetV2 4.45 / 4.58 / 4.72 "
           "at 256 / 160 / 128 px")
