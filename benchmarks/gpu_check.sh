@@ -5,17 +5,19 @@
 #          -> BENCHMARKS.md section train-cuda (benchmarks/train.py)
 #   full   hih demo --full (the GPU profile of the demo) -> $OUT/demo_full/
 #   long   hih demo --long (the two HIH heads trained 8x longer, curves)  -> $OUT/demo_long/
+#   backbones  params, GFLOPs, ms/face (batch 1, 32; fp32, bf16) and training images/s of hg_tiny, hih_b,
+#          HRNetV2-W18, MobileNetV2 -> BENCHMARKS.md section backbones-cuda (benchmarks/backbones.py)
 # and a summary (each step's exit status and seconds) -> BENCHMARKS.md section gpu-check.
 #
-# Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all four steps)
+# Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all five steps)
 #   --smoke  CPU-sized versions of every step (the test suite runs this, so the script keeps working
 #            on machines without a GPU): CUDA tests skip, the benchmark times hg_tiny on the CPU
 #            without writing BENCHMARKS.md, the demos run a few steps on a few faces.
 # Environment: OUT (default runs/gpu_check) for the outputs, the demos' checkpoints included (never
 # runs/demo/, where a user's own hih demo keeps its models); HIH_PYTHON (default python3).
 # Works without installing hihlib (PYTHONPATH=repository), e.g. on a machine with torch but no
-# network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s): under 8
-# minutes in all; a step stopped at its limit shows exit 124 in the summary.
+# network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s, backbones
+# 90 s): under 10 minutes in all; a step stopped at its limit shows exit 124 in the summary.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -26,11 +28,11 @@ STEPS=()
 for a in "$@"; do
   case $a in
     --smoke) SMOKE=1 ;;
-    tests|bench|full|long) STEPS+=("$a") ;;
-    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long)" >&2; exit 2 ;;
+    tests|bench|full|long|backbones) STEPS+=("$a") ;;
+    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long, backbones)" >&2; exit 2 ;;
   esac
 done
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long backbones)
 mkdir -p "$OUT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 HIH=("$PY" -m hihlib.cli)
@@ -81,6 +83,12 @@ for step in "${STEPS[@]}"; do
         run_step long 300 "${HIH[@]}" demo --long --steps 10 --train-faces 24 --test-faces 8 --device cpu --out "$OUT/demo_long" --work-dir "$OUT/demo_long_checkpoints"
       else
         run_step long 90 "${HIH[@]}" demo --long --out "$OUT/demo_long" --work-dir "$OUT/demo_long_checkpoints"
+      fi ;;
+    backbones)
+      if [ $SMOKE = 1 ]; then
+        run_step backbones 240 "$PY" benchmarks/backbones.py --smoke
+      else
+        run_step backbones 90 "$PY" benchmarks/backbones.py --device cuda --repeat 10 --write
       fi ;;
   esac
 done

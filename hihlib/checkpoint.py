@@ -35,15 +35,18 @@ RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.yaml")
 
 
 def model_spec(model: nn.Module) -> dict:
-    """The architecture of a ``LandmarkModel``: its ``HourglassConfig`` fields and its head."""
+    """The architecture of a ``LandmarkModel`` or ``BackboneModel``: its config's fields and its head."""
     return {"config": dataclasses.asdict(model.config), "head": model.head,
             "decimal_size": model.decimal_size, "decimal_channels": model.decimal_channels}
 
 
 def model_from_spec(spec: dict) -> nn.Module:
     """A freshly initialised ``LandmarkModel`` of the architecture ``model_spec`` describes."""
-    from .models import HourglassConfig, LandmarkModel
+    from .models import BackboneConfig, BackboneModel, HourglassConfig, LandmarkModel
 
+    if "arch" in spec["config"]:  # a single-feature backbone (HRNet, MobileNetV2)
+        return BackboneModel(BackboneConfig(**spec["config"]).validate(), head=spec["head"],
+                             decimal_size=spec["decimal_size"] or 8, decimal_channels=spec["decimal_channels"])
     return LandmarkModel(HourglassConfig(**spec["config"]).validate(), head=spec["head"],
                          decimal_size=spec["decimal_size"] or 8, decimal_channels=spec["decimal_channels"])
 

@@ -28,7 +28,7 @@ COMMAND_MODULES = [
     ("eval", "hihlib.evaluate", "evaluate a checkpoint: NME, FR@0.1, AUC@0.1 per subset and decoder"),
     ("predict", "hihlib.predict", "detect faces in an image and predict their landmarks"),
     ("demo", "hihlib.demo", "train Gaussian, H3R and HIH models on synthetic faces and compare decoders"),
-    ("convert", "hihlib.convert", "convert the released HIH weights into a hihlib checkpoint (for hih eval / predict)"),
+    ("convert", "hihlib.convert", "convert released HIH, H3R or HRNet-facial weights into a hihlib checkpoint (for hih eval / predict)"),
 ]
 
 _RST = re.compile(r"``([^`]+)``|:\w+:`~?([^`]+)`")

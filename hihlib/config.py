@@ -72,6 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "max_steps_per_epoch": None,
         "eval_every": 1,           # epochs; 0 disables periodic evaluation
         "eval_batch_size": 32,
+        "eval_flip": False,        # flip test in the periodic evaluation (hihlib.evaluate.predict_batch)
         "checkpoint_every": 0,     # optimizer steps; 0 = only at the end of each epoch
         "device": "auto",          # auto | cpu | cuda | cuda:N
         "amp": "bf16",             # bf16 autocast on CUDA (ignored on CPU); "none" disables it

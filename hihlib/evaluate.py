@@ -49,22 +49,60 @@ def crop_to_original(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor
     return to_original(points, matrix)
 
 
+def default_mirror(num_landmarks: int) -> tuple[int, ...]:
+    """The mirror permutation of hihlib's landmark scheme with ``num_landmarks`` points (98 WFLW, 68 300W,
+    29 COFW); ``ConfigError`` for another count."""
+    from .data.schemes import get_scheme
+
+    for name in ("wflw", "300w", "cofw"):
+        scheme = get_scheme(name)
+        if scheme.num_points == num_landmarks:
+            return tuple(scheme.mirror)
+    raise ConfigError(f"flip test: no landmark scheme has {num_landmarks} points (wflw 98, 300w 68, cofw 29); "
+                      f"give the mirror permutation")
+
+
 @torch.no_grad()
 def predict_batch(model: nn.Module, codec, images: torch.Tensor, methods: Sequence[str], *,
-                  amp: bool = False) -> dict[str, torch.Tensor]:
-    """One forward pass, every decode method. images (B, 3, S, S) -> method -> (B, K, 2) crop pixels."""
+                  amp: bool = False, flip: bool = False, mirror: Sequence[int] | None = None) -> dict[str, torch.Tensor]:
+    """One forward pass (two with ``flip``), every decode method. images (B, 3, S, S) -> method -> (B, K, 2)
+    crop pixels.
+
+    ``flip=True``: the flip test, as the released H3R pipeline (``FacialLandmarkDetector.forward``) does it:
+    a second forward on the mirrored crops ``images.flip(-1)``, whose decoded points are mapped back by
+    x -> S - 1 - x (the mirror of hihlib's pixel-centre frame) and re-ordered by ``mirror`` (point i of
+    the mirrored face is point ``mirror[i]``; default: the scheme with K points), then averaged with the
+    plain prediction, (plain + mirrored) / 2. With a codec decoding in the released frame
+    (``frame="released_h3r"``: x = 4u) this is the released arithmetic exactly (two forward passes of B
+    crops each, as released)."""
     device = images.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
-        outputs = model(images)
-    outputs = {k: outputs[k].float() for k in codec.target_keys}
-    return {m: codec.decode(outputs, m) for m in methods}
+
+    def decode(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda"):
+            outputs = model(x)
+        outputs = {k: outputs[k].float() for k in codec.target_keys}
+        return {m: codec.decode(outputs, m) for m in methods}
+
+    plain = decode(images)
+    if not flip:
+        return plain
+    S = images.shape[-1]
+    out = {}
+    for m, mirrored in decode(images.flip(-1)).items():               # (B, K, 2) crop pixels of the mirror
+        order = torch.as_tensor(mirror if mirror is not None else default_mirror(mirrored.shape[1]),
+                                device=mirrored.device)
+        mirrored = mirrored.clone()
+        mirrored[..., 0] = (S - 1) - mirrored[..., 0]
+        out[m] = (plain[m] + mirrored[:, order]) / 2.0
+    return out
 
 
 @torch.no_grad()
 def predict_dataset(model: nn.Module, codec, dataset, *, methods: Sequence[str] | None = None,
                     batch_size: int = 32, device: str | torch.device = "cpu", amp: bool = False,
-                    progress: bool = True, workers: int = 0) -> Predictions:
-    """Predict every face of a ``FaceDataset`` (no augmentation) with every decode method."""
+                    progress: bool = True, workers: int = 0, flip: bool = False) -> Predictions:
+    """Predict every face of a ``FaceDataset`` (no augmentation) with every decode method
+    (``flip=True``: the flip test of ``predict_batch``, with the dataset scheme's mirror permutation)."""
     from torch.utils.data import DataLoader
 
     methods = tuple(methods or codec.methods)
@@ -80,7 +118,8 @@ def predict_dataset(model: nn.Module, codec, dataset, *, methods: Sequence[str] 
     indices = []
     for batch in loader:
         images = batch["image"].to(device)
-        crop = predict_batch(model, codec, images, methods, amp=amp)
+        crop = predict_batch(model, codec, images, methods, amp=amp, flip=flip,
+                             mirror=dataset.scheme.mirror if flip else None)
         matrix = batch["matrix"].to(device)
         for m in methods:
             preds[m].append(crop_to_original(crop[m], matrix).cpu().numpy())
@@ -194,8 +233,13 @@ def evaluation_sets(dataset: str, root: str | None, cfg: dict, *, num: int | Non
 
 
 def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out: str | os.PathLike, *,
-             device: str = "auto", batch_size: int = 32, num: int | None = None, progress: bool = True) -> dict:
-    """Evaluate a checkpoint; writes OUT/eval_<dataset>.json, .md and a CED plot. Returns the JSON."""
+             device: str = "auto", batch_size: int = 32, num: int | None = None, progress: bool = True,
+             flip: bool = False, protocol: str = "hihlib", box: str | None = None) -> dict:
+    """Evaluate a checkpoint; writes OUT/eval_<dataset>.json, .md and a CED plot. Returns the JSON.
+
+    ``flip``: the flip test (``predict_batch``). ``protocol``: "hihlib" (``FaceDataset``'s crops) or "h3r"
+    (H3R's released crop rule, ``hihlib.data.h3r_protocol``). ``box``: "dataset" (P2) or "landmarks"
+    (P1, the optimistic protocol); default the checkpoint's."""
     from .build import resolve_device
     from .checkpoint import load_checkpoint
     from .data import FaceDataset, get_scheme
@@ -210,9 +254,17 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
         raise ConfigError(f"{checkpoint}: the model predicts {model.num_landmarks} landmarks but --dataset "
                           f"{dataset} has {points}; evaluate it on a dataset of {model.num_landmarks} landmarks")
     records, scheme, subsets, norms, desc = evaluation_sets(dataset, root, cfg, num=num)
-    d = cfg["data"]
-    ds = FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"], augment=None)
-    preds = predict_dataset(model, codec, ds, batch_size=batch_size, device=dev, progress=progress)
+    d = {**cfg["data"], "box": box or cfg["data"]["box"]}
+    if protocol == "h3r":
+        from .data.h3r_protocol import H3RCropDataset
+
+        ds = H3RCropDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"])
+    elif protocol == "hihlib":
+        ds = FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"], augment=None)
+    else:
+        raise ConfigError(f"--protocol {protocol!r}: expected hihlib or h3r")
+    desc = f"{desc}; crops: {ds.protocol}" + ("; flip test" if flip else "")
+    preds = predict_dataset(model, codec, ds, batch_size=batch_size, device=dev, progress=progress, flip=flip)
     res = evaluate_predictions(preds, scheme, subsets, norms=norms)
     title = f"{Path(checkpoint).name} on {dataset} ({codec.name} codec, heatmap {codec.heatmap_size})"
     table = format_table(res["metrics"], desc, title=title)
@@ -224,6 +276,7 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
              title=f"CED, {kind} NME; data: {desc}")
     report = {"checkpoint": str(checkpoint), "dataset": dataset, "data": desc, "codec": codec.name,
               "heatmap_size": codec.heatmap_size, "input_size": codec.input_size, "box": d["box"],
+              "protocol": protocol, "flip": flip,
               "model": cfg["model"], "loss": cfg.get("loss"), "trained_on": trained_on(ckpt), "metrics": res["metrics"]}
     write_json(out / f"{stem}.json", report)
     write_text(out / f"{stem}.md", table)
@@ -241,5 +294,12 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     p.add_argument("--batch-size", type=int, default=32, help="faces per forward pass (default: 32)")
     p.add_argument("--num", type=int, default=None, help="synth only: number of faces (default: the config's)")
+    p.add_argument("--flip", action="store_true",
+                   help="flip test: average with the prediction on the mirrored crop (H3R's and HRNet's protocol)")
+    p.add_argument("--protocol", choices=["hihlib", "h3r"], default="hihlib",
+                   help="crops: hihlib's (default) or H3R's released rule (1.25 x max(w+1, h+1), rounded PIL crop)")
+    p.add_argument("--box", choices=["dataset", "landmarks"], default=None,
+                   help="crop boxes: dataset (H3R's P2) or landmarks (P1, optimistic); default: the checkpoint's")
     p.set_defaults(func=lambda a: run_eval(a.checkpoint, a.dataset, a.root, a.out, device=a.device,
-                                           batch_size=a.batch_size, num=a.num) and 0)
+                                           batch_size=a.batch_size, num=a.num, flip=a.flip, protocol=a.protocol,
+                                           box=a.box) and 0)

@@ -224,8 +224,9 @@ def haar_to_landmark_box(boxes: np.ndarray, *, shift: float = LANDMARK_BOX["haar
 
 @torch.no_grad()
 def predict_faces(model, codec, cfg: dict, image: np.ndarray, boxes: np.ndarray, *, scheme=None,
-                  methods=None, device: str | torch.device = "cpu") -> dict[str, np.ndarray]:
-    """Landmarks of the faces in ``boxes`` (F, 4) (landmark-like boxes, original pixels).
+                  methods=None, device: str | torch.device = "cpu", flip: bool = False) -> dict[str, np.ndarray]:
+    """Landmarks of the faces in ``boxes`` (F, 4) (landmark-like boxes, original pixels); ``flip``: with
+    the flip test (``hihlib.evaluate.predict_batch``).
 
     Returns method -> (F, K, 2) float64 in image pixels, for every method in ``methods``
     (default: the codec's default method).
@@ -247,7 +248,7 @@ def predict_faces(model, codec, cfg: dict, image: np.ndarray, boxes: np.ndarray,
                for i, b in enumerate(boxes)]
     d = cfg["data"]
     ds = FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box="dataset", augment=None)
-    preds = predict_dataset(model, codec, ds, methods=methods, batch_size=16, device=device, progress=False)
+    preds = predict_dataset(model, codec, ds, methods=methods, batch_size=16, device=device, progress=False, flip=flip)
     order = np.argsort(preds.indices)
     return {m: p[order] for m, p in preds.pred.items()}
 
@@ -323,7 +324,7 @@ def synthetic_model_warning(checkpoint, origin: dict) -> str:
 def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                 device: str = "auto", method: str | None = None, min_size: int = 40, boxes=None,
                 largest: bool = False, detector: str = "auto", min_score: float | None = None,
-                max_side: int = 1280) -> dict:
+                max_side: int = 1280, flip: bool = False) -> dict:
     """Find faces, predict, write OUT/<stem>_landmarks.jpg (longer side at most ``max_side``, JPEG
     quality 90) and OUT/<stem>_landmarks.json (full-resolution coordinates). Returns the JSON.
     Raises NoFaceFound (exit 2) when there is no face to predict."""
@@ -359,7 +360,8 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
     scheme = get_scheme(cfg_scheme(cfg))
     shift, scale = LANDMARK_BOX[found.detector]
     crop_boxes = to_landmark_box(found.boxes, shift=shift, scale=scale) if found.detector != "box" else found.boxes
-    pts = predict_faces(model, codec, cfg, image, crop_boxes, scheme=scheme, methods=(method,), device=dev)[method]
+    pts = predict_faces(model, codec, cfg, image, crop_boxes, scheme=scheme, methods=(method,), device=dev,
+                        flip=flip)[method]
     out = Path(out)
     stem = image_path.stem
     labels = [f"{k + 1}: {s:.2f}" for k, s in enumerate(found.scores)]
@@ -372,7 +374,7 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
         Path(tmp).write_bytes(data.tobytes())
     report = {"image": str(image_path), "checkpoint": str(checkpoint), "trained_on": origin,
               "codec": codec.name, "method": method,
-              "scheme": scheme.name, "detector": found.detector,
+              "flip": flip, "scheme": scheme.name, "detector": found.detector,
               "units": "image pixels, 0-based, pixel centres at integer coordinates",
               "faces": [{"detector_box": d.tolist(), "score": float(sc), "kind": kind, "box": b.tolist(),
                          "landmarks": p.tolist()}
@@ -405,10 +407,12 @@ def register(sub) -> None:
     p.add_argument("--max-side", type=int, default=1280, help="longer side of the annotated JPEG in pixels")
     p.add_argument("--method", default=None, help="decode method (default: the codec's first)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
+    p.add_argument("--flip", action="store_true",
+                   help="flip test: average with the prediction on the mirrored crop (as H3R's released pipeline)")
     p.set_defaults(func=_cli)
 
 
 def _cli(a) -> int:
     run_predict(a.image, a.checkpoint, a.out, device=a.device, method=a.method, min_size=a.min_size, boxes=a.box,
-                largest=a.largest, detector=a.detector, min_score=a.min_score, max_side=a.max_side)
+                largest=a.largest, detector=a.detector, min_score=a.min_score, max_side=a.max_side, flip=a.flip)
     return 0

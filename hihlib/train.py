@@ -368,7 +368,7 @@ class Trainer:
         if self.dist.is_main:
             preds = predict_dataset(unwrap(self.model), self.codec, self.val_set,
                                     batch_size=self.cfg["train"]["eval_batch_size"], device=self.device,
-                                    amp=self.amp, progress=False)
+                                    amp=self.amp, progress=False, flip=bool(self.cfg["train"].get("eval_flip")))
             result = summarise(preds, self.val_set)
             self.log({"kind": "eval", "epoch": self.epoch, "step": self.global_step,
                       "data": self.val_description, **{m: r for m, r in result.items()}})

@@ -176,7 +176,8 @@ def test_frames_read_cell_zero_where_each_peer_does():
     assert heatmap_to_pixels(u, STRIDE, "hihlib").item() == 1.5          # centre of pixels 0..3
     assert heatmap_to_pixels(u, STRIDE, "mmpose").item() == 0.0          # x = s u
     assert heatmap_to_pixels(u, STRIDE, "released_hih").item() == -0.5   # the crop's corner
-    assert set(FRAMES) == {"hihlib", "mmpose", "released_hih"}
+    assert heatmap_to_pixels(u + 10, STRIDE, "released_h3r").item() == 40.0  # x = s u, as mmpose
+    assert set(FRAMES) == {"hihlib", "mmpose", "released_hih", "released_h3r"}
 
 
 @pytest.mark.parametrize("src", sorted(FRAMES))

@@ -26,14 +26,15 @@ frame              heatmap u -> input pixel x  who
 =================  ==========================  ==============================================================
 ``"hihlib"``       x = s (u + 0.5) - 0.5       every hihlib codec (cell i centred on u = i)
 ``"mmpose"``       x = s u                     mmpose's codecs and the released H3R code (cell i read at s i)
+``"released_h3r"`` x = s u                     the released H3R decoder (the same reading as mmpose's)
 ``"released_hih"`` x = s u - 0.5               released HIH code: u = 64 x_norm, integer cell floor(u),
                                                decimal offset measured from the cell's *corner*
 =================  ==========================  ==============================================================
 
 So the same cell coordinate reads (s - 1)/2 = 1.5 px further right/down in hihlib's frame than in
 mmpose's, and s/2 = 2.0 px further than in the released HIH frame (at s = 4). The HIH codec decodes in
-either ``"hihlib"`` or ``"released_hih"`` (its ``frame`` option); the Gaussian and H3R codecs decode in
-``"hihlib"``.
+either ``"hihlib"`` or ``"released_hih"`` (its ``frame`` option), the H3R codec in ``"hihlib"`` or
+``"released_h3r"`` (its ``frame`` option); the Gaussian codec decodes in ``"hihlib"``.
 
 A codec turns coordinates into training targets (``encode``) and network outputs back into
 coordinates (``decode``). Both work on batches of faces and landmarks at once, on any device.
@@ -63,6 +64,7 @@ FRAMES: dict[str, tuple[float, float]] = {
     "hihlib": (0.5, -0.5),
     "mmpose": (0.0, 0.0),
     "released_hih": (0.0, -0.5),
+    "released_h3r": (0.0, 0.0),
 }
 
 

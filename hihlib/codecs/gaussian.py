@@ -264,9 +264,14 @@ class GaussianCodec(Codec):
     methods = ("dark", "argmax", "quarter", "integral")
     target_keys = ("heatmap",)
 
-    def __init__(self, *, input_size: int = 256, heatmap_size: int = 64, sigma: float = 1.5):
+    def __init__(self, *, input_size: int = 256, heatmap_size: int = 64, sigma: float = 1.5,
+                 method: str | None = None):
         super().__init__(input_size=input_size, heatmap_size=heatmap_size)
         self.sigma = float(sigma)
+        if method is not None:  # the default decoder (e.g. "quarter", HRNet-facial's, for its converted weights)
+            if method not in type(self).methods:
+                raise ValueError(f"gaussian method must be one of {type(self).methods}, got {method!r}")
+            self.methods = (method,) + tuple(m for m in type(self).methods if m != method)
 
     def encode(self, coords: Tensor, *, generator: torch.Generator | None = None) -> dict[str, Tensor]:
         """coords (B, K, 2) input pixels -> {"heatmap": (B, K, H, W)}."""

@@ -20,7 +20,9 @@ both decoders then return clamp(u, 0, H - 1), never a point outside the crop (as
 half a cell from the landmark).
 
 Frame: cells are read in hihlib's frame, x = s (u + 0.5) - 0.5 (``hihlib.codecs.base``). The released H3R
-code (like mmpose) reads the same cell at x = s u; ``hihlib.codecs.convert_frame`` converts.
+code (like mmpose) reads the same cell at x = s u; ``hihlib.codecs.convert_frame`` converts, and
+``H3RCodec(frame="released_h3r")`` encodes and decodes in that frame (the codec of a converted released
+H3R checkpoint, ``hihlib.models.released_h3r``: its ``topk`` decoding is then the released decoder's).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Codec, grid_coords, register
+from .base import Codec, grid_coords, heatmap_to_pixels, pixels_to_heatmap, register
 from .gaussian import argmax_decode, topk_cells
 
 
@@ -52,9 +54,20 @@ class H3RCodec(Codec):
     methods = ("topk", "argmax")
     target_keys = ("heatmap",)
 
-    def __init__(self, *, input_size: int = 256, heatmap_size: int = 64, k: int = 9):
+    def __init__(self, *, input_size: int = 256, heatmap_size: int = 64, k: int = 9, frame: str = "hihlib"):
         super().__init__(input_size=input_size, heatmap_size=heatmap_size)
+        if frame not in ("hihlib", "released_h3r"):
+            raise ValueError(f"h3r frame must be 'hihlib' or 'released_h3r', got {frame!r}")
         self.k = int(k)
+        self.frame = frame
+
+    def to_cells(self, xy: Tensor) -> Tensor:
+        """Input pixels -> heatmap cells read in the codec's frame."""
+        return pixels_to_heatmap(xy, self.stride, self.frame)
+
+    def to_pixels(self, uv: Tensor) -> Tensor:
+        """Heatmap cells read in the codec's frame -> input pixels (released_h3r: x = s u)."""
+        return heatmap_to_pixels(uv, self.stride, self.frame)
 
     def round_randomly(self, coords: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """coords (B, K, 2) input pixels -> (B, K, 2) integer cells (float dtype), randomly rounded."""
@@ -102,3 +115,7 @@ class H3RCodec(Codec):
     def decode(self, outputs: dict[str, Tensor], method: str | None = None) -> Tensor:
         """{"heatmap": (B, K, H, W) logits} -> (B, K, 2) input pixels."""
         return self.to_pixels(self.decode_cells(outputs["heatmap"], method).float())
+
+    def __repr__(self) -> str:
+        return (f"H3RCodec(input_size={self.input_size}, heatmap_size={self.heatmap_size}, k={self.k}, "
+                f"frame={self.frame!r})")

@@ -6,6 +6,11 @@ width 256, decimal head 8x8 with 384 channels) are ``hih_t`` (1 stack), ``hih_s`
 ``hih_b`` (4 stacks). The small variants for a CPU take 128x128 inputs and 32x32 heatmaps: ``hg_tiny``
 (1 stack, depth 3, width 64) and ``hg_small`` (2 stacks, depth 3, width 96). Their training speed is
 measured in BENCHMARKS.md.
+
+Single-feature backbones (``hihlib.models.backbones``: a ``BackboneConfig`` instead of an
+``HourglassConfig``) are registered the same way: ``hrnet_w18``, ``hrnet_w18_small_v2``, ``hrnet_w32``
+(HRNetV2, 256 px input) and ``mobilenetv2`` (H3R's, 256 px; 128 or 160 with ``input_size=``). Their
+options are ``BackboneConfig``'s fields (``upsample``, ``head_channels``, ``head_bias``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .backbones import BackboneConfig, BackboneModel
 from .heads import LandmarkModel
 from .hourglass import HourglassConfig
 
@@ -56,34 +62,70 @@ def hg_small() -> HourglassConfig:
     return HourglassConfig(num_stacks=2, depth=3, width=96, input_size=128, heatmap_size=32)
 
 
+@register_model
+def hrnet_w18() -> BackboneConfig:
+    return BackboneConfig(arch="hrnet_w18", input_size=256, heatmap_size=64)
+
+
+@register_model
+def hrnet_w18_small_v2() -> BackboneConfig:
+    return BackboneConfig(arch="hrnet_w18_small_v2", input_size=256, heatmap_size=64)
+
+
+@register_model
+def hrnet_w32() -> BackboneConfig:
+    return BackboneConfig(arch="hrnet_w32", input_size=256, heatmap_size=64)
+
+
+@register_model
+def mobilenetv2() -> BackboneConfig:
+    return BackboneConfig(arch="mobilenetv2", input_size=256, heatmap_size=64)
+
+
 def list_models() -> list[str]:
     """Registered model names, in registration order."""
     return list(_MODELS)
 
 
-def model_config(name: str, **overrides) -> HourglassConfig:
-    """The ``HourglassConfig`` of ``name`` with ``overrides`` applied (ConfigError on unknown names)."""
+def model_config(name: str, **overrides) -> HourglassConfig | BackboneConfig:
+    """The config (``HourglassConfig``, or ``BackboneConfig`` for the single-feature backbones) of ``name``
+    with ``overrides`` applied (ConfigError on unknown names)."""
     name = ALIASES.get(name, name)
     if name not in _MODELS:
         raise ConfigError(f"unknown model {name!r}; expected one of {list_models() + list(ALIASES)}")
-    fields = {f.name for f in dataclasses.fields(HourglassConfig)}
+    base = _MODELS[name]()
+    if isinstance(base, BackboneConfig) and "pretrained" in overrides:  # not architecture: read by ``create``
+        pretrained = overrides.pop("pretrained")
+        if pretrained is not None and not isinstance(pretrained, str):
+            raise ConfigError(f"model option pretrained expects the path of an ImageNet weights file, found {pretrained!r}")
+    if isinstance(base, BackboneConfig) and "heatmap_size" not in overrides and "input_size" in overrides:
+        overrides["heatmap_size"] = overrides["input_size"] // 4  # the backbones' stride
+    fields = {f.name for f in dataclasses.fields(base)}
     unknown = set(overrides) - fields
     if unknown:
         raise ConfigError(f"unknown model option(s) {sorted(unknown)}; expected some of {sorted(fields)}")
-    return dataclasses.replace(_MODELS[name](), **overrides).validate()
+    return dataclasses.replace(base, **overrides).validate()
 
 
 def create(name: str, num_landmarks: int = 98, head: str = "hih", *, heatmap_size: int | None = None,
-           decimal_size: int = 8, decimal_channels: int | None = None, **overrides) -> LandmarkModel:
-    """Build the model ``name`` with the given head ("hih", "gaussian" or "h3r").
+           decimal_size: int = 8, decimal_channels: int | None = None, **overrides) -> LandmarkModel | BackboneModel:
+    """Build the model ``name`` with the given head ("hih", "hih_local", "gaussian" or "h3r").
 
     ``heatmap_size`` (cells) defaults to the variant's (input_size / 4); ``overrides`` set any other
     ``HourglassConfig`` field (num_stacks, depth, width, input_size, official_unused_shortcut).
     ``decimal_size`` (d) and ``decimal_channels`` (default 3/2 x width) configure the HIH decimal head.
+    For the single-feature backbones the overrides are ``BackboneConfig``'s fields, and ``pretrained=PATH``
+    starts an HRNet backbone from ImageNet weights in a local file (``backbones.load_imagenet_backbone``).
     """
     if heatmap_size is not None:
         overrides["heatmap_size"] = heatmap_size
+    pretrained = overrides.get("pretrained")
     cfg = model_config(name, num_landmarks=num_landmarks, **overrides)
+    if isinstance(cfg, BackboneConfig):
+        from .backbones import load_imagenet_backbone
+
+        model = BackboneModel(cfg, head=head, decimal_size=decimal_size, decimal_channels=decimal_channels)
+        return load_imagenet_backbone(model, pretrained) if pretrained else model
     return LandmarkModel(cfg, head=head, decimal_size=decimal_size, decimal_channels=decimal_channels)
 
 
