@@ -186,6 +186,14 @@ def readme_block(results: dict, source: str = "figures/demo_results.json") -> st
                      + " / ".join(map(str, sizes)) + f"; beats argmax at every size: {yes(c['subpixel_beats_argmax'][h])}; "
                      f"gap widens as the heatmap shrinks: {yes(c['gap_widens_as_heatmap_shrinks'][h])}; beats perfect "
                      f"maps read by argmax at stride {p['input_size'] // min(sizes)}: {yes(c['subpixel_beats_argmax_floor'][h])}.")
+    lines += ["", "How to read the table: each cell is one trained network read two ways, so the difference within a "
+              "cell (sub-pixel / argmax) is the decoder's alone; argmax snaps to a cell centre, so its error on "
+              "perfect maps (last column) is the grid's quantization error and doubles with the stride. A sub-pixel "
+              "number below the last column means the network read by that decoder beats a perfect map read by "
+              "argmax. `demo_results.md` has every decoder of every head (quarter-offset, integral, the HIH variants)."]
+    integral = integral_text(results)
+    if integral:
+        lines += ["", integral]
     return "\n".join(lines) + "\n"
 
 
