@@ -108,7 +108,15 @@ def seeds_text(seeds: dict | None) -> str:
             f"points ({wg.replace('/', ' ')}: {gaps[wg]['min']:+.2f} to {gaps[wg]['max']:+.2f}), and its smallest "
             f"value over all seeds, heads and sizes is {min(g['min'] for g in gaps.values()):+.2f}. Every claim "
             f"held in {held['all']} of {len(seeds['seeds'])} runs. Differences between heads smaller than the "
-            "spread are not results.")
+            "spread are not results." + _repeat_text(seeds.get("same_seed_repeat")))
+
+
+def _repeat_text(rep: dict | None) -> str:
+    if not rep:
+        return ""
+    return (f" Even the same seed does not repeat exactly when torch uses another number of threads (the order of "
+            f"floating-point sums changes): seed {rep['seed']} run again moved by up to {rep['max_abs_nme_diff']:.2f} "
+            f"points ({rep['at'].replace('/', ' ')}: {rep['nme'][0]:.2f} against {rep['nme'][1]:.2f} %).")
 
 
 def results_markdown(results: dict, seeds: dict | None = None) -> str:
@@ -245,6 +253,18 @@ def seed_spread(runs: list[dict]) -> dict:
     return {"profile": profiles.pop(), "seeds": [run["seed"] for run in runs],
             "spread": {f"nme/{h}/{hm}/{m}": stats(v) for (h, hm, m), v in nme.items()},
             "gap_spread": {k: stats(v) for k, v in gaps.items()}, "claims_held": held}
+
+
+def same_seed_repeat(a: dict, b: dict) -> dict:
+    """Two demo runs with the same seed (e.g. on another number of torch threads, which changes the order
+    of floating-point sums in training): the largest NME difference between their rows, and where."""
+    key = lambda r: (r["head"], r["heatmap"], r["decoder"])  # noqa: E731
+    other = {key(r): r for r in b["rows"]}
+    diffs = [(abs(r["nme"] - other[key(r)]["nme"]), key(r), r["nme"], other[key(r)]["nme"]) for r in a["rows"]]
+    d, (head, hm, m), x, y = max(diffs)
+    return {"seed": a.get("seed"), "torch_threads": [a.get("torch_threads"), b.get("torch_threads")],
+            "max_abs_nme_diff": d, "at": f"{head}/{hm}/{m}", "nme": [x, y],
+            "claims_equal": a["claims"] == b["claims"] if "claims" in a and "claims" in b else None}
 
 
 SEEDS_BEGIN, SEEDS_END = "<!-- begin:demo-seeds -->", "<!-- end:demo-seeds -->"

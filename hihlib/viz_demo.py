@@ -130,13 +130,14 @@ def _integral_panel(ax, results: dict, by: dict, sizes, strides) -> None:
             label=f"trained, {sub}")
     ax.plot(strides, [by[(head, hm, "integral")]["floor_nme"] for hm in sizes], ":", marker="v",
             color=FLOOR_COLOR, label="perfect maps, integral")
-    ax.set_ylim(0, None)
+    top = max(by[(head, hm, "integral")]["nme"] for hm in sizes)
+    ax.set_ylim(0, 2.4 * top)   # the data in the lower part, the legend and the measurement above it
     ax.set_title(f"{head}: why integral fails", fontsize=10)
-    text = "\n".join(f"heatmap {hm}: {100 * integ[str(hm)]['mass_outside_mean']:.0f} % of the mass off the peak,\n"
-                     f"  centred {integ[str(hm)]['outside_to_centre_cells']:.1f} cells from the map centre;\n"
+    text = "\n".join(f"heatmap {hm}: {100 * integ[str(hm)]['mass_outside_mean']:.0f} % of the mass outside the window,\n"
+                     f"  its centre {integ[str(hm)]['outside_to_centre_cells']:.1f} cells from the map centre;\n"
                      f"  estimates {integ[str(hm)]['pull_toward_centre_px']:.1f} px nearer the centre than the truth"
                      for hm in sizes)
-    ax.text(0.02, 0.02, text, transform=ax.transAxes, fontsize=6.5, va="bottom",
+    ax.text(0.02, 0.76, "measured on the test maps:\n" + text, transform=ax.transAxes, fontsize=6.5, va="top",
             bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))
 
 

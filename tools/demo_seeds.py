@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hihlib.claims import seed_spread  # noqa: E402
+from hihlib.claims import same_seed_repeat, seed_spread  # noqa: E402
 from hihlib.io import write_json  # noqa: E402
 
 
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from", dest="dirs", nargs="+", default=None, help="read these finished runs instead")
     ap.add_argument("--work", default="runs/demo_seeds", help="folder for the runs' outputs and checkpoints")
     ap.add_argument("--profile", choices=("quick", "cpu", "full"), default=None, help="demo profile (default: the demo's)")
+    ap.add_argument("--same-seed", default=None,
+                    help="folder of another run with the first run's seed (e.g. another thread count): recorded as "
+                         "the same-seed repeat, the variation that remains with the seed fixed")
     ap.add_argument("--out", default=str(ROOT / "figures" / "demo_seeds.json"))
     args = ap.parse_args(argv)
     dirs = [Path(d) for d in args.dirs] if args.dirs else []
@@ -56,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
     spread = seed_spread(runs)
     spread["sources"] = [str(d) for d in dirs]
+    if args.same_seed:
+        other = json.loads((Path(args.same_seed) / "demo_results.json").read_text())
+        spread["same_seed_repeat"] = same_seed_repeat(runs[0], other)
+        spread["same_seed_repeat"]["source"] = str(args.same_seed)
     write_json(Path(args.out), spread)
     for k, v in spread["spread"].items():
         print(f"{k:40s} " + " ".join(f"{x:6.2f}" for x in v["values"]) + f"   sd {v['sd']:.2f}  range {v['max'] - v['min']:.2f}")
