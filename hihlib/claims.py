@@ -82,12 +82,16 @@ def integral_text(results: dict) -> str:
                      f"{d['pull_toward_centre_px']:.1f} px nearer the centre than the truth: NME "
                      f"{by[(head, int(hm), 'integral')]['nme']:.2f} % against {d['nme_window']:.2f} % for the same "
                      "expectation over the window alone")
-    return ("Why `integral` fails on trained maps (its floor is low, so the decoder itself is sound): it is the "
-            "centre of mass of the whole map (negative values clipped). A network trained with MSE leaves small "
-            "positive values all over the map; each is tiny, but there are hundreds of cells, and their centre of "
-            "mass is near the map's centre, so they pull every estimate toward it. Measured on this run's test "
-            "maps: " + "; ".join(parts) + ". Integral regression works when the network is trained through the "
-            "integral itself (Sun et al. 2018), not on maps trained to be Gaussians.")
+    floors = ", ".join(f"{by[(head, int(hm), 'integral')]['floor_nme']:.2f} % at heatmap {hm}"
+                       for hm in sorted(integ, key=lambda h: -int(h)))
+    crop = results["profile"]["input_size"]
+    return ("Why `integral` fails on trained maps: not because the decoder is wrong (on perfect maps it costs "
+            f"{floors}, where the map's border cuts the Gaussian), but because it is the centre of mass of the "
+            "whole map (negative values clipped). A network trained with MSE leaves small positive values all over "
+            "the map; each is tiny, but there are hundreds of cells, and their centre of mass is near the map's "
+            "centre, so they pull every estimate toward it. Measured on this run's test maps (distances in cells "
+            f"and in pixels of the {crop} px crop): " + "; ".join(parts) + ". Integral regression works when the "
+            "network is trained through the integral itself (Sun et al. 2018), not on maps trained to be Gaussians.")
 
 
 def seeds_text(seeds: dict | None) -> str:
