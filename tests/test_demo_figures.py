@@ -103,10 +103,14 @@ def test_seed_spread_gives_per_seed_values_their_spread_and_the_claims_held():
     assert topk16["min"] == 3.4 and topk16["max"] == 3.9
     assert topk16["sd"] == pytest.approx(math.sqrt(((3.5 - 3.6) ** 2 + (3.9 - 3.6) ** 2 + (3.4 - 3.6) ** 2) / 2))
     assert s["gap_spread"]["h3r/16"]["values"] == pytest.approx([2.5, 2.6, 1.4])
-    assert s["claims_held"] == {"subpixel_beats_argmax": 3, "gap_widens_as_heatmap_shrinks": 2,
-                                "subpixel_beats_argmax_floor": 3, "all": 2}
+    held = {k: v for k, v in s["claims_held"].items() if k != "per_head"}
+    assert held == {"subpixel_beats_argmax": 3, "gap_widens_as_heatmap_shrinks": 2,
+                    "subpixel_beats_argmax_floor": 3, "all": 2}
+    assert s["claims_held"]["per_head"]["gap_widens_as_heatmap_shrinks"] == {"h3r": 2}
     text = seeds_text(s)
-    assert "moves by up to 0.50 points" in text and "held in 2 of 3 runs" in text
+    assert "moves by up to 0.50 points" in text
+    assert "the gap widens as the heatmap shrinks: 2 (h3r 2 of 3)" in text
+    assert "sub-pixel beats argmax at every size: 3;" in text
     with pytest.raises(ValueError, match="one profile"):
         seed_spread([runs[0], {**runs[1], "profile": {"name": "quick"}}])
 
