@@ -10,7 +10,9 @@
    *representation floor*: the error of decoding perfect targets (the codec alone, no network).
 4. Writes ``demo_results.md`` / ``.json`` and the figures ``demo_ced.png``, ``demo_resolution.png``
    and ``demo_samples.png`` to ``--out`` (default ``runs/demo/``; ``--out figures`` regenerates the
-   committed ones).
+   committed ones). The results hold what the figures need (per-face NMEs, the first test faces'
+   predictions, the integral decoder's measurement ``integral_report``), so ``hih demo --replot``
+   redraws them without training (``hihlib.viz_demo``).
 
 The claims checked and printed as measured, whatever the outcome (``claims``): for each head the
 sub-pixel decoder (DARK, H3R top-k, HIH expectation) beats argmax (for HIH: the integer map read

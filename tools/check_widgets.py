@@ -11,6 +11,12 @@ and screenshot it again. Screenshots go to <figures>/widgets/<notebook>_<n>_{bef
 only when asked for (``HIH_FIGURES=figures``) or with ``--out``. The check fails (exit 1) when a notebook raises, when it shows no widget, or when moving a slider does
 not change the figure.
 
+It waits for what it needs, never for a fixed element: for the notebook's model to be loaded (not for the
+first cell's element, which JupyterLab's windowed notebook may leave out of the page), for the run to end
+(every code cell numbered, the kernel idle), then for each cell whose outputs hold a widget it scrolls that
+cell into view and waits for its explorer to be drawn. Notebook windowing is switched off in the
+temporary JupyterLab settings so that every cell is attached to the page.
+
 Needs: ``pip install playwright`` (the Python package only; no ``playwright install``) and a system
 Chromium (Debian: ``apt-get install -y chromium chromium-driver``).
 
