@@ -41,7 +41,7 @@ def demo_figures(out: Path, results: dict, test_set=None) -> None:
     if test_set is None:
         from .demo import sample_crops
 
-        test_set = sample_crops(p, results["seed"], p["num_samples"])
+        test_set = sample_crops(p, results["seed"], min(p["num_samples"], p["num_test"]))
     samples_figure(out / "demo_samples.png", results, test_set, tag)
     if results.get("curves"):
         long_figure(out / "demo_long.png", results)
