@@ -288,7 +288,7 @@ def same_seed_repeat(a: dict, b: dict) -> dict:
     d, (head, hm, m), x, y = max(diffs)
     return {"seed": a.get("seed"), "torch_threads": [a.get("torch_threads"), b.get("torch_threads")],
             "max_abs_nme_diff": d, "at": f"{head}/{hm}/{m}", "nme": [x, y],
-            "claims_equal": a["claims"] == b["claims"] if "claims" in a and "claims" in b else None}
+            "verdicts_equal": all(a["claims"][v] == b["claims"][v] for v in VERDICTS)}
 
 
 SEEDS_BEGIN, SEEDS_END = "<!-- begin:demo-seeds -->", "<!-- end:demo-seeds -->"

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--same-seed", default=None,
                     help="folder of another run with the first run's seed (e.g. another thread count): recorded as "
                          "the same-seed repeat, the variation that remains with the seed fixed")
+    ap.add_argument("--same-seed-note", default="", help="what the --same-seed run is (recorded beside it)")
     ap.add_argument("--out", default=str(ROOT / "figures" / "demo_seeds.json"))
     args = ap.parse_args(argv)
     dirs = [Path(d) for d in args.dirs] if args.dirs else []
@@ -58,11 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         run.setdefault("seed", int(run["data"].split(" training faces seed ")[1].split(",")[0]))  # older results
         runs.append(run)
     spread = seed_spread(runs)
-    spread["sources"] = [str(d) for d in dirs]
+    # each run as the results file describes it (no local paths: this file is committed)
+    spread["runs"] = [{k: run.get(k) for k in ("seed", "seconds_total", "torch_threads", "load_average_start",
+                                               "device_name")} for run in runs]
     if args.same_seed:
         other = json.loads((Path(args.same_seed) / "demo_results.json").read_text())
         spread["same_seed_repeat"] = same_seed_repeat(runs[0], other)
-        spread["same_seed_repeat"]["source"] = str(args.same_seed)
+        spread["same_seed_repeat"]["note"] = args.same_seed_note
     write_json(Path(args.out), spread)
     for k, v in spread["spread"].items():
         print(f"{k:40s} " + " ".join(f"{x:6.2f}" for x in v["values"]) + f"   sd {v['sd']:.2f}  range {v['max'] - v['min']:.2f}")
