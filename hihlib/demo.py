@@ -449,17 +449,18 @@ def replot(out: str | os.PathLike) -> dict:
     import json
 
     from .errors import ConfigError
-    from .viz_demo import demo_figures
+    from .viz_demo import NEEDED, demo_figures
 
     path = Path(out) / "demo_results.json"
     try:
         results = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise ConfigError(f"{path}: expected the demo_results.json of a hih demo run ({e.__class__.__name__})") from None
-    try:
-        demo_figures(Path(out), results)
-    except ValueError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    missing = [k for k in ("profile", "rows", "subpixel", *NEEDED) if k not in results]
+    if missing:
+        raise ConfigError(f"{path}: lacks {', '.join(missing)} (written by an older hih demo): run hih demo again")
+    p = results["profile"]
+    demo_figures(Path(out), results, sample_crops(p, results["seed"], min(p["num_samples"], p["num_test"])))
     write_text(Path(out) / "demo_results.md", results_markdown(results, committed_seeds(results["profile"]["name"])))
     print(f"redrew {out}/demo_results.md and the figures from {path}")
     return results

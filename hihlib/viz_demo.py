@@ -25,11 +25,12 @@ SHORT = "synthetic WFLW-format test faces"
 NEEDED = ("per_face_nme", "samples", "integral", "seed")
 
 
-def demo_figures(out: Path, results: dict, test_set=None) -> None:
+def demo_figures(out: Path, results: dict, test_set) -> None:
     """Write the demo's figures to ``out`` from its results (``demo_results.json``'s content).
 
-    ``test_set``: the run's test crops, for the sample figure (default: its first faces rendered again
-    from the run's seed with ``hihlib.demo.sample_crops``; the synthetic faces are deterministic)."""
+    ``test_set``: the run's test crops (at least its first ``num_samples``), for the sample figure: the
+    run's own, or its first faces rendered again from the run's seed (``hihlib.demo.sample_crops``; the
+    synthetic faces are deterministic)."""
     missing = [k for k in NEEDED if k not in results]
     if missing:
         raise ValueError(f"demo results lack {', '.join(missing)} (written by an older hih demo): run hih demo again")
@@ -38,10 +39,6 @@ def demo_figures(out: Path, results: dict, test_set=None) -> None:
     tag = f"data: {SHORT} ({p['name']} profile, seed {results['seed']})"
     ced_figure(out / "demo_ced.png", results, tag)
     resolution_figure(out / "demo_resolution.png", results, tag)
-    if test_set is None:
-        from .demo import sample_crops
-
-        test_set = sample_crops(p, results["seed"], min(p["num_samples"], p["num_test"]))
     samples_figure(out / "demo_samples.png", results, test_set, tag)
     if results.get("curves"):
         long_figure(out / "demo_long.png", results)

@@ -183,7 +183,7 @@ def test_replot_of_an_older_results_file_is_a_one_line_error(tmp_path):
 
     old = {k: v for k, v in _hand_made_results().items() if k not in ("samples", "per_face_nme")}
     (tmp_path / "demo_results.json").write_text(json.dumps(old))
-    with pytest.raises(ConfigError, match="lack per_face_nme, samples .*run hih demo again"):
+    with pytest.raises(ConfigError, match="lacks per_face_nme, samples .*run hih demo again"):
         replot(tmp_path)
 
 
