@@ -118,7 +118,7 @@ def seeds_text(seeds: dict | None) -> str:
             + f". Claims held, out of {len(seeds['seeds'])} runs: "
             + "; ".join(_held_text(v, held, len(seeds["seeds"])) for v in VERDICTS)
             + ". Differences between heads smaller than the spread are not results."
-            + _repeat_text(seeds.get("same_seed_repeat")))
+            + "".join(_repeat_text(rep) for rep in seeds.get("same_seed_repeats", [])))
 
 
 def _held_text(verdict: str, held: dict, n: int) -> str:
@@ -129,12 +129,15 @@ def _held_text(verdict: str, held: dict, n: int) -> str:
     return text
 
 
-def _repeat_text(rep: dict | None) -> str:
-    if not rep:
-        return ""
-    return (f" Even the same seed does not repeat exactly when torch uses another number of threads (the order of "
-            f"floating-point sums changes): seed {rep['seed']} run again moved by up to {rep['max_abs_nme_diff']:.2f} "
-            f"points ({rep['at'].replace('/', ' ')}: {rep['nme'][0]:.2f} against {rep['nme'][1]:.2f} %).")
+def _repeat_text(rep: dict) -> str:
+    a, b = (set(t) if isinstance(t, list) else {t} for t in rep["torch_threads"])
+    if rep["max_abs_nme_diff"] == 0:
+        return (f" Seed {rep['seed']} run again with the same torch threads ({', '.join(map(str, sorted(a)))}) gave "
+                "identical numbers.")
+    return (f" Seed {rep['seed']} run again with {'other' if a != b else 'the same'} torch thread counts "
+            f"({', '.join(map(str, sorted(b)))} against {', '.join(map(str, sorted(a)))}; the order of floating-point "
+            f"sums changes) moved by up to {rep['max_abs_nme_diff']:.2f} points ({rep['at'].replace('/', ' ')}: "
+            f"{rep['nme'][1]:.2f} against {rep['nme'][0]:.2f} %).")
 
 
 def results_markdown(results: dict, seeds: dict | None = None) -> str:

@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--from", dest="dirs", nargs="+", default=None, help="read these finished runs instead")
     ap.add_argument("--work", default="runs/demo_seeds", help="folder for the runs' outputs and checkpoints")
     ap.add_argument("--profile", choices=("quick", "cpu", "full"), default=None, help="demo profile (default: the demo's)")
-    ap.add_argument("--same-seed", default=None,
+    ap.add_argument("--same-seed", nargs="+", default=None,
                     help="folder of another run with the first run's seed (e.g. another thread count): recorded as "
                          "the same-seed repeat, the variation that remains with the seed fixed")
-    ap.add_argument("--same-seed-note", default="", help="what the --same-seed run is (recorded beside it)")
+    ap.add_argument("--same-seed-note", nargs="+", default=None, help="what each --same-seed run is (recorded beside it)")
     ap.add_argument("--out", default=str(ROOT / "figures" / "demo_seeds.json"))
     args = ap.parse_args(argv)
     dirs = [Path(d) for d in args.dirs] if args.dirs else []
@@ -63,9 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     spread["runs"] = [{k: run.get(k) for k in ("seed", "seconds_total", "torch_threads", "load_average_start",
                                                "device_name")} for run in runs]
     if args.same_seed:
-        other = json.loads((Path(args.same_seed) / "demo_results.json").read_text())
-        spread["same_seed_repeat"] = same_seed_repeat(runs[0], other)
-        spread["same_seed_repeat"]["note"] = args.same_seed_note
+        notes = args.same_seed_note or [""] * len(args.same_seed)
+        spread["same_seed_repeats"] = []
+        for folder, note in zip(args.same_seed, notes):
+            other = json.loads((Path(folder) / "demo_results.json").read_text())
+            spread["same_seed_repeats"].append({**same_seed_repeat(runs[0], other), "note": note})
     write_json(Path(args.out), spread)
     for k, v in spread["spread"].items():
         print(f"{k:40s} " + " ".join(f"{x:6.2f}" for x in v["values"]) + f"   sd {v['sd']:.2f}  range {v['max'] - v['min']:.2f}")
