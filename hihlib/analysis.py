@@ -216,3 +216,42 @@ def topk_errors(coords: Tensor, ks: Sequence[int], *, heatmap_size: int = 64, in
     logits = h3r_model_logits(codec, coords, halo=halo, noise=noise, seed=seed)
     return np.array([(codec.to_pixels(topk_decode(logits, int(k))) - coords).norm(dim=-1).mean().item()
                      for k in ks])
+
+
+def integral_pull(maps: Tensor, radius: int = 3) -> dict[str, Tensor]:
+    """Why soft-argmax (``integral``) fails on regressed heatmaps: its estimate is the centre of mass of
+    the whole clipped map, and a trained map's small positive values far from the peak are spread over
+    the whole map, so their centre of mass sits near the map's centre and pulls the estimate there.
+
+    Splits each map's positive mass (``max(map, 0)``, as the integral decoder uses it) into the square
+    window of half-width ``radius`` cells around its maximum and the rest, so that exactly
+    ``integral = (1 - f) * window + f * outside`` with f = ``mass_outside``.
+
+    maps (B, K, H, W) -> {"mass_outside": (B, K) fraction of the positive mass outside the window,
+    "integral": (B, K, 2) the integral decoder's estimate, "window": (B, K, 2) the centre of mass of the
+    window alone, "outside": (B, K, 2) the centre of mass of the rest (x = column, y = row; heatmap
+    cells; a map with no mass outside the window gets its window estimate there)}.
+    """
+    from .codecs.gaussian import argmax_decode
+
+    p = maps.float().clamp_min(0)                                   # (B, K, H, W)
+    h, w = p.shape[-2:]
+    peak = argmax_decode(p)                                          # (B, K, 2) cells
+    gx = torch.arange(w, device=p.device, dtype=p.dtype)
+    gy = torch.arange(h, device=p.device, dtype=p.dtype)
+    in_x = (gx - peak[..., 0:1]).abs() <= radius                     # (B, K, W)
+    in_y = (gy - peak[..., 1:2]).abs() <= radius                     # (B, K, H)
+    inside = in_y[..., :, None] & in_x[..., None, :]                 # (B, K, H, W)
+
+    def centre(mass: Tensor) -> tuple[Tensor, Tensor]:               # -> (B, K, 2), (B, K)
+        total = mass.sum((-2, -1))
+        ux = (mass.sum(-2) * gx).sum(-1) / total.clamp_min(1e-12)
+        uy = (mass.sum(-1) * gy).sum(-1) / total.clamp_min(1e-12)
+        return torch.stack([ux, uy], -1), total
+
+    window, m_in = centre(p * inside)
+    outside, m_out = centre(p * ~inside)
+    outside = torch.where((m_out > 0)[..., None], outside, window)
+    integral, total = centre(p)
+    return {"mass_outside": m_out / total.clamp_min(1e-12), "integral": integral, "window": window,
+            "outside": outside}

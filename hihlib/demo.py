@@ -10,7 +10,9 @@
    *representation floor*: the error of decoding perfect targets (the codec alone, no network).
 4. Writes ``demo_results.md`` / ``.json`` and the figures ``demo_ced.png``, ``demo_resolution.png``
    and ``demo_samples.png`` to ``--out`` (default ``runs/demo/``; ``--out figures`` regenerates the
-   committed ones).
+   committed ones). The results hold what the figures need (per-face NMEs, the first test faces'
+   predictions, the integral decoder's measurement ``integral_report``), so ``hih demo --replot``
+   redraws them without training (``hihlib.viz_demo``).
 
 The claims checked and printed as measured, whatever the outcome (``claims``): for each head the
 sub-pixel decoder (DARK, H3R top-k, HIH expectation) beats argmax (for HIH: the integer map read
@@ -40,7 +42,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import metrics
-from .io import write_json, write_text
+from .io import write_text
 from .claims import HEADS, SUBPIXEL, claims, results_markdown  # noqa: F401  (the demo's names)
 from .losses import DECIMAL_WEIGHT
 from .models.heads import codec_name  # noqa: F401  (the codec of a head; notebooks read it here too)
@@ -323,7 +325,7 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
     gt = np.stack([r.landmarks for r in test_set.records])
     norm = test_set.scheme.normaliser()
 
-    rows, nmes, samples, curves = [], {}, {}, {}
+    rows, nmes, samples, curves, face_nmes, integral = [], {}, {}, {}, {}, {}
     done, t_models = 0, time.perf_counter()
     for hm in p.heatmap_sizes:
         for head in p.heads:
@@ -349,7 +351,12 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
                 rows.append({"head": head, "heatmap": hm, "stride": p.input_size // hm, "decoder": m,
                              "nme": s["nme"], "fr": s["fr"], "auc": s["auc"],
                              "floor_nme": 100 * float(floor[m].mean()), "train_seconds": round(seconds, 1)})
-            samples[(head, hm)] = preds[SUBPIXEL[head]][: p.num_samples]
+            face_nmes[f"{head}/{hm}/{SUBPIXEL[head]}"] = _rounded(100 * nmes[(head, hm, SUBPIXEL[head])], 3)
+            face_nmes[f"{head}/{hm}/argmax"] = _rounded(100 * nmes[(head, hm, "argmax")], 3)
+            if hm == min(p.heatmap_sizes):   # the sample figure's heatmap
+                samples[f"{head}/{hm}"] = {m: _rounded(preds[m][: p.num_samples], 3) for m in (SUBPIXEL[head], "argmax")}
+            if "integral" in codec.methods:
+                integral[str(hm)] = integral_report(model, codec, test_set, dev, gt, norm)
             by = {r["decoder"]: r for r in rows[-len(codec.methods):]}
             sub = by[SUBPIXEL[head]]
             print(f"  {head} heatmap {hm}: NME {sub['nme']:.2f} % ({SUBPIXEL[head]}), "
@@ -361,17 +368,118 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
                "load_average_start": load_start, "load_average": _loadavg(),
                "seconds_total": round(total, 1), "cpu_seconds": round(time.process_time() - cpu_start, 1),
                "seconds_data": round(t_data, 1), "rows": rows,
-               "subpixel": {h: SUBPIXEL[h] for h in p.heads}, "claims": claims(rows, p.heatmap_sizes, p.heads)}
+               "subpixel": {h: SUBPIXEL[h] for h in p.heads}, "claims": claims(rows, p.heatmap_sizes, p.heads),
+               "seed": seed, "integral": integral, "per_face_nme": face_nmes, "samples": samples}
     if curves:
         results["curves"] = {f"{h}_{hm}": c for (h, hm), c in curves.items()}
-    write_json(out / "demo_results.json", results)
-    write_text(out / "demo_results.md", results_markdown(results))
+    write_results(out / "demo_results.json", results)
+    seeds = committed_seeds(p.name)
+    write_text(out / "demo_results.md", results_markdown(results, seeds))
     from .viz_demo import demo_figures
 
-    demo_figures(out, results, nmes, samples, test_set)
-    print(results_markdown(results))
+    demo_figures(out, results, test_set)
+    print(results_markdown(results, seeds))
     print(f"wrote {out}/demo_results.md, demo_results.json and the figures ({total:.0f} s in all)")
     return results
+
+
+def write_results(path: Path, results: dict) -> Path:
+    """``results`` as indented JSON with every list of numbers (and list of such lists) on one line, so
+    that the per-face NMEs and sample coordinates the figures need keep the file short."""
+    import json
+    import re
+
+    text = json.dumps(results, indent=2)
+    flat = re.compile(r"\[\s*((?:[-\w.+]+|\[[^\[\]]*\])(?:,\s*(?:[-\w.+]+|\[[^\[\]]*\]))*)\s*\]")
+    while True:
+        new = flat.sub(lambda m: "[" + re.sub(r"\s+", "", m.group(1)).replace(",", ", ") + "]", text)
+        if new == text:
+            return write_text(path, text + "\n")
+        text = new
+
+
+def _rounded(a, digits: int) -> list:
+    """A numpy array as nested lists of floats rounded to ``digits`` decimals (compact JSON)."""
+    return np.round(np.asarray(a, dtype=np.float64), digits).tolist()
+
+
+@torch.no_grad()
+def integral_report(model, codec, test_set, device, gt: np.ndarray, norm, radius: int = 3) -> dict:
+    """The measurement behind the integral decoder's failure on trained maps (``analysis.integral_pull``
+    over the test faces): the share of each map's positive mass outside the 7x7-cell window around its
+    peak, where that mass's centre lies, how far the estimates move toward the map's centre, and the NME
+    of the same expectation over the window alone. Distances in heatmap cells unless named ``_px``."""
+    from .analysis import integral_pull
+    from .evaluate import crop_to_original
+
+    was_training = model.training
+    model.eval()
+    parts = [integral_pull(model(test_set.images[i:i + 64].float().to(device))["heatmap"].float(), radius)
+             for i in range(0, len(test_set), 64)]
+    model.train(was_training)
+    pull = {k: torch.cat([q[k].cpu() for q in parts]) for k in parts[0]}
+    c = (codec.heatmap_size - 1) / 2                       # the map's centre, in cells
+    truth = codec.to_cells(test_set.landmarks.float())     # (N, K, 2) cells
+    d_truth, d_int = (truth - c).norm(dim=-1), (pull["integral"] - c).norm(dim=-1)
+
+    def nme(cells):
+        return 100 * float(metrics.nme(crop_to_original(codec.to_pixels(cells), test_set.matrices).numpy(), gt, norm).mean())
+
+    return {"heatmap": codec.heatmap_size, "window_cells": 2 * radius + 1,
+            "mass_outside_mean": float(pull["mass_outside"].mean()),
+            "mass_outside_median": float(pull["mass_outside"].median()),
+            "outside_to_centre_cells": float((pull["outside"] - c).norm(dim=-1).mean()),
+            "truth_to_centre_cells": float(d_truth.mean()), "integral_to_centre_cells": float(d_int.mean()),
+            "pull_toward_centre_px": float((d_truth - d_int).mean()) * codec.stride,
+            "nme_integral": nme(pull["integral"]), "nme_window": nme(pull["window"])}
+
+
+def sample_crops(p: dict, seed: int, n: int):
+    """The first ``n`` test faces of a demo run (``p``: its profile as a dict, as in its results), cropped
+    as the run cropped them: face i of a seed is always the same face (``hihlib.data.synthetic``)."""
+    from .data import FaceDataset
+    from .data.synthetic import SyntheticFaces
+    from .train import cache_records
+
+    faces = SyntheticFaces(n, seed=seed + 10_000, image_size=p["image_size"], attribute_prob=attribute_prob(p["appearance"]))
+    return FaceDataset(cache_records(list(faces.records)), faces.scheme, input_size=p["input_size"], box="dataset")
+
+
+def replot(out: str | os.PathLike) -> dict:
+    """Redraw ``demo_results.md`` and the figures in ``out`` from its ``demo_results.json`` (no training)."""
+    import json
+
+    from .errors import ConfigError
+    from .viz_demo import NEEDED, demo_figures
+
+    path = Path(out) / "demo_results.json"
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: expected the demo_results.json of a hih demo run ({e.__class__.__name__})") from None
+    missing = [k for k in ("profile", "rows", "subpixel", *NEEDED) if k not in results]
+    if missing:
+        raise ConfigError(f"{path}: lacks {', '.join(missing)} (written by an older hih demo): run hih demo again")
+    p = results["profile"]
+    demo_figures(Path(out), results, sample_crops(p, results["seed"], min(p["num_samples"], p["num_test"])))
+    write_text(Path(out) / "demo_results.md", results_markdown(results, committed_seeds(results["profile"]["name"])))
+    print(f"redrew {out}/demo_results.md and the figures from {path}")
+    return results
+
+
+def committed_seeds(profile: str) -> dict | None:
+    """The committed run-to-run spread of this profile (``figures/demo_seeds.json``, written by
+    ``tools/demo_seeds.py``), or None when this checkout has none for it."""
+    import json
+
+    from .viz import project_root
+
+    path = project_root() / "figures" / "demo_seeds.json"
+    try:
+        seeds = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return seeds if seeds.get("profile") == profile else None
 
 
 def read_curves(path: Path, subpixel: str) -> dict:
@@ -418,6 +526,8 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the training faces and of the models")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: the cores other processes leave idle, measured before each model)")
+    p.add_argument("--replot", action="store_true",
+                   help="redraw the figures and demo_results.md in --out from its demo_results.json (no training)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per model (default: the profile's)")
     p.add_argument("--train-faces", type=int, default=None, help="training faces (default: the profile's)")
     p.add_argument("--test-faces", type=int, default=None, help="test faces (default: the profile's)")
@@ -427,6 +537,9 @@ def register(sub) -> None:
 def _cli(args) -> int:
     from .errors import ConfigError
 
+    if args.replot:
+        replot(args.out)
+        return 0
     profile = "quick" if args.quick else ("full" if args.full else ("long" if args.long else None))
     given = {"--steps": ("steps", args.steps), "--train-faces": ("num_train", args.train_faces),
              "--test-faces": ("num_test", args.test_faces)}

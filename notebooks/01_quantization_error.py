@@ -59,7 +59,20 @@ print(f"smoke mode: {SMOKE}; figures go to {viz.shown_path(FIGURES)}")
 # $$\mathbb{E}\lVert e\rVert = \int_{[-1/2,1/2]^2}\sqrt{x^2+y^2}\,dx\,dy = \frac{\sqrt2 + \operatorname{asinh}(1)}{6} \approx 0.3826\ \text{cells} \approx 1.53\ \text{px at stride 4}.$$
 #
 # A decoder that *floors* instead (a wrong half-cell convention, common in released code) has e uniform on
-# [0, 1]² and twice the error, 0.7652 cells. We check both closed forms by Monte Carlo first.
+# [0, 1]² and twice the error, 0.7652 cells. The closed forms first (checked against a direct numerical
+# integration on a 2000 × 2000 grid of the square), then by Monte Carlo.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+g = (torch.arange(2000, dtype=torch.float64) + 0.5) / 2000 - 0.5            # midpoints of [-1/2, 1/2]
+numeric = torch.sqrt(g[:, None] ** 2 + g[None, :] ** 2).mean().item()       # E||e|| for e uniform on the square
+display(Markdown(f"""| reading of a cell | error e uniform on | E‖e‖ closed form (cells) | numerical integral (cells) | px at stride 4 |
+|---|---|---|---|---|
+| rounding (argmax) | [−½, ½]² | {ROUNDING_ERROR:.6f} | {numeric:.6f} | {4 * ROUNDING_ERROR:.4f} |
+| flooring | [0, 1]² | {FLOORING_ERROR:.6f} | {2 * numeric:.6f} | {4 * FLOORING_ERROR:.4f} |
+| rounding to 1/8 cell (HIH's published decoding) | [−1/16, 1/16]² | {ROUNDING_ERROR / 8:.6f} | {numeric / 8:.6f} | {4 * ROUNDING_ERROR / 8:.4f} |"""))
+assert abs(numeric - ROUNDING_ERROR) < 1e-6 and abs(ROUNDING_ERROR - (np.sqrt(2) + np.arcsinh(1)) / 6) < 1e-15
+assert FLOORING_ERROR == 2 * ROUNDING_ERROR   # [0, 1]^2 is [0, 1/2]^2 scaled by 2, and [-1/2, 1/2]^2 is 4 mirrored copies of [0, 1/2]^2
 
 # %%
 e_round = torch.rand(N_POINTS, 2, generator=gen, dtype=torch.float64) - 0.5
@@ -174,9 +187,10 @@ viz.show(fig, save_to=FIGURES / "quantization_error.png")
 # inside the map (the log of a Gaussian is a quadratic: exact up to the edge pixels), and never leaves the crop.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 from hihlib.codecs.gaussian import dark_decode
 
-step = 0.5 if SMOKE else 0.125
+step = 0.125   # the same sweep in smoke and full runs (a second), so that this table is compared by nbval
 xs = torch.arange(-0.5, 255.5 + 1e-9, step, dtype=torch.float64)
 edge_coords = torch.stack([xs, torch.full_like(xs, 131.3)], -1)[None]  # (1, N, 2): along x, y mid-crop
 dist = torch.minimum(xs + 0.5, 255.5 - xs)  # px from the nearer edge of the crop

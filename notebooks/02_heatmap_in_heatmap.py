@@ -49,27 +49,77 @@ print(f"smoke mode: {SMOKE}; figures go to {viz.shown_path(FIGURES)}")
 # %% [markdown]
 # ## 1. One landmark, two heatmaps
 #
-# A landmark at input pixel (101.3, 87.8) of a 256×256 crop sits at heatmap position
-# u = (x + 0.5)/4 − 0.5 = (24.95, 21.575) on the 64×64 grid. hihlib first writes u on the grid of 1/d cell
-# (d = 8) and splits it into an integer cell i and a decimal index j = 0..d−1, so that u = i + j/d up to
-# 1/(2d). The **integer heatmap** is a Gaussian (σ = 1.5 cells) on cell i; the **decimal heatmap** is a
-# d×d map whose grid spans one cell's length on each axis, decimal cell j standing for the interval of
-# fractions [(j − ½)/d, (j + ½)/d) measured from the centre of cell i. So the decimal map covers the square
-# from the centre of cell i to the centre of cell i + 1, shifted back by half a decimal cell (the red square
-# below): a landmark lies at most 1/(2d) cell left of or above the centre of its integer cell, as this one
-# does in x (decimal position −0.4). Its target is a soft label: a Gaussian of σ = 1 decimal cell around
-# the exact fractional position, normalised to sum to 1.
+# Notebook 01 showed the problem: a heatmap of stride s can only say *which cell* holds the landmark, so
+# reading it by argmax is off by up to half a cell (2 px at stride 4). HIH keeps that heatmap for the
+# coarse answer and adds a second, small heatmap per landmark for the fine answer. Step by step, for a
+# landmark at input pixel (x, y) = (101.3, 87.8) of a 256×256 crop, stride s = 4 (a 64×64 heatmap), and
+# decimal size d = 8. Everything happens on each axis separately; the numbers are for y.
+#
+# 1. **Heatmap position.** u = (y + 0.5)/s − 0.5 = 21.575 cells (notebook 01's convention: cell i is
+#    centred on u = i). For x, u = 24.95.
+# 2. **Round to the decimal grid.** The *decimal grid* is the grid of 1/d of a cell: 0, 1/8, 2/8, … Write u
+#    on it: n = round(d·u) = round(172.6) = 173, i.e. u ≈ 173/8 = 21.625 (off by 0.05 cell, and never by
+#    more than 1/(2d) = 1/16 cell).
+# 3. **Split into integer and decimal parts.** Integer cell i = floor(n/d) = 21, decimal index
+#    j = n − d·i = 5, so u ≈ i + j/d = 21 + 5/8. For x: n = 200, i = 25, j = 0.
+# 4. **Two targets.** The **integer heatmap** is the usual H×W map, a Gaussian (σ = 1.5 cells) on cell
+#    (25, 21). The **decimal heatmap** is a d×d = 8×8 map with one class per pair (j_x, j_y): decimal cell j
+#    stands for the fractions [(j − ½)/d, (j + ½)/d) measured from the centre of cell i. Its target is a
+#    *soft label*, a Gaussian of σ = 1 decimal cell around the exact fraction (u − i)·d (here 4.6 in y and
+#    −0.4 in x), normalised to sum to 1, and it is trained as a classification (a KL loss: coordinate
+#    soft-classification, CSC).
+# 5. **Decoding** reverses the split: integer cell from the integer map's peak, plus the decimal map's
+#    answer divided by d (section 3).
+#
+# **The integer cell is not the nearest cell.** 21.575 is nearer to cell 22 (0.425 away) than to cell 21
+# (0.575 away), yet i = 21: step 3 *floors*. Right after notebook 01 showed flooring to be a bias (−½ cell
+# on average), why is that fine here? Because the integer cell is not HIH's answer: the decimal part adds
+# j/d back, and i + j/d is the rounding of u to the decimal grid, unbiased and within 1/(2d) cell. Flooring
+# is simply the split that gives every position exactly one (integer cell, decimal class) pair with the
+# fraction in [0, 1) of a cell. Two consequences a student should know:
+#
+# * the integer Gaussian sits up to 15/16 of a cell from the landmark (it is centred on cell i, not on u),
+#   so the integer map's peak alone reads the landmark with flooring's half-cell bias;
+# * a HIH model read *without* its decimal map must therefore not return cell i: hihlib's `argmax` method
+#   for HIH returns i + (d − 1)/(2d) (cell i moved to the middle of the fractions it stands for, 7/16 of a
+#   cell), which is unbiased and as accurate as argmax on a Gaussian map. The cell below measures both.
+#
+# In the left figure the integer map's peak cell is outlined in white and the red square is the stretch
+# of the image the decimal map covers: from 1/16 cell before the centre of cell i to 1/16 cell before the
+# centre of cell i + 1 on each axis. This landmark lies 0.05 cell left of the centre of its integer cell in
+# x (decimal position −0.4, inside the red square's first 1/16).
 
 # %%
+# NBVAL_CHECK_OUTPUT
 hih = get_codec("hih", input_size=256, heatmap_size=64, sigma=1.5, decimal_size=8, decimal_sigma=1.0)
 xy = torch.tensor([[[101.3, 87.8]]], dtype=torch.float64)
 t = hih.encode(xy)
 i, f = hih.split(xy)
-print("heatmap position u (cells):", hih.to_cells(xy)[0, 0].numpy())
-print("integer cell i:", i[0, 0].numpy(), " decimal position (1/8 cells):", f[0, 0].numpy().round(3))
-print("target shapes:", {k: tuple(v.shape) for k, v in t.items()}, " decimal mass:", float(t["decimal"].sum()))
 u = hih.to_cells(xy)[0, 0]
+print("heatmap position u (cells):", u.numpy().round(4))
+print("on the decimal grid: n = round(8u) =", torch.round(8 * u).numpy(), " nearest cell:", torch.round(u).numpy())
+print("integer cell i:", i[0, 0].numpy(), " decimal position (u - i) * 8:", f[0, 0].numpy().round(3))
+print("target shapes:", {k: tuple(v.shape) for k, v in t.items()}, " decimal mass:", round(float(t["decimal"].sum()), 6))
 assert torch.allclose(i[0, 0] + f[0, 0] / 8, u) and abs(float(t["decimal"].sum()) - 1) < 1e-6
+assert i[0, 0].tolist() == [25, 21] and torch.round(u).tolist() == [25, 22]   # y: cell 21, not the nearest (22)
+assert torch.round(8 * u).tolist() == [200, 173]
+
+# Over many landmarks: the integer cell alone is biased like flooring; i + j/d and hihlib's HIH `argmax`
+# (cell i moved by 7/16) are not. Errors in cells, mean over uniform landmarks; closed forms beside them.
+many = uniform_coords(1, 20_000, 256, margin=8, generator=torch.Generator().manual_seed(0))
+cells_i, _ = hih.split(many)
+u_many = hih.to_cells(many)
+on_grid = torch.round(8 * u_many) / 8
+bias = {"integer cell i alone": (cells_i - u_many).mean((0, 1)),
+        "i + j/d (the decimal grid)": (on_grid - u_many).mean((0, 1)),
+        "hihlib's HIH argmax, i + 7/16": (hih.to_cells(hih.roundtrip(many, "argmax")) - u_many).mean((0, 1))}
+for name, b in bias.items():
+    bx, by_ = (round(float(v), 3) + 0.0 for v in b)   # + 0.0: no "-0.000"
+    print(f"mean error of {name:30s}: x {bx:+.3f}, y {by_:+.3f} cells")
+print(f"largest error of i + j/d: {float((on_grid - u_many).abs().max()):.4f} cells (bound 1/16 = 0.0625)")
+assert torch.allclose(bias["integer cell i alone"], torch.tensor(-7 / 16, dtype=torch.float64), atol=0.01)
+assert bias["i + j/d (the decimal grid)"].abs().max() < 0.01 and bias["hihlib's HIH argmax, i + 7/16"].abs().max() < 0.01
+assert float((on_grid - u_many).abs().max()) <= 1 / 16 + 1e-9
 
 fig, (ax1, ax2) = viz.new_figure(1, 2, size=(9.5, 4.2))
 viz.plot_heatmap(t["heatmap"][0, 0], ax1, grid=True, points={"true": u.tolist()})
@@ -92,6 +142,7 @@ viz.show(fig, save_to=FIGURES / "hih_representation.png")
 # right cell, so argmax decoding is unaffected, but most of the training signal is spent on a flat floor.
 
 # %%
+# NBVAL_CHECK_OUTPUT
 published = widgets.published_soft_label(hih, xy)
 ours = t["decimal"]
 entropy = lambda p: float(-(p * p.clamp_min(1e-30).log()).sum())  # noqa: E731  (nats)

@@ -11,6 +11,12 @@ and screenshot it again. Screenshots go to <figures>/widgets/<notebook>_<n>_{bef
 only when asked for (``HIH_FIGURES=figures``) or with ``--out``. The check fails (exit 1) when a notebook raises, when it shows no widget, or when moving a slider does
 not change the figure.
 
+It waits for what it needs, never for a fixed element: for the notebook's model to be loaded (not for the
+first cell's element, which JupyterLab's windowed notebook may leave out of the page), for the run to end
+(every code cell numbered, the kernel idle), then for each cell whose outputs hold a widget it scrolls that
+cell into view and waits for its explorer to be drawn. Notebook windowing is switched off in the
+temporary JupyterLab settings so that every cell is attached to the page.
+
 Needs: ``pip install playwright`` (the Python package only; no ``playwright install``) and a system
 Chromium (Debian: ``apt-get install -y chromium chromium-driver``).
 
@@ -40,6 +46,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # An explorer is a VBox holding a GridBox of controls and an image widget (see hihlib.widgets).
 EXPLORER = ".jp-OutputArea-output .widget-vbox:has(> .widget-gridbox):has(> .widget-image)"
+# Opens a page-side function body with ``panel``, the notebook named by its argument (the current widget).
+PANEL = "(name) => { const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget; if (!panel) return false;"
 
 
 def free_port() -> int:
@@ -56,6 +64,11 @@ def start_lab(root: Path, port: int, log: Path, smoke: bool = True) -> subproces
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True, exist_ok=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false", "checkForUpdates": false}')
+    # Attach every cell to the page: JupyterLab's windowed notebook leaves cells outside the viewport out of
+    # the DOM (or unrendered), and an explorer there would be neither found nor drawn.
+    (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True, exist_ok=True)
+    (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
+        '{"windowingMode": "none"}')
     env["JUPYTERLAB_SETTINGS_DIR"] = str(settings)
     env["JUPYTERLAB_WORKSPACES_DIR"] = str(root / ".lab-workspaces")
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -81,7 +94,10 @@ def run_notebook(page, base: str, name: str, out_dir: Path, timeout_s: float) ->
     """Open, run, interact, screenshot. Returns a list of problems (empty when all is well)."""
     problems: list[str] = []
     page.goto(f"{base}/lab/tree/notebooks/{name}.ipynb", wait_until="domcontentloaded")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+    # Wait for the notebook's model, not for a cell's element: the model has every cell whatever is in view.
+    page.wait_for_function(PANEL + " return !!(panel.context && panel.context.isReady && panel.content"
+                           " && panel.content.widgets.length > 0 && panel.context.path.endsWith(name)); }",
+                           arg=f"{name}.ipynb", timeout=120_000)
     # A notebook without kernel metadata asks which kernel to start: take the default.
     select = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
     try:
@@ -123,14 +139,31 @@ def run_notebook(page, base: str, name: str, out_dir: Path, timeout_s: float) ->
         problems.append(f"{name}: still running after {timeout_s:.0f} s")
     elif state != "done":
         problems.append(f"{name}: a cell raised ({state})")
-    explorers = page.locator(EXPLORER)
-    n = explorers.count()
-    print(f"{name}: {n} explorer(s), ran in {time.time() - t0:.0f} s")
+    # The cells whose outputs hold a widget, from the notebook's model; each is scrolled into view and its
+    # explorer waited for in the page (widgets render after the kernel has sent them).
+    cells = page.evaluate(PANEL + " const widget = 'application/vnd.jupyter.widget-view+json'; const found = [];"
+                          " panel.content.widgets.forEach((c, i) => { if (c.model.type !== 'code') return;"
+                          " for (let k = 0; k < c.model.outputs.length; k++) {"
+                          " const d = c.model.outputs.get(k).data; if (d && d[widget]) { found.push(i); return; } } });"
+                          " return found; }", name)
+    boxes = []
+    for idx in cells:
+        page.evaluate("([name, idx]) => { const panel = window.jupyterapp.shell.currentWidget;"
+                      " const c = panel.content.widgets[idx]; c.node.setAttribute('data-hih-cell', String(idx));"
+                      " panel.content.activeCellIndex = idx; c.node.scrollIntoView(); }", [name, idx])
+        box = page.locator(f"[data-hih-cell='{idx}'] {EXPLORER}")
+        try:
+            box.first.wait_for(state="visible", timeout=60_000)
+            boxes += [box.nth(j) for j in range(box.count())]
+        except Exception:
+            problems.append(f"{name}: cell {idx + 1} holds a widget, but no explorer was drawn within 60 s")
+    n = len(boxes)
+    print(f"{name}: {n} explorer(s) in {len(cells)} widget cell(s), ran in {time.time() - t0:.0f} s")
     if n == 0:
         problems.append(f"{name}: no widget explorer rendered")
-    for i in range(n):
-        box = explorers.nth(i)
+    for i, box in enumerate(boxes):
         box.scroll_into_view_if_needed()
+        box.locator(".widget-image").first.wait_for(state="visible", timeout=60_000)
         img = box.locator(".widget-image").first
         before_src = img.get_attribute("src")
         box.screenshot(path=str(out_dir / f"{name}_{i + 1}_before.png"))

@@ -11,7 +11,10 @@ figures to ``runs/figures/`` (``hihlib.viz.figure_dir()``), which git ignores. T
 * with ``--long``: ``hih demo --long --out figures/long`` (about 20 minutes on 2 idle cores; notebooks 02
   and 04 show its figure);
 * with ``--demo``: ``hih demo --out figures`` (the demo's figures and results table);
-* with ``--demo`` or ``--long``: ``tools/update_readme.py`` (README.md's blocks written from those results).
+* with ``--replot``: ``hih demo --replot --out figures`` (the demo's figures and ``demo_results.md`` redrawn
+  from the committed ``figures/demo_results.json``, no training; seconds);
+* with ``--demo``, ``--long`` or ``--replot``: ``tools/update_readme.py`` (README.md's blocks written from those
+  results).
 
     python tools/regenerate_figures.py                               # all notebooks (tens of minutes on a CPU)
     python tools/regenerate_figures.py notebooks/03_randomized_rounding.ipynb
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--widgets", action="store_true", help="also refresh figures/widgets/ (needs playwright, Chromium)")
     ap.add_argument("--demo", action="store_true", help="also run hih demo --out figures")
     ap.add_argument("--long", action="store_true", help="also run hih demo --long --out figures/long")
+    ap.add_argument("--replot", action="store_true",
+                    help="also redraw the demo's figures from figures/demo_results.json (no training)")
     ap.add_argument("--timeout", type=int, default=7200, help="seconds allowed per notebook")
     args = ap.parse_args(argv)
 
@@ -70,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         failed.append("hih demo --long")
     if args.demo and run([sys.executable, "-m", "hihlib.cli", "demo", "--out", str(ROOT / "figures")], env, ROOT):
         failed.append("hih demo")
-    if (args.demo or args.long) and run([sys.executable, str(ROOT / "tools" / "update_readme.py")], env, ROOT):
+    if args.replot and not args.demo and run([sys.executable, "-m", "hihlib.cli", "demo", "--replot", "--out",
+                                              str(ROOT / "figures")], env, ROOT):
+        failed.append("hih demo --replot")
+    if (args.demo or args.long or args.replot) and run([sys.executable, str(ROOT / "tools" / "update_readme.py")], env, ROOT):
         failed.append("update_readme")
     if failed:
         print("regenerate_figures: failed: " + ", ".join(failed), file=sys.stderr)
