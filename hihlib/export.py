@@ -253,17 +253,22 @@ def read_metadata(path_or_proto) -> dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
+def scheme_name(cfg: dict) -> str:
+    """The landmark scheme of a checkpoint's configuration (synthetic faces carry WFLW's 98 points)."""
+    dataset = cfg["data"]["dataset"]
+    return "wflw" if dataset == "synth" else dataset
+
+
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *, method: str | None = None,
                       flip: bool = False, cache: dict | None = None):
     """``hih export``: the checkpoint's model and codec, its scheme's mirror permutation and the
     checkpoint's data settings as metadata. Returns the ModelProto."""
     from .checkpoint import load_checkpoint
     from .data.schemes import get_scheme
-    from .predict import cfg_scheme
 
     _require_onnx()
     model, codec, cfg = load_checkpoint(checkpoint, "cpu")
-    scheme = get_scheme(cfg_scheme(cfg))
+    scheme = get_scheme(scheme_name(cfg))
     d = cfg["data"]
     meta = {"dataset": d["dataset"], "scheme": scheme.name, "crop_scale": f"{float(d['scale']):g}",
             "crop": f"square of crop_scale x the face box's side centred on the box, resized to input_size",
