@@ -416,9 +416,12 @@ class Aligner:
         from .export import read_metadata
 
         meta = read_metadata(path_or_proto)
-        if meta.get("decoder", "none") == "none":
-            raise HihError(f"{path_or_proto if isinstance(path_or_proto, (str, os.PathLike)) else 'the graph'}: "
-                           "expected a graph with its decoder (hih export without --method none)")
+        name = path_or_proto if isinstance(path_or_proto, (str, os.PathLike)) else "the graph"
+        missing = [k for k in ("input_size", "crop_scale", "scheme", "codec", "decoder") if k not in meta]
+        if missing:
+            raise HihError(f"{name}: expected a graph written by hih export, found no {', '.join(missing)} in its metadata")
+        if meta["decoder"] == "none":
+            raise HihError(f"{name}: expected a graph with its decoder (hih export without --method none)")
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():

@@ -173,6 +173,11 @@ def test_hih_export_writes_the_raw_maps_with_metadata(checkpoint, tmp_path, caps
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["heatmap", "decimal"]
     assert not [p for p in tmp_path.iterdir() if p.name != "raw.onnx"]  # no temporary file left
+    from hihlib.errors import HihError
+    from hihlib.predict import Aligner
+
+    with pytest.raises(HihError, match=f"^{out}: expected a graph with its decoder"):
+        Aligner.from_onnx(out)
 
 
 @pytest.mark.parametrize("args, expected", [
