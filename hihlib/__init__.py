@@ -7,3 +7,12 @@ landmarks are (x, y) in pixels, 0-based.
 
 __version__ = "0.1.0"
 
+
+
+def __getattr__(name: str):
+    """``hihlib.Aligner`` (``hihlib.predict.Aligner``), imported on first use: ``import hihlib`` stays light."""
+    if name in ("Aligner", "Faces"):
+        from . import predict
+
+        return getattr(predict, name)
+    raise AttributeError(f"module 'hihlib' has no attribute {name!r}")

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     ("eval", "hihlib.evaluate", "evaluate a checkpoint: NME, FR@0.1, AUC@0.1 per subset and decoder"),
     ("predict", "hihlib.predict", "detect faces in an image and predict their landmarks"),
     ("demo", "hihlib.demo", "train Gaussian, H3R and HIH models on synthetic faces and compare decoders"),
+    ("export", "hihlib.export", "export a checkpoint to ONNX with its decoder inside"),
     ("convert", "hihlib.convert", "convert released HIH, H3R or HRNet-facial weights into a hihlib checkpoint (for hih eval / predict)"),
 ]
 

@@ -321,18 +321,231 @@ def synthetic_model_warning(checkpoint, origin: dict) -> str:
             "(hih convert --released; README, 'Released weights')")
 
 
+@dataclass
+class Faces:
+    """Landmarks of the faces in one image (``Aligner.__call__``).
+
+    landmarks: (F, K, 2) float64 (x, y) in image pixels (0-based, pixel centres at integers);
+    scores: (F, K) float64 per-landmark confidence (``hihlib.export.landmark_scores``); boxes: (F, 4) the
+    landmark-like boxes the crops were made from; detections: the detector's faces (None when boxes were
+    given to the call)."""
+
+    landmarks: np.ndarray
+    scores: np.ndarray
+    boxes: np.ndarray
+    detections: Detections | None = None
+
+    def __len__(self) -> int:
+        return len(self.landmarks)
+
+
+def as_rgb_array(image, channels: str = "RGB") -> np.ndarray:
+    """An image as (H, W, 3) uint8 RGB: a path (any format OpenCV reads), a PIL image, or a NumPy array
+    (H, W) grey, (H, W, 3) or (H, W, 4) uint8 whose channel order ``channels`` names ("RGB", or "BGR" for
+    what OpenCV's imread and VideoCapture return; a 4th channel, alpha, is dropped)."""
+    from .data.records import read_image
+
+    if isinstance(image, (str, os.PathLike)):
+        if not Path(image).is_file():
+            raise HihError(f"{image}: image not found")
+        return read_image(str(image))
+    if type(image).__module__.startswith("PIL."):
+        return np.asarray(image.convert("RGB"))
+    if channels not in ("RGB", "BGR"):
+        raise ConfigError(f"channels={channels!r}: expected 'RGB' or 'BGR'")
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        raise HihError(f"image: expected a uint8 array (H, W), (H, W, 3) or (H, W, 4), found {array.dtype} "
+                       f"{tuple(array.shape)}")
+    if array.ndim == 2:
+        return np.repeat(array[..., None], 3, axis=2)
+    array = array[..., :3]
+    return np.ascontiguousarray(array[..., ::-1] if channels == "BGR" else array)
+
+
+class Aligner:
+    """Landmarks of the faces in an image, in three lines::
+
+        aligner = Aligner.from_checkpoint("best.pt")          # or backend="onnx"
+        faces = aligner("photo.jpg")                           # a path, a PIL image or an (H, W, 3) array
+        faces.landmarks, faces.scores                          # (F, K, 2) image pixels, (F, K)
+
+    NumPy arrays are read as RGB (what PIL, imageio and matplotlib give); pass ``channels="BGR"`` for
+    OpenCV's arrays. Without ``boxes`` the faces are found by the detector (as ``hih predict``: dlib when
+    installed, else OpenCV's Haar cascades; largest face first) and their boxes moved onto the landmarks'
+    extent (``to_landmark_box``); ``boxes`` (F, 4) x0, y0, x1, y1 image pixels are taken as landmark boxes.
+    Each face is cropped as in training (``crop_matrix``: a square of ``crop_scale`` x the box's side,
+    resized to the model's input), run through the graph of ``hihlib.export`` (normalisation, network,
+    decoder; eager PyTorch or onnxruntime) and mapped back through the inverse crop.
+
+    ``run``: (N, 3, S, S) float32 RGB [0, 255] crops -> (landmarks (N, K, 2) crop pixels, scores (N, K)),
+    NumPy in and out. Build one with ``from_checkpoint``, ``from_model`` or ``from_onnx``.
+    """
+
+    def __init__(self, run, *, input_size: int, crop_scale: float, scheme: str, codec: str, method: str,
+                 backend: str, detector: str = "auto", min_size: int = 40, min_score: float | None = None,
+                 batch_size: int = 32):
+        from .data.schemes import get_scheme
+
+        self.run, self.input_size, self.crop_scale = run, int(input_size), float(crop_scale)
+        self.scheme = get_scheme(scheme)
+        self.codec, self.method, self.backend = codec, method, backend
+        self.detector, self.min_size, self.min_score = detector, min_size, min_score
+        self.batch_size = int(batch_size)
+        #: what the model was trained on (``checkpoint.trained_on``; set by ``from_checkpoint``, else unknown)
+        self.trained_on = {"dataset": None, "synthetic": None, "root": None, "description": None}
+
+    @classmethod
+    def from_model(cls, model, codec, cfg: dict, *, method: str | None = None, flip: bool = False,
+                   device: str | torch.device | None = None, **options) -> "Aligner":
+        """The eager PyTorch graph of a model in memory (``cfg``: its configuration, for the crop and the
+        scheme). ``options``: detector, min_size, min_score, batch_size."""
+        from .data.schemes import get_scheme
+        from .export import LandmarkGraph
+
+        method = method or codec.methods[0]
+        if method not in codec.methods:
+            raise HihError(f"--method {method!r}: the {codec.name} codec decodes with one of {codec.methods}")
+        scheme = get_scheme(cfg_scheme(cfg))
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        graph = LandmarkGraph(model.to(device).eval(), codec, method, flip=flip, mirror=scheme.mirror).to(device)
+
+        def run(x: np.ndarray):
+            pts, scores = graph(torch.from_numpy(x).to(device))
+            return pts.cpu().numpy(), scores.cpu().numpy()
+
+        return cls(run, input_size=model.input_size, crop_scale=cfg["data"]["scale"], scheme=scheme.name,
+                   codec=codec.name, method=method, backend="torch", **options)
+
+    @classmethod
+    def from_onnx(cls, path_or_proto, *, device: str = "cpu", **options) -> "Aligner":
+        """A graph written by ``hih export`` (a path or an ``onnx.ModelProto``), run by onnxruntime; its
+        metadata gives the crop, the scheme and the decoder. device: cpu, cuda or cuda:N."""
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise HihError("backend onnx needs onnxruntime: pip install 'hihlib[export]'") from None
+        from .export import read_metadata
+
+        meta = read_metadata(path_or_proto)
+        name = path_or_proto if isinstance(path_or_proto, (str, os.PathLike)) else "the graph"
+        missing = [k for k in ("input_size", "crop_scale", "scheme", "codec", "decoder") if k not in meta]
+        if missing:
+            raise HihError(f"{name}: expected a graph written by hih export, found no {', '.join(missing)} in its metadata")
+        if meta["decoder"] == "none":
+            raise HihError(f"{name}: expected a graph with its decoder (hih export without --method none)")
+        providers = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ConfigError(f"device {device!r}: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
+            index = int(str(device).partition(":")[2] or 0)
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        source = str(path_or_proto) if isinstance(path_or_proto, (str, os.PathLike)) else path_or_proto.SerializeToString()
+        options.setdefault("threads", None)
+        so = ort.SessionOptions()
+        threads = options.pop("threads")
+        if threads:
+            so.intra_op_num_threads = so.inter_op_num_threads = int(threads)
+        session = ort.InferenceSession(source, so, providers=providers)
+
+        def run(x: np.ndarray):
+            pts, scores = session.run(None, {"images": x})
+            return pts, scores
+
+        return cls(run, input_size=int(meta["input_size"]), crop_scale=float(meta["crop_scale"]),
+                   scheme=meta["scheme"], codec=meta["codec"], method=meta["decoder"], backend="onnx", **options)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, backend: str = "torch", device: str = "auto", *,
+                        method: str | None = None, flip: bool = False, **options) -> "Aligner":
+        """A checkpoint of ``hih train`` or ``hih convert``. backend "torch" (eager) or "onnx" (the checkpoint
+        exported in memory by ``hihlib.export``, then run by onnxruntime); device: auto, cpu, cuda, cuda:N.
+        ``options``: detector ("auto", "dlib", "haar"), min_size, min_score, batch_size (and threads for onnx)."""
+        from .build import resolve_device
+        from .checkpoint import load_checkpoint, read_checkpoint, trained_on
+
+        if backend not in ("torch", "onnx"):
+            raise ConfigError(f"backend={backend!r}: expected 'torch' or 'onnx'")
+        dev = resolve_device(device, "--device")
+        ckpt = read_checkpoint(path)
+        if backend == "onnx":
+            from .export import export_checkpoint
+
+            aligner = cls.from_onnx(export_checkpoint(path, None, method=method, flip=flip), device=str(dev), **options)
+        else:
+            model, codec, cfg = load_checkpoint(ckpt, dev)
+            aligner = cls.from_model(model, codec, cfg, method=method, flip=flip, device=dev, **options)
+        aligner.trained_on = trained_on(ckpt)
+        return aligner
+
+    # -- the steps of __call__ -----------------------------------------------------------------------
+    def detect(self, image: np.ndarray, *, largest: bool = False) -> Detections:
+        """The detector's faces in ``image`` (H, W, 3) uint8 RGB, largest first."""
+        return find_faces(image, detector=self.detector, min_size=self.min_size, min_score=self.min_score,
+                          largest=largest)
+
+    def landmarks(self, image: np.ndarray, boxes: np.ndarray) -> Faces:
+        """Landmarks of the faces in ``boxes`` (F, 4) landmark-like boxes, image pixels; image (H, W, 3) RGB."""
+        from .data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+
+        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        k = self.scheme.num_points
+        if len(boxes) == 0:
+            return Faces(np.zeros((0, k, 2)), np.zeros((0, k)), boxes)
+        size = self.input_size
+        matrices = crop_matrix(boxes, size, self.crop_scale)  # (F, 2, 3) image -> crop
+        pts, scores = [], []
+        for start in range(0, len(boxes), self.batch_size):
+            crops = np.stack([warp_image(image, m, size) for m in matrices[start:start + self.batch_size]])
+            p, s = self.run(np.ascontiguousarray(crops.transpose(0, 3, 1, 2), dtype=np.float32))
+            pts.append(p)
+            scores.append(s)
+        crop_pts = np.concatenate(pts).astype(np.float64)
+        return Faces(apply_affine(crop_pts, invert_affine(matrices)), np.concatenate(scores).astype(np.float64), boxes)
+
+    def __call__(self, image, boxes=None, *, channels: str = "RGB", largest: bool = False) -> Faces:
+        """Landmarks of every face in ``image`` (see the class docstring); ``largest``: only the largest
+        detected face. No face found: an empty ``Faces``."""
+        image = as_rgb_array(image, channels)
+        if boxes is not None:
+            return self.landmarks(image, boxes)
+        found = self.detect(image, largest=largest)
+        faces = self.landmarks(image, detector_to_landmark_boxes(found))
+        faces.detections = found
+        return faces
+
+    def crop_boxes(self, found: Detections) -> np.ndarray:
+        """The landmark-like boxes (F, 4) the faces of ``detect`` are cropped from."""
+        return detector_to_landmark_boxes(found)
+
+    def draw(self, image: np.ndarray, landmarks: np.ndarray, boxes: np.ndarray | None = None,
+             labels: list[str] | None = None, *, max_side: int | None = None) -> np.ndarray:
+        """``draw_landmarks`` (F, K, 2) on a copy of ``image`` (RGB) with the scheme's contours."""
+        return draw_landmarks(image, landmarks, self.scheme, boxes, labels, max_side=max_side)
+
+    def __repr__(self) -> str:
+        return (f"Aligner({self.backend}, {self.codec} codec decoded with {self.method}, input {self.input_size} px, "
+                f"{self.scheme.num_points} landmarks, detector {self.detector})")
+
+
+def detector_to_landmark_boxes(found: Detections) -> np.ndarray:
+    """The landmark-like crop boxes of a detector's faces (boxes given with --box are taken as they are)."""
+    if found.detector == "box":
+        return found.boxes
+    shift, scale = LANDMARK_BOX[found.detector]
+    return to_landmark_box(found.boxes, shift=shift, scale=scale)
+
+
 def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, out: str | os.PathLike, *,
                 device: str = "auto", method: str | None = None, min_size: int = 40, boxes=None,
                 largest: bool = False, detector: str = "auto", min_score: float | None = None,
-                max_side: int = 1280, flip: bool = False) -> dict:
-    """Find faces, predict, write OUT/<stem>_landmarks.jpg (longer side at most ``max_side``, JPEG
+                max_side: int = 1280, flip: bool = False, backend: str = "torch") -> dict:
+    """Find faces, predict (``Aligner``, ``backend`` torch or onnx; ``flip``: the flip test), write OUT/<stem>_landmarks.jpg (longer side at most ``max_side``, JPEG
     quality 90) and OUT/<stem>_landmarks.json (full-resolution coordinates). Returns the JSON.
     Raises NoFaceFound (exit 2) when there is no face to predict."""
     import cv2
 
     from .data.records import read_image
-    from .data.schemes import get_scheme
-    from .train import load_checkpoint, resolve_device
 
     image_path = Path(image_path)
     if not image_path.is_file():
@@ -346,26 +559,17 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
         raise NoFaceFound(f"{image_path}: no face found by the {found.detector} detector (min size {min_size} px"
                           + (f", min score {score:g}" if score is not None else "") + "); give the face's box "
                           "with --box X0 Y0 X1 Y1, or lower --min-size / --min-score")
-    dev = resolve_device(device, "--device")
-    from .checkpoint import read_checkpoint, trained_on
-
-    ckpt = read_checkpoint(checkpoint)
-    model, codec, cfg = load_checkpoint(ckpt, dev)
-    origin = trained_on(ckpt)
-    if origin["synthetic"]:
+    aligner = Aligner.from_checkpoint(checkpoint, backend, device, method=method, flip=flip)
+    origin = aligner.trained_on
+    if origin.get("synthetic"):
         print(synthetic_model_warning(checkpoint, origin), file=sys.stderr)
-    method = method or codec.methods[0]
-    if method not in codec.methods:
-        raise HihError(f"--method {method!r}: the {codec.name} codec decodes with one of {codec.methods}")
-    scheme = get_scheme(cfg_scheme(cfg))
-    shift, scale = LANDMARK_BOX[found.detector]
-    crop_boxes = to_landmark_box(found.boxes, shift=shift, scale=scale) if found.detector != "box" else found.boxes
-    pts = predict_faces(model, codec, cfg, image, crop_boxes, scheme=scheme, methods=(method,), device=dev,
-                        flip=flip)[method]
+    crop_boxes = detector_to_landmark_boxes(found)
+    faces = aligner.landmarks(image, crop_boxes)
+    pts, method, scheme = faces.landmarks, aligner.method, aligner.scheme
     out = Path(out)
     stem = image_path.stem
     labels = [f"{k + 1}: {s:.2f}" for k, s in enumerate(found.scores)]
-    annotated = draw_landmarks(image, pts, scheme, crop_boxes, labels, max_side=max_side)
+    annotated = aligner.draw(image, pts, crop_boxes, labels, max_side=max_side)
     picture = out / f"{stem}_landmarks.jpg"
     with atomic_path(picture) as tmp:
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(annotated, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -373,12 +577,13 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
             raise HihError(f"{picture}: could not encode the annotated image")
         Path(tmp).write_bytes(data.tobytes())
     report = {"image": str(image_path), "checkpoint": str(checkpoint), "trained_on": origin,
-              "codec": codec.name, "method": method,
-              "flip": flip, "scheme": scheme.name, "detector": found.detector,
+              "codec": aligner.codec, "method": method, "flip": flip, "backend": aligner.backend,
+              "scheme": scheme.name, "detector": found.detector,
               "units": "image pixels, 0-based, pixel centres at integer coordinates",
               "faces": [{"detector_box": d.tolist(), "score": float(sc), "kind": kind, "box": b.tolist(),
-                         "landmarks": p.tolist()}
-                        for d, sc, kind, b, p in zip(found.boxes, found.scores, found.kinds, crop_boxes, pts)]}
+                         "landmarks": p.tolist(), "landmark_scores": ls.tolist()}
+                        for d, sc, kind, b, p, ls in zip(found.boxes, found.scores, found.kinds, crop_boxes, pts,
+                                                         faces.scores)]}
     write_json(out / f"{stem}_landmarks.json", report)
     for k, (b, sc, kind) in enumerate(zip(found.boxes, found.scores, found.kinds)):
         print(f"face {k + 1}: box {' '.join(f'{v:.0f}' for v in b)}, {kind} score {sc:.2f}")
@@ -392,7 +597,8 @@ def register(sub) -> None:
                        "frontal and profile Haar cascades; or the boxes given with --box), predict their "
                        "landmarks with a checkpoint and write an annotated JPEG and a JSON of the landmarks. "
                        "Exits 2 when no face is found.")
-    p.add_argument("image", help="photo to annotate (any format OpenCV reads)")
+    p.add_argument("image", help="photo to annotate (any format OpenCV reads), or a video (.mp4, .avi, ... or a "
+                   "camera index such as 0): then one CSV row per face per frame and an annotated video")
     p.add_argument("--checkpoint", required=True, help="checkpoint written by hih train (last.pt or best.pt)")
     p.add_argument("--out", default="predictions", help="folder for the annotated picture and the JSON")
     p.add_argument("--box", nargs=4, type=float, action="append", metavar=("X0", "Y0", "X1", "Y1"),
@@ -409,10 +615,35 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (CUDA when available)")
     p.add_argument("--flip", action="store_true",
                    help="flip test: average with the prediction on the mirrored crop (as H3R's released pipeline)")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnx"),
+                   help="run the model in PyTorch or exported to ONNX in onnxruntime (pip install 'hihlib[export]')")
+    v = p.add_argument_group("video", "for a video or a camera (--box then gives the faces of the first frame)")
+    v.add_argument("--smooth", action="store_true", help="One-Euro smoothing of the landmarks over time")
+    v.add_argument("--min-cutoff", type=float, default=1.0, help="smoothing: cut-off of a still landmark, Hz")
+    v.add_argument("--beta", type=float, default=0.0, help="smoothing: cut-off increase per pixel/s of speed")
+    v.add_argument("--lost-score", type=float, default=0.2,
+                   help="a tracked face whose mean landmark score falls below it is searched for again")
+    v.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (a camera runs until Ctrl-C)")
     p.set_defaults(func=_cli)
 
 
 def _cli(a) -> int:
+    from .video import is_video_source, run_video
+
+    if is_video_source(a.image):
+        boxes = None
+        if a.box:
+            boxes = np.array([[float(v) for v in b] for b in a.box])
+            if not np.all((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])):
+                raise ConfigError("--box: expected x0 < x1 and y0 < y1 (image pixels)")
+        resolve_detector(a.detector)
+        aligner = Aligner.from_checkpoint(a.checkpoint, a.backend, a.device, method=a.method, flip=a.flip,
+                                          detector=a.detector, min_size=a.min_size, min_score=a.min_score)
+        if aligner.trained_on.get("synthetic"):
+            print(synthetic_model_warning(a.checkpoint, aligner.trained_on), file=sys.stderr)
+        run_video(a.image, aligner, a.out, boxes=boxes, largest=a.largest, smooth=a.smooth, min_cutoff=a.min_cutoff,
+                  beta=a.beta, lost_score=a.lost_score, max_frames=a.max_frames, max_side=a.max_side)
+        return 0
     run_predict(a.image, a.checkpoint, a.out, device=a.device, method=a.method, min_size=a.min_size, boxes=a.box,
-                largest=a.largest, detector=a.detector, min_score=a.min_score, max_side=a.max_side, flip=a.flip)
+                largest=a.largest, detector=a.detector, min_score=a.min_score, max_side=a.max_side, flip=a.flip, backend=a.backend)
     return 0

@@ -94,3 +94,34 @@ def test_trainer_and_evaluation_run_on_cuda(tmp_path):
     preds = predict_all(model, codec, test_set, torch.device("cuda"))
     for m, v in preds.items():
         assert v.shape == (16, 98, 2) and np.isfinite(v).all(), m
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_landmark_graph_and_its_onnx_export_from_cuda_match_the_cpu(head):
+    """hihlib.export's graph (normalisation, network, decoder) on CUDA, and a graph exported from a CUDA
+    model, give the CPU's landmarks (TF32 off: full fp32 convolutions; a landmark whose argmax is a
+    near-tie may move a cell, so the 95th percentile is checked)."""
+    from hihlib.export import LandmarkGraph
+
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        model = small_model(head).eval()
+        codec = codec_of(head, input_size=64, heatmap_size=16)
+        x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 255
+        cpu_pts, cpu_scores = LandmarkGraph(model, codec)(x)
+        gpu_pts, gpu_scores = LandmarkGraph(model.cuda(), codec)(x.cuda())
+        err = (gpu_pts.cpu() - cpu_pts).abs().amax(-1)
+        assert float(err.quantile(0.95)) < 1e-3, err.max()
+        np.testing.assert_allclose(gpu_scores.cpu().numpy(), cpu_scores.numpy(), atol=1e-4)
+        if pytest.importorskip("onnxruntime") and head == "hih":
+            pytest.importorskip("onnxscript")
+            import onnxruntime as ort
+
+            from hihlib.export import export_onnx
+
+            session = ort.InferenceSession(export_onnx(model, codec).SerializeToString(), providers=["CPUExecutionProvider"])
+            got = session.run(None, {"images": x.numpy()})[0]
+            assert float(np.quantile(np.abs(got - cpu_pts.numpy()).max(-1), 0.95)) < 1e-3
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32

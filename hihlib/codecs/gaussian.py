@@ -81,7 +81,7 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     h, w = maps.shape[-2:]
     rad = math.ceil((math.sqrt(k) - 1) / 2) + 1
     row_max = maps.amax(-1)  # (B, K, H): the one full pass
-    if 2 * rad + 1 > min(h, w):
+    if 2 * rad + 1 > min(h, w) or torch.compiler.is_exporting():  # torch.export (ONNX): the exact path, no branches
         return _topk_rows(maps, k, row_max)
     probe = min(PROBE_MAPS, maps.shape[0] * maps.shape[1])
     if probe < maps.shape[0] * maps.shape[1]:
