@@ -54,9 +54,12 @@ def crops(size: int) -> np.ndarray:
     return np.concatenate([np.stack(real), noise])
 
 
-def build(name: str, options: dict, head: str):
+def build(name: str, options: dict, head: str, calibrate: bool = False):
     """A small model with random weights whose maps are not flat: every conv and linear weight drawn with
-    He's gain (an untrained H3R head's logits are otherwise within 1e-6 of its prior bias, all ties)."""
+    He's gain (an untrained H3R head's logits are otherwise within 1e-6 of its prior bias, all ties).
+    ``calibrate``: BatchNorm's running statistics set from the test crops (as training leaves them), so
+    that deep backbones' maps keep a trained network's scale: with the default statistics HRNet's logits
+    grow to ~800, where the 0.03 that ONNX's float order moves them shifts top-k's softmax by 0.1 px."""
     torch.manual_seed(0)
     model = models.create(name, num_landmarks=98, head=head, **options).eval()
     for m in model.modules():
@@ -67,21 +70,35 @@ def build(name: str, options: dict, head: str):
     for p in model.parameters():
         if p.ndim == 3:  # hih_local's per-landmark classifier
             nn.init.normal_(p, std=0.05)
+    if calibrate:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None  # a cumulative average over the calibration batch
+        with torch.no_grad():
+            model.train()(torch.stack([normalize_image(c) for c in crops(model.input_size)]))
+        model.eval()
     codec = get_codec(codec_name(head), input_size=options["input_size"], heatmap_size=model.heatmap_size)
     return model, codec
 
 
-def near_ties(outputs: dict, k: int, tol: float = 1e-5) -> np.ndarray:
+def near_ties(outputs: dict, k: int, raw: dict | None = None, tol: float = 1e-5) -> np.ndarray:
     """(B, K) True where the order of a map's k + 1 largest values (the heatmap's) or of the decimal map's
-    two largest is decided by less than ``tol`` x the map's range: there float rounding may pick another cell."""
-    def close(maps, n):
+    two largest is decided by less than the maps' own disagreement: twice the largest difference between
+    ONNX's raw maps ``raw`` and PyTorch's on that map (a selection can only change where a gap is below
+    that), and at least ``tol`` x the map's range (float rounding in the decoders themselves)."""
+    def close(key, n):
+        maps = outputs[key]
         flat = maps.flatten(-2)
         top = flat.topk(n, dim=-1).values
         span = (flat.amax(-1) - flat.amin(-1)).clamp_min(1e-12)
-        return ((top[..., :-1] - top[..., 1:]).amin(-1) < tol * span).numpy()
-    out = close(outputs["heatmap"], k + 1)
+        margin = tol * span
+        if raw is not None:
+            margin = torch.maximum(margin, 2 * (torch.from_numpy(raw[key]) - maps).abs().flatten(-2).amax(-1))
+        return ((top[..., :-1] - top[..., 1:]).amin(-1) <= margin).numpy()
+    out = close("heatmap", k + 1)
     if "decimal" in outputs:
-        out |= close(outputs["decimal"], 2)
+        out |= close("decimal", 2)
     return out
 
 
@@ -90,19 +107,31 @@ def run(proto, images: np.ndarray):
     return session.run(None, {"images": images})
 
 
-CASES = [(name, opts, head) for name, opts in BACKBONES for head in HEADS]
+# H3R's and HRNet's backbones (issue 14) with two heads each, the codecs' every method: every backbone and
+# every codec is exported without multiplying the slow network exports by four.
+OTHER_BACKBONES = [
+    ("hrnet_w18_small_v2", {"input_size": 64}, ("h3r", "hih")),
+    ("mobilenetv2", {"input_size": 64}, ("h3r", "gaussian")),
+]
+CALIBRATED = {name for name, _, _ in OTHER_BACKBONES}
+CASES = [(name, opts, head) for name, opts in BACKBONES for head in HEADS] + [
+    (name, opts, head) for name, opts, heads in OTHER_BACKBONES for head in heads]
 
 
 @pytest.mark.parametrize("name, options, head", CASES, ids=[f"{n}-{h}" for n, _, h in CASES])
 def test_every_decoder_exports_and_matches_pytorch(name, options, head):
-    model, codec = build(name, options, head)
+    model, codec = build(name, options, head, calibrate=name in CALIBRATED)
     size = model.input_size
     images = crops(size)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().contiguous()  # (6, 3, S, S) RGB 0..255
     with torch.no_grad():  # the library's own pipeline: normalize_image, the model, codec.decode
         outputs = model(torch.stack([normalize_image(c) for c in images]))
         outputs = {k: outputs[k].float() for k in codec.target_keys}
-    ties = near_ties(outputs, getattr(codec, "k", 1))
+    raw = run(export_onnx(model, codec, method="none", cache=CACHE), images.transpose(0, 3, 1, 2).astype(np.float32))
+    for key, got in zip(codec.target_keys, raw):
+        ref = outputs[key].numpy()
+        np.testing.assert_allclose(got, ref, atol=1e-5 * np.abs(ref).max())
+    ties = near_ties(outputs, getattr(codec, "k", 1), dict(zip(codec.target_keys, raw)))
     assert ties.mean() < 0.05, ties.mean()  # a few landmarks at most
     for method in codec.methods:
         proto = export_onnx(model, codec, method=method, cache=CACHE)
@@ -111,20 +140,22 @@ def test_every_decoder_exports_and_matches_pytorch(name, options, head):
         got_pts, got_scores = run(proto, images.transpose(0, 3, 1, 2).astype(np.float32))
         assert got_pts.shape == (6, 98, 2) and got_scores.shape == (6, 98)
         diff = np.abs(got_pts - pts.numpy()).max(-1)[~ties]
+        # the decoder inside the graph against the codec's decode of the graph's own maps: 1e-3 px
+        on_onnx_maps = codec.decode({k: torch.from_numpy(v) for k, v in zip(codec.target_keys, raw)}, method)
+        decoder_diff = np.abs(got_pts - on_onnx_maps.numpy()).max(-1)[~ties]
         if method in ARGMAX_METHODS:
             assert diff.max() == 0, (method, diff.max())
         else:
-            assert diff.max() <= 1e-3, (method, diff.max())
+            assert decoder_diff.max() <= 1e-3, (method, decoder_diff.max())
+            # end to end against PyTorch: 1e-3 px on the hourglass; the deeper backbones' maps differ from
+            # PyTorch's by float order (~1e-5 relative), which the softmax decoders carry to ~1e-3 px
+            assert diff.max() <= (1e-3 if name not in CALIBRATED else 5e-3), (method, diff.max())
         np.testing.assert_allclose(got_scores, scores.numpy(), atol=1e-4)
         one_pts, _ = run(proto, images[1:2].transpose(0, 3, 1, 2).astype(np.float32))  # dynamic batch: 1 face
         np.testing.assert_allclose(one_pts, got_pts[1:2], atol=1e-5)
         meta = read_metadata(proto)
         assert (meta["decoder"], meta["codec"], meta["input_size"], meta["num_landmarks"], meta["flip"]) == \
             (method, codec.name, str(size), "98", "false")
-    raw = run(export_onnx(model, codec, method="none", cache=CACHE), images.transpose(0, 3, 1, 2).astype(np.float32))
-    for key, got in zip(codec.target_keys, raw):
-        ref = outputs[key].numpy()
-        np.testing.assert_allclose(got, ref, atol=1e-5 * np.abs(ref).max())
 
 
 def test_flip_averages_the_crop_and_its_mirror_in_onnx_as_in_pytorch():
