@@ -213,7 +213,7 @@ def machine_key(dev: torch.device) -> str:
     return desc.split(", torch ", 1)[0]
 
 
-def run_rounds(fns: dict, floors: dict, rounds: int, sync, warmup: int = 2) -> tuple[dict, dict]:
+def run_rounds(fns: dict, floors: dict, rounds: int, sync, warmup: int = 2, clock=time.perf_counter) -> tuple[dict, dict]:
     """Interleaved timing: every round, for each input, each floor variant then each decoder once.
     fns: {(label, input): fn}, floors: {(variant, input): fn} -> (median seconds by key, all samples)."""
     samples: dict = {k: [] for k in list(floors) + list(fns)}
@@ -222,12 +222,12 @@ def run_rounds(fns: dict, floors: dict, rounds: int, sync, warmup: int = 2) -> t
         for inp in inputs:
             for key in [k for k in floors if k[1] == inp] + [k for k in fns if k[1] == inp]:
                 fn = floors.get(key) or fns[key]
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn()
                 if sync:
                     sync()
                 if r >= warmup:
-                    samples[key].append(time.perf_counter() - t0)
+                    samples[key].append(clock() - t0)
     return {k: float(np.median(v)) for k, v in samples.items()}, samples
 
 
@@ -238,10 +238,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=B, help="faces in the batch (64)")
     ap.add_argument("--no-write", action="store_true", help="print only; write neither BENCHMARKS.md nor README.md")
     ap.add_argument("--no-loops", action="store_true", help="skip the per-landmark loop comparison")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall: elapsed time (the table's); cpu: this thread's CPU time, steadier on a busy machine "
+                         "for comparing decoders while developing (but blind to time spent waiting for memory "
+                         "that other jobs share); --clock cpu never writes")
     ap.add_argument("--smoke", action="store_true", help="tiny and quick (batch 2, 2 rounds, no loops, no writing)")
     args = ap.parse_args(argv)
     if args.smoke:
         args.batch, args.rounds, args.no_loops, args.no_write = 2, 2, True, True
+    if args.clock == "cpu":
+        args.no_write = True
     dev = torch.device(args.device)
     if dev.type == "cpu":
         torch.set_num_threads(1)
@@ -260,7 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     nbytes = inputs["gauss"].numel() * inputs["gauss"].element_size()
     cpu0, wall0 = time.process_time(), time.perf_counter()
     with torch.inference_mode():
-        med, samples = run_rounds(fns, floors, args.rounds, sync)
+        med, samples = run_rounds(fns, floors, args.rounds, sync,
+                                  clock=time.thread_time if args.clock == "cpu" else time.perf_counter)
     cpu_share = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
 
     # the floor: the faster variant, pooled over the inputs (the same bytes each time)

@@ -46,22 +46,65 @@ def gaussian_maps(uv: Tensor, size: int, sigma: float) -> Tensor:
     return ey[..., :, None] * ex[..., None, :]
 
 
+#: Bytes of maps that a CPU decoder reads per chunk. Every decoder reads each map once (a max-reduction) and then
+#: picks a few cells around the maximum (the argmax's row, a window, a patch); done chunk by chunk, the few cells
+#: are still in the cache when they are picked, instead of costing a trip to memory each (on a batch larger than
+#: the cache, that trip cost more than the pass itself). 4 MB: 256 maps of 64 x 64, inside a core's share of L3.
+#: On a GPU the whole batch is one chunk.
+CHUNK_BYTES = 4 << 20
+
+
+def by_chunks(fn, maps: Tensor, *args: Tensor) -> tuple[Tensor, ...]:
+    """Apply ``fn`` to cache-sized chunks of maps and concatenate: maps (..., H, W), each of ``args`` (..., *) with
+    the same leading dims; ``fn(maps (n, H, W), *args (n, *))`` returns a tuple of (n, *) tensors, computed per map
+    (so chunking changes no result). Returns them with the leading dims restored: (..., *)."""
+    lead = maps.shape[:-2]
+    flat = maps.reshape(-1, *maps.shape[-2:])  # a view for contiguous maps
+    args = tuple(a.reshape(-1, *a.shape[len(lead):]) for a in args)
+    n = flat.shape[0]
+    step = n
+    if maps.device.type == "cpu":
+        step = max(1, CHUNK_BYTES // max(1, flat.shape[1] * flat.shape[2] * flat.element_size()))
+    if step >= n:
+        outs = fn(flat, *args)
+    else:
+        parts = [fn(flat[s:s + step], *(a[s:s + step] for a in args)) for s in range(0, n, step)]
+        outs = tuple(torch.cat(p) for p in zip(*parts))
+    return tuple(o.view(*lead, *o.shape[1:]) for o in outs)
+
+
+def _max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """maps (n, H, W) -> (value, ix, iy, row maxima (n, H)) of each map's maximum, first in row-major order on
+    ties (a NaN counts as the maximum, as in ``argmax``)."""
+    row_max = maps.amax(-1)  # (n, H): the one pass over the maps
+    iy = row_max.argmax(-1)  # (n,)
+    ix = select_rows(maps, iy[:, None]).squeeze(-2).argmax(-1)
+    return row_max.gather(-1, iy[:, None]).squeeze(-1), ix, iy, row_max
+
+
 def argmax_2d(maps: Tensor) -> tuple[Tensor, Tensor]:
-    """Integer peak of each map (first in row-major order on ties). maps (B, K, H, W) -> (ix, iy), (B, K) long.
+    """Integer peak of each map (first in row-major order on ties). maps (..., H, W) -> (ix, iy), (...) long.
 
     Two stages, because a flat argmax over H*W is several times slower than a max-reduction on CPU:
     the row maxima (one pass over the maps), the best row, then the argmax within that row only.
     """
-    iy = maps.amax(-1).argmax(-1)  # (B, K)
-    return select_rows(maps, iy[..., None]).squeeze(-2).argmax(-1), iy
+    # not chunked: with one row per map to pick, the pass over the whole batch is as fast
+    return tuple(t.view(maps.shape[:-2]) for t in _max_2d(maps.reshape(-1, *maps.shape[-2:]))[1:3])
+
+
+def max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``argmax_2d`` with the maximum itself: maps (..., H, W) -> (value, ix, iy), each (...)."""
+    return tuple(t.view(maps.shape[:-2]) for t in _max_2d(maps.reshape(-1, *maps.shape[-2:]))[:3])
 
 
 def select_rows(maps: Tensor, rows: Tensor) -> Tensor:
-    """maps (B, K, H, W), rows (B, K, R) row indices -> (B, K, R, W) those rows of each map.
+    """maps (..., H, W), rows (..., R) row indices -> (..., R, W) those rows of each map.
     (index_select on the flattened rows: several times faster than gather with an expanded index on CPU.)"""
-    b, k, h, w = maps.shape
-    flat_rows = (torch.arange(b * k, device=maps.device).view(b, k, 1) * h + rows).flatten()
-    return maps.reshape(b * k * h, w).index_select(0, flat_rows).view(b, k, rows.shape[-1], w)
+    h, w = maps.shape[-2:]
+    lead = rows.shape[:-1]
+    n = rows[..., 0].numel()
+    flat_rows = (torch.arange(n, device=maps.device).view(*lead, 1) * h + rows).flatten()
+    return maps.reshape(n * h, w).index_select(0, flat_rows).view(*lead, rows.shape[-1], w)
 
 
 def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -76,25 +119,31 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     k best cells lie in the k rows with the largest maxima (a row outside them has k rows whose maxima beat
     all its values), so only those rows are searched. When the first maps of a batch mostly fail, the whole
     batch goes the slow way at once. Either way the cells and values equal the full top-k's (up to the
-    order of tied values).
+    order of tied values). On the CPU all of it runs chunk by chunk (``by_chunks``): one pass over the maps.
     """
     h, w = maps.shape[-2:]
     rad = math.ceil((math.sqrt(k) - 1) / 2) + 1
-    row_max = maps.amax(-1)  # (B, K, H): the one full pass
-    if 2 * rad + 1 > min(h, w):
-        return _topk_rows(maps, k, row_max)
-    probe = min(PROBE_MAPS, maps.shape[0] * maps.shape[1])
-    if probe < maps.shape[0] * maps.shape[1]:
-        slow = _topk_window(maps.flatten(0, 1)[None, :probe], k, rad, row_max.flatten(0, 1)[None, :probe])[-1]
-        if slow.float().mean() > 0.5:  # peakless maps (a batch of one network's outputs is alike)
-            return _topk_rows(maps, k, row_max)
-    vals, ix, iy, slow = _topk_window(maps, k, rad, row_max)
-    if slow.float().mean() > 0.5:  # mostly peakless maps: no copies of a subset
-        return _topk_rows(maps, k, row_max)
-    if slow.any():
-        sv, sx, sy = _topk_rows(maps[slow][None], k, row_max[slow][None])
-        vals, ix, iy = vals.clone(), ix.clone(), iy.clone()
-        vals[slow], ix[slow], iy[slow] = sv[0], sx[0], sy[0]
+    n = maps[..., 0, 0].numel()
+    if 2 * rad + 1 > min(h, w) or n == 0:
+        return by_chunks(lambda m: _topk_rows(m, k, m.amax(-1)), maps)
+    probe = min(PROBE_MAPS, n)
+    if probe < n:  # the probe: the first maps alone, to tell a batch of peakless maps (one network's outputs are alike)
+        head = maps.reshape(-1, h, w)[:probe]
+        if _topk_window(head, k, rad, head.amax(-1))[-1].float().mean() > 0.5:
+            return by_chunks(lambda m: _topk_rows(m, k, m.amax(-1)), maps)
+
+    def chunk(m: Tensor) -> tuple[Tensor, ...]:
+        row_max = m.amax(-1)  # (n, H): the one pass
+        vals, ix, iy, slow = _topk_window(m, k, rad, row_max)
+        if slow.any():  # the exact search for the maps that fail the check, while their rows are in the cache
+            sv, sx, sy = _topk_rows(m[slow], k, row_max[slow])
+            vals, ix, iy = vals.clone(), ix.clone(), iy.clone()
+            vals[slow], ix[slow], iy[slow] = sv, sx, sy
+        return vals, ix, iy, slow
+
+    vals, ix, iy, slow = by_chunks(chunk, maps)
+    if slow.float().mean() > 0.5:  # mostly peakless maps: all of them the slow way, as one batch
+        return by_chunks(lambda m: _topk_rows(m, k, m.amax(-1)), maps)
     return vals, ix, iy
 
 
@@ -103,21 +152,23 @@ PROBE_MAPS = 64
 
 
 def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Top-k in the (2 rad + 1)^2 window at each map's argmax: (values, ix, iy, slow), slow (B, K) marking
-    the maps where a value outside the window may belong to the top k (their results are not valid)."""
+    """Top-k in the (2 rad + 1)^2 window at each map's argmax: maps (n, H, W), row_max (n, H) ->
+    (values, ix, iy, slow), slow (n,) marking the maps where a value outside the window may belong to the top k
+    (their results are not valid)."""
     h, w = maps.shape[-2:]
-    iy = row_max.argmax(-1)  # (B, K)
+    iy = row_max.argmax(-1)  # (n,)
     p = 2 * rad + 1
     span = torch.arange(p, device=maps.device)
     top = iy.clamp(rad, h - 1 - rad) - rad  # first row of the window, kept inside the map
-    rows = top[..., None] + span  # (B, K, P)
-    band = select_rows(maps, rows)  # (B, K, P, W): the window's rows, the argmax row among them
-    ix = band.gather(-2, (iy - top)[..., None, None].expand(*iy.shape, 1, w)).squeeze(-2).argmax(-1)
+    rows = top[..., None] + span  # (n, P)
+    band = select_rows(maps, rows)  # (n, P, W): the window's rows, the argmax row among them
+    n = iy.shape[0]
+    ix = band.view(n * p, w).index_select(0, torch.arange(n, device=maps.device) * p + iy - top).argmax(-1)
     cols = (ix.clamp(rad, w - 1 - rad) - rad)[..., None] + span
-    win = band.gather(-1, cols[..., None, :].expand(*cols.shape[:-1], p, p))  # (B, K, P, P)
+    win = band.gather(-1, cols[..., None, :].expand(*cols.shape[:-1], p, p))  # (n, P, P)
     vals, idx = win.flatten(-2).topk(k, dim=-1)
     # the best value outside the window: in the window's rows but other columns, or in other rows
-    in_cols = torch.zeros_like(band[..., 0, :]).scatter_(-1, cols, -math.inf)  # (B, K, W): -inf on the window
+    in_cols = torch.zeros_like(band[..., 0, :]).scatter_(-1, cols, -math.inf)  # (n, W): -inf on the window
     outside = (band + in_cols[..., None, :]).amax(-1).amax(-1)
     outside = torch.maximum(outside, row_max.scatter(-1, rows, -math.inf).amax(-1))
     slow = ~(vals[..., -1] > outside)  # NaN maps go the slow way too
@@ -125,25 +176,25 @@ def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tenso
 
 
 def _topk_rows(maps: Tensor, k: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``topk_cells`` for any map: search the k rows with the largest maxima. maps (B, K, H, W),
-    row_max (B, K, H) = maps.amax(-1); returns the same as ``topk_cells``."""
+    """``topk_cells`` for any map: search the k rows with the largest maxima. maps (n, H, W),
+    row_max (n, H) = maps.amax(-1); returns the same as ``topk_cells``."""
     h, w = maps.shape[-2:]
-    rows = row_max.topk(min(k, h), dim=-1).indices  # (B, K, k')
-    cand = select_rows(maps, rows)  # (B, K, k', W)
+    rows = row_max.topk(min(k, h), dim=-1).indices  # (n, k')
+    cand = select_rows(maps, rows)  # (n, k', W)
     vals, idx = cand.flatten(-2).topk(k, dim=-1)
     return vals, idx % w, rows.gather(-1, torch.div(idx, w, rounding_mode="floor"))
 
 
 def gather_patches(maps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> Tensor:
     """Square patches of side 2*radius+1 centred on (ix, iy); indices outside the map are clamped
-    (edge replication). maps (B, K, H, W), ix/iy (B, K) -> (B, K, P, P)."""
-    b, k, h, w = maps.shape
+    (edge replication). maps (..., H, W), ix/iy (...) -> (..., P, P)."""
+    h, w = maps.shape[-2:]
     off = torch.arange(-radius, radius + 1, device=maps.device)
-    rows = (iy[..., None] + off).clamp(0, h - 1)  # (B, K, P)
+    rows = (iy[..., None] + off).clamp(0, h - 1)  # (..., P)
     cols = (ix[..., None] + off).clamp(0, w - 1)
-    flat = rows[..., :, None] * w + cols[..., None, :]  # (B, K, P, P)
+    flat = rows[..., :, None] * w + cols[..., None, :]  # (..., P, P)
     p = off.numel()
-    return maps.flatten(-2).gather(-1, flat.flatten(-2)).view(b, k, p, p)
+    return maps.flatten(-2).gather(-1, flat.flatten(-2)).view(*ix.shape, p, p)
 
 
 def argmax_decode(maps: Tensor) -> Tensor:
@@ -160,8 +211,12 @@ def quarter_decode(maps: Tensor) -> Tensor:
     columns/rows (it shifts only for 1 < i < W - 1), so in cell 1 hihlib shifts and mmpose does not;
     everywhere else the two agree. Exact targets in cell 0 or W - 1 therefore decode like argmax.
     """
-    ix, iy = argmax_2d(maps)
-    p = gather_patches(maps, ix, iy, 1)  # (B, K, 3, 3), centre at [1, 1]
+
+    def chunk(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _, ix, iy, _ = _max_2d(m)
+        return ix, iy, gather_patches(m, ix, iy, 1)  # (n, 3, 3), centre at [1, 1]
+
+    ix, iy, p = by_chunks(chunk, maps)
     h, w = maps.shape[-2:]
     dx = torch.sign(p[..., 1, 2] - p[..., 1, 0]) * ((ix > 0) & (ix < w - 1))
     dy = torch.sign(p[..., 2, 1] - p[..., 0, 1]) * ((iy > 0) & (iy < h - 1))
@@ -213,11 +268,19 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
         raise ValueError(f"border must be 'raw' or 'replicate', got {border!r}")
     maps = maps.float()
     h, w = maps.shape[-2:]
-    ix, iy = argmax_2d(maps)
     if h < 3 or w < 3:  # no 3x3 stencil fits: nothing to refine
+        ix, iy = argmax_2d(maps)
         return torch.stack([ix, iy], -1).to(maps.dtype)
     r = max(1, math.ceil(3 * sigma))
-    patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3), edge-replicated where it leaves the map
+
+    def chunk(m: Tensor) -> tuple[Tensor, ...]:  # the argmax, then the patches it needs while m is in the cache
+        _, ix, iy, _ = _max_2d(m)
+        patch = gather_patches(m, ix, iy, r + 1)  # (n, 2r+3, 2r+3), edge-replicated where it leaves the map
+        if border != "raw":
+            return ix, iy, patch
+        return ix, iy, patch, gather_patches(m, ix.clamp(1, w - 2), iy.clamp(1, h - 2), 1)
+
+    ix, iy, patch, *raw = by_chunks(chunk, maps)  # patch (B, K, 2r+3, 2r+3)
     kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
     kern = kern / kern.sum()
     # separable 'valid' convolution: (2r+3) -> 3 along each axis
@@ -229,7 +292,7 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
     if border == "raw":
         fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)  # smoothing patch inside the map
         sx, sy = ix.clamp(1, w - 2), iy.clamp(1, h - 2)  # raw stencil centre, inside the map
-        raw = gather_patches(maps, sx, sy, 1).clamp_min(eps).log()
+        raw = raw[0].clamp_min(eps).log()  # the raw 3x3 stencil at (sx, sy)
         lg = torch.where(fits[..., None, None], lg, raw)
         cx, cy = torch.where(fits, ix, sx), torch.where(fits, iy, sy)
     ox, oy, _ = _newton_step(lg)
@@ -242,13 +305,22 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
 
 def integral_decode(maps: Tensor) -> Tensor:
     """Soft-argmax: expectation of cell coordinates under max(map, 0) / sum. (B, K, H, W) -> (B, K, 2)."""
-    p = maps.float().clamp_min(0)
-    h, w = p.shape[-2:]
-    px = p.sum(-2)  # (B, K, W) marginal over rows
-    py = p.sum(-1)  # (B, K, H)
+    maps = maps.float()
+    h, w = maps.shape[-2:]
+
+    buf = []
+
+    def chunk(m: Tensor) -> tuple[Tensor, Tensor]:  # clipped into a buffer in the cache, summed before it leaves it
+        if not buf:
+            buf.append(torch.empty_like(m))  # one buffer for every chunk: no fresh pages per chunk
+        p = torch.clamp_min(m, 0, out=buf[0][: m.shape[0]])
+        return p.sum(-2), p.sum(-1)
+
+    # (B, K, W) marginal over rows, (B, K, H); strided maps in one go (a contiguous copy would sum in another order)
+    px, py = by_chunks(chunk, maps) if maps.is_contiguous() else chunk(maps)
     total = px.sum(-1).clamp_min(1e-12)
-    ux = (px * grid_coords(w, device=p.device)).sum(-1) / total
-    uy = (py * grid_coords(h, device=p.device)).sum(-1) / total
+    ux = (px * grid_coords(w, device=px.device)).sum(-1) / total
+    uy = (py * grid_coords(h, device=px.device)).sum(-1) / total
     return torch.stack([ux, uy], -1)
 
 
