@@ -284,8 +284,10 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
     kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
     kern = kern / kern.sum()
     # separable 'valid' convolution: (2r+3) -> 3 along each axis
-    win = patch.unfold(-1, 2 * r + 1, 1)  # (B, K, P, 3, 2r+1)
-    rows = (win * kern).sum(-1)  # (B, K, P, 3)
+    # (B, K, P, 3, 2r+1) windows; the products laid out [row][tap][position], as the broadcast product of the
+    # overlapping unfold view is, but written by one plain copy (several times faster), so the sum is the same
+    prod = patch.unfold(-1, 2 * r + 1, 1).transpose(-1, -2).contiguous().mul_(kern[:, None]).transpose(-1, -2)
+    rows = prod.sum(-1)  # (B, K, P, 3)
     win = rows.transpose(-1, -2).unfold(-1, 2 * r + 1, 1)  # (B, K, 3, 3, 2r+1) [x, y, taps]
     lg = (win * kern).sum(-1).transpose(-1, -2).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
     cx, cy = ix, iy
