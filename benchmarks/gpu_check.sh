@@ -5,16 +5,19 @@
 #          -> BENCHMARKS.md section train-cuda (benchmarks/train.py)
 #   full   hih demo --full (the GPU profile of the demo) -> $OUT/demo_full/
 #   long   hih demo --long (the two HIH heads trained 8x longer, curves)  -> $OUT/demo_long/
+#   decode every decoder against one memory pass on the GPU, interleaved (benchmarks/decode.py --device cuda)
+#          -> BENCHMARKS.md section decode-cuda
 # and a summary (each step's exit status and seconds) -> BENCHMARKS.md section gpu-check.
 #
-# Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all four steps)
+# Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all five steps)
 #   --smoke  CPU-sized versions of every step (the test suite runs this, so the script keeps working
 #            on machines without a GPU): CUDA tests skip, the benchmark times hg_tiny on the CPU
-#            without writing BENCHMARKS.md, the demos run a few steps on a few faces.
+#            without writing BENCHMARKS.md, the demos run a few steps on a few faces, the decode
+#            benchmark times a batch of 2 faces on the CPU (--smoke).
 # Environment: OUT (default runs/gpu_check) for the outputs; HIH_PYTHON (default python3).
 # Works without installing hihlib (PYTHONPATH=repository), e.g. on a machine with torch but no
-# network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s): under 8
-# minutes in all; a step stopped at its limit shows exit 124 in the summary.
+# network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s, decode 60 s):
+# under 9 minutes in all; a step stopped at its limit shows exit 124 in the summary.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,11 +28,11 @@ STEPS=()
 for a in "$@"; do
   case $a in
     --smoke) SMOKE=1 ;;
-    tests|bench|full|long) STEPS+=("$a") ;;
-    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long)" >&2; exit 2 ;;
+    tests|bench|full|long|decode) STEPS+=("$a") ;;
+    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long, decode)" >&2; exit 2 ;;
   esac
 done
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long decode)
 mkdir -p "$OUT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 HIH=("$PY" -m hihlib.cli)
@@ -80,6 +83,12 @@ for step in "${STEPS[@]}"; do
         run_step long 300 "${HIH[@]}" demo --long --steps 10 --train-faces 24 --test-faces 8 --device cpu --out "$OUT/demo_long"
       else
         run_step long 90 "${HIH[@]}" demo --long --out "$OUT/demo_long"
+      fi ;;
+    decode)
+      if [ $SMOKE = 1 ]; then
+        run_step decode 120 "$PY" benchmarks/decode.py --smoke
+      else
+        run_step decode 60 "$PY" benchmarks/decode.py --device cuda --rounds 30
       fi ;;
   esac
 done
