@@ -109,7 +109,7 @@ def select_rows(maps: Tensor, rows: Tensor) -> Tensor:
 
 def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """The k largest values of each map and their cells, exactly as ``maps.flatten(-2).topk(k)`` finds
-    them. maps (B, K, H, W) -> values, ix, iy, each (B, K, k), values in descending order.
+    them. maps (..., H, W) -> values, ix, iy, each (..., k), values in descending order.
 
     Fast path (``_topk_window``): the top-k of a peaked map lie around its maximum, so they are searched in
     the (2R+1)^2 window at the argmax (R = ceil((sqrt(k) - 1) / 2) + 1: 5x5 for k = 9) and then *checked*:
@@ -117,44 +117,49 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     and the 2R+1 rows of the window give without another pass over the map. Maps that fail the check (no
     clear peak, ties at the k-th value) take the slow path (``_topk_rows``), which is exact for any map: the
     k best cells lie in the k rows with the largest maxima (a row outside them has k rows whose maxima beat
-    all its values), so only those rows are searched. When the first maps of a batch mostly fail, the whole
-    batch goes the slow way at once. Either way the cells and values equal the full top-k's (up to the
-    order of tied values). On the CPU all of it runs chunk by chunk (``by_chunks``): one pass over the maps.
+    all its values), so only those rows are searched. Either way the cells and values equal the full top-k's
+    (up to the order of tied values).
+
+    Which path a map takes, and so the order of tied values, is that of the first release: when the first
+    ``PROBE_MAPS`` maps, or more than half of all maps, fail the check, every map's top-k is the slow path's.
+    The slow path then runs only where it could differ from the window's: where the check failed or the
+    window holds a tie among its k best (the k best are otherwise one set of cells in one order, whichever path
+    finds them). So a batch of network logits where half the maps fail the check (real logits of a briefly
+    trained network do) costs the slow path on those maps only.
     """
     h, w = maps.shape[-2:]
+    lead = maps.shape[:-2]
+    flat = maps.reshape(-1, h, w)
+    n = flat.shape[0]
     rad = math.ceil((math.sqrt(k) - 1) / 2) + 1
-    n = maps[..., 0, 0].numel()
-    if 2 * rad + 1 > min(h, w) or n == 0:
-        return by_chunks(lambda m: _topk_rows(m, k, m.amax(-1)), maps)
-    probe = min(PROBE_MAPS, n)
-    if probe < n:  # the probe: the first maps alone, to tell a batch of peakless maps (one network's outputs are alike)
-        head = maps.reshape(-1, h, w)[:probe]
-        if _topk_window(head, k, rad, head.amax(-1))[-1].float().mean() > 0.5:
-            return by_chunks(lambda m: _topk_rows(m, k, m.amax(-1)), maps)
-
-    def chunk(m: Tensor) -> tuple[Tensor, ...]:
-        row_max = m.amax(-1)  # (n, H): the one pass
-        vals, ix, iy, slow = _topk_window(m, k, rad, row_max)
-        if slow.any():  # the exact search for the maps that fail the check, while their rows are in the cache
-            sv, sx, sy = _topk_rows(m[slow], k, row_max[slow])
-            vals, ix, iy = vals.clone(), ix.clone(), iy.clone()
-            vals[slow], ix[slow], iy[slow] = sv, sx, sy
-        return vals, ix, iy, slow
-
-    vals, ix, iy, slow = by_chunks(chunk, maps)
-    if slow.float().mean() > 0.5:  # mostly peakless maps: all of them the slow way, as one batch
-        return by_chunks(lambda m: _topk_rows(m, k, m.amax(-1)), maps)
-    return vals, ix, iy
+    row_max = flat.amax(-1)  # (n, H): the one full pass
+    everything = torch.arange(n, device=maps.device)
+    out = None
+    if 2 * rad + 1 <= min(h, w) and n > 0:
+        probe = min(PROBE_MAPS, n)
+        if probe == n or _topk_window(flat[:probe], k, rad, row_max[:probe])[3].float().mean() <= 0.5:
+            vals, ix, iy, slow, unique = _topk_window(flat, k, rad, row_max)
+            # the slow path where the first release took it and the window's result could differ from it
+            need = (slow | ~unique) if slow.float().mean() > 0.5 else slow
+            out = vals, ix, iy
+            if need.any():
+                which = need.nonzero().squeeze(-1)
+                sv, sx, sy = _topk_rows(flat, k, row_max, which)
+                out = tuple(t.index_copy(0, which, s) for t, s in zip(out, (sv, sx, sy)))
+    if out is None:  # peakless maps (the first ones tell: a batch of one network's outputs is alike)
+        out = _topk_rows(flat, k, row_max, everything)
+    return tuple(t.view(*lead, t.shape[-1]) for t in out)
 
 
 #: Maps that ``topk_cells`` tries with the window first, to tell a batch of peakless maps early.
 PROBE_MAPS = 64
 
 
-def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, ...]:
     """Top-k in the (2 rad + 1)^2 window at each map's argmax: maps (n, H, W), row_max (n, H) ->
-    (values, ix, iy, slow), slow (n,) marking the maps where a value outside the window may belong to the top k
-    (their results are not valid)."""
+    (values, ix, iy, slow, unique): slow (n,) marks the maps where a value outside the window may belong to the
+    top k (their results are not valid); unique (n,) the maps whose k best window values are distinct and
+    above every other window value (then the top-k cells and their order do not depend on how they are found)."""
     h, w = maps.shape[-2:]
     iy = row_max.argmax(-1)  # (n,)
     p = 2 * rad + 1
@@ -165,22 +170,25 @@ def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tenso
     n = iy.shape[0]
     ix = band.view(n * p, w).index_select(0, torch.arange(n, device=maps.device) * p + iy - top).argmax(-1)
     cols = (ix.clamp(rad, w - 1 - rad) - rad)[..., None] + span
-    win = band.gather(-1, cols[..., None, :].expand(*cols.shape[:-1], p, p))  # (n, P, P)
-    vals, idx = win.flatten(-2).topk(k, dim=-1)
-    # the best value outside the window: in the window's rows but other columns, or in other rows
-    in_cols = torch.zeros_like(band[..., 0, :]).scatter_(-1, cols, -math.inf)  # (n, W): -inf on the window
-    outside = (band + in_cols[..., None, :]).amax(-1).amax(-1)
+    win_cols = cols[..., None, :].expand(*cols.shape[:-1], p, p)
+    win = band.gather(-1, win_cols).flatten(-2)  # (n, P * P)
+    vals, idx = win.topk(k, dim=-1)
+    kth = vals[..., -1:]
+    unique = (vals[..., :-1] > vals[..., 1:]).all(-1) & ((win >= kth).sum(-1) == k)
+    # the best value outside the window: in the window's rows but other columns (the band, our own copy, with
+    # -inf written over the window), or in other rows
+    outside = band.scatter_(-1, win_cols, -math.inf).flatten(-2).amax(-1)
     outside = torch.maximum(outside, row_max.scatter(-1, rows, -math.inf).amax(-1))
-    slow = ~(vals[..., -1] > outside)  # NaN maps go the slow way too
-    return vals, cols.gather(-1, idx % p), rows.gather(-1, torch.div(idx, p, rounding_mode="floor")), slow
+    slow = ~(kth[..., 0] > outside)  # NaN maps go the slow way too
+    return vals, cols.gather(-1, idx % p), rows.gather(-1, torch.div(idx, p, rounding_mode="floor")), slow, unique
 
 
-def _topk_rows(maps: Tensor, k: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _topk_rows(maps: Tensor, k: int, row_max: Tensor, which: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``topk_cells`` for any map: search the k rows with the largest maxima. maps (n, H, W),
-    row_max (n, H) = maps.amax(-1); returns the same as ``topk_cells``."""
+    row_max (n, H) = maps.amax(-1), which (m,) the maps to search; returns (m, k) values, ix, iy."""
     h, w = maps.shape[-2:]
-    rows = row_max.topk(min(k, h), dim=-1).indices  # (n, k')
-    cand = select_rows(maps, rows)  # (n, k', W)
+    rows = row_max.index_select(0, which).topk(min(k, h), dim=-1).indices  # (m, k')
+    cand = maps.reshape(-1, w).index_select(0, (which[:, None] * h + rows).flatten()).view(*rows.shape, w)
     vals, idx = cand.flatten(-2).topk(k, dim=-1)
     return vals, idx % w, rows.gather(-1, torch.div(idx, w, rounding_mode="floor"))
 
@@ -284,10 +292,12 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
     kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
     kern = kern / kern.sum()
     # separable 'valid' convolution: (2r+3) -> 3 along each axis
-    # (B, K, P, 3, 2r+1) windows; the products laid out [row][tap][position], as the broadcast product of the
-    # overlapping unfold view is, but written by one plain copy (several times faster), so the sum is the same
-    prod = patch.unfold(-1, 2 * r + 1, 1).transpose(-1, -2).contiguous().mul_(kern[:, None]).transpose(-1, -2)
-    rows = prod.sum(-1)  # (B, K, P, 3)
+    # the (B, K, P, 3, 2r+1) products of the windows and the kernel, laid out [row][tap][position] as the broadcast
+    # product of the overlapping unfold view is (so that the sum adds them in the same order), written by one
+    # gather and one multiplication with inner loops of 3 (2r+1) elements instead of 3
+    taps = (torch.arange(2 * r + 1, device=maps.device)[:, None] + torch.arange(3, device=maps.device)).flatten()
+    prod = patch.gather(-1, taps.expand(*patch.shape[:-1], taps.numel())).view(*patch.shape[:-1], 2 * r + 1, 3)
+    rows = prod.mul_(kern[:, None].expand(2 * r + 1, 3).contiguous()).transpose(-1, -2).sum(-1)  # (B, K, P, 3)
     win = rows.transpose(-1, -2).unfold(-1, 2 * r + 1, 1)  # (B, K, 3, 3, 2r+1) [x, y, taps]
     lg = (win * kern).sum(-1).transpose(-1, -2).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
     cx, cy = ix, iy
