@@ -21,6 +21,11 @@ radius). Decoders (``decode(outputs, method)``, ``outputs["heatmap"]`` holds reg
 Frame: every decoder here returns heatmap cells in hihlib's frame (cell i centred on u = i) and
 ``decode`` maps them to input pixels with x = s (u + 0.5) - 0.5 (``hihlib.codecs.base``). mmpose reads
 the same cells at x = s u: 1.5 px up-left of hihlib at stride 4.
+
+Cost: every decoder reads each map once (a max-reduction, or integral's clipped sums) and then touches a few cells
+per landmark; ``benchmarks/decode.py`` times them against one memory pass. The speed work of issue 16 changed no
+coordinate: tests/test_decoder_pinning.py checks every decoder bit for bit against a frozen copy of the earlier
+implementation (tests/reference_decoders.py).
 """
 
 from __future__ import annotations
@@ -46,25 +51,30 @@ def gaussian_maps(uv: Tensor, size: int, sigma: float) -> Tensor:
     return ey[..., :, None] * ex[..., None, :]
 
 
-#: Bytes of maps that a CPU decoder reads per chunk. Every decoder reads each map once (a max-reduction) and then
-#: picks a few cells around the maximum (the argmax's row, a window, a patch); done chunk by chunk, the few cells
-#: are still in the cache when they are picked, instead of costing a trip to memory each (on a batch larger than
-#: the cache, that trip cost more than the pass itself). 4 MB: 256 maps of 64 x 64, inside a core's share of L3.
-#: On a GPU the whole batch is one chunk.
+#: Bytes of maps that a chunked CPU decoder reads per chunk (``by_chunks``). DARK reads each map once (the argmax
+#: pass) and then picks two patches around the maximum; done chunk by chunk, the patches are still in the cache
+#: when they are picked instead of costing a trip to memory each, and its temporaries stay small. Integral decoding
+#: clips a chunk into one reused buffer and sums it while it is in the cache (clipping the whole batch at once
+#: writes a new 100 MB tensor: fresh pages, several times the cost of the pass). 4 MB: 256 maps of 64 x 64, inside
+#: a core's share of L3. argmax, quarter and top-k run on the whole batch: with one row or a few cells per map to
+#: pick, the per-chunk overhead of torch's operations cost more than the cache saved (measured with
+#: benchmarks/decode.py). On a GPU the whole batch is one chunk.
 CHUNK_BYTES = 4 << 20
 
 
-def by_chunks(fn, maps: Tensor, *args: Tensor) -> tuple[Tensor, ...]:
+def by_chunks(fn, maps: Tensor, *args: Tensor, chunk_bytes: int | None = None) -> tuple[Tensor, ...]:
     """Apply ``fn`` to cache-sized chunks of maps and concatenate: maps (..., H, W), each of ``args`` (..., *) with
     the same leading dims; ``fn(maps (n, H, W), *args (n, *))`` returns a tuple of (n, *) tensors, computed per map
-    (so chunking changes no result). Returns them with the leading dims restored: (..., *)."""
+    (so chunking changes no result). Returns them with the leading dims restored: (..., *). ``chunk_bytes``
+    (default ``CHUNK_BYTES``; 0: one chunk) sizes the chunks on the CPU; on other devices there is one chunk."""
     lead = maps.shape[:-2]
     flat = maps.reshape(-1, *maps.shape[-2:])  # a view for contiguous maps
     args = tuple(a.reshape(-1, *a.shape[len(lead):]) for a in args)
     n = flat.shape[0]
     step = n
-    if maps.device.type == "cpu":
-        step = max(1, CHUNK_BYTES // max(1, flat.shape[1] * flat.shape[2] * flat.element_size()))
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    if maps.device.type == "cpu" and chunk_bytes > 0:
+        step = max(1, chunk_bytes // max(1, flat.shape[1] * flat.shape[2] * flat.element_size()))
     if step >= n:
         outs = fn(flat, *args)
     else:
@@ -224,7 +234,7 @@ def quarter_decode(maps: Tensor) -> Tensor:
         _, ix, iy, _ = _max_2d(m)
         return ix, iy, gather_patches(m, ix, iy, 1)  # (n, 3, 3), centre at [1, 1]
 
-    ix, iy, p = by_chunks(chunk, maps)
+    ix, iy, p = by_chunks(chunk, maps, chunk_bytes=0)
     h, w = maps.shape[-2:]
     dx = torch.sign(p[..., 1, 2] - p[..., 1, 0]) * ((ix > 0) & (ix < w - 1))
     dy = torch.sign(p[..., 2, 1] - p[..., 0, 1]) * ((iy > 0) & (iy < h - 1))
