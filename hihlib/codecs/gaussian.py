@@ -150,7 +150,7 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
         if probe == n or _topk_window(flat[:probe], k, rad, row_max[:probe])[3].float().mean() <= 0.5:
             vals, ix, iy, slow, unique = _topk_window(flat, k, rad, row_max)
             # the slow path where the first release took it and the window's result could differ from it
-            need = (slow | ~unique) if slow.float().mean() > 0.5 else slow
+            need = (slow | ~unique()) if slow.float().mean() > 0.5 else slow
             out = vals, ix, iy
             if need.any():
                 which = need.nonzero().squeeze(-1)
@@ -168,8 +168,9 @@ PROBE_MAPS = 64
 def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, ...]:
     """Top-k in the (2 rad + 1)^2 window at each map's argmax: maps (n, H, W), row_max (n, H) ->
     (values, ix, iy, slow, unique): slow (n,) marks the maps where a value outside the window may belong to the
-    top k (their results are not valid); unique (n,) the maps whose k best window values are distinct and
-    above every other window value (then the top-k cells and their order do not depend on how they are found)."""
+    top k (their results are not valid); unique() returns (n,) the maps whose k best window values are distinct
+    and above every other window value (then the top-k cells and their order do not depend on how they are found).
+    """
     h, w = maps.shape[-2:]
     iy = row_max.argmax(-1)  # (n,)
     p = 2 * rad + 1
@@ -184,7 +185,10 @@ def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tenso
     win = band.gather(-1, win_cols).flatten(-2)  # (n, P * P)
     vals, idx = win.topk(k, dim=-1)
     kth = vals[..., -1:]
-    unique = (vals[..., :-1] > vals[..., 1:]).all(-1) & ((win >= kth).sum(-1) == k)
+
+    def unique() -> Tensor:  # computed only when asked (the first release's slow path for most maps)
+        return (vals[..., :-1] > vals[..., 1:]).all(-1) & ((win >= kth).sum(-1) == k)
+
     # the best value outside the window: in the window's rows but other columns (the band, our own copy, with
     # -inf written over the window), or in other rows
     outside = band.scatter_(-1, win_cols, -math.inf).flatten(-2).amax(-1)
@@ -258,6 +262,43 @@ def _newton_step(lg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return ox, oy, ok
 
 
+def _row_sum_cpu(term, n: int) -> Tensor:
+    """sum_i term(i) for i < n, added in the order torch's CPU ``sum`` adds a short strided row (``row_sum`` in
+    ATen's SumKernel.cpp, the path of DARK's smoothing sums: 4 interleaved partial sums over the first 4 (n // 4)
+    terms, the rest into the first, then the four together; exact for n < 64). Elementwise, so on tensors laid out
+    with the maps innermost it runs vectorised, and it gives the same bits as the reduction it replaces."""
+    m = n // 4
+    parts = []
+    for c in range(4 if m else 0):
+        a = term(c) + 0.0
+        for i in range(1, m):
+            a = a + term(4 * i + c)
+        parts.append(a)
+    acc = parts[0] if parts else None
+    for i in range(4 * m, n):
+        acc = term(i) + 0.0 if acc is None else acc + term(i)
+    for a in parts[1:]:
+        acc = acc + a
+    return acc + 0.0
+
+
+def _smoothed_stencil_cpu(maps: Tensor, ix: Tensor, iy: Tensor, r: int, kern: Tensor) -> Tensor:
+    """The 3x3 Gaussian-smoothed values around (ix, iy), bit for bit what ``dark_decode``'s unfold-and-sum gives
+    on the CPU, computed with the maps innermost: maps (..., H, W), ix/iy (...) -> (..., 3, 3) [y, x]. The
+    (2r+3)^2 patch is edge-replicated where it leaves the map, as ``gather_patches``'s."""
+    h, w = maps.shape[-2:]
+    n = ix.numel()
+    p = 2 * r + 3
+    off = torch.arange(-(r + 1), r + 2, device=maps.device)
+    rows = (iy.reshape(1, n) + off[:, None]).clamp(0, h - 1)  # (P, n)
+    cols = (ix.reshape(1, n) + off[:, None]).clamp(0, w - 1)
+    idx = (rows * w + torch.arange(n, device=maps.device) * (h * w))[:, None, :] + cols[None, :, :]  # (P, P, n)
+    pt = maps.reshape(-1).index_select(0, idx.flatten()).view(p, p, n)  # [y, x, map]
+    smooth_x = _row_sum_cpu(lambda i: pt[:, i:i + 3] * kern[i], 2 * r + 1)  # (P, 3, n)
+    smooth = _row_sum_cpu(lambda i: smooth_x[i:i + 3] * kern[i], 2 * r + 1)  # (3, 3, n)
+    return smooth.permute(2, 0, 1).reshape(*ix.shape, 3, 3)
+
+
 def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str = "raw") -> Tensor:
     """DARK: Gaussian smoothing, log, one Newton step from the peak. (B, K, H, W) -> (B, K, 2) cells.
 
@@ -291,30 +332,23 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
         return torch.stack([ix, iy], -1).to(maps.dtype)
     r = max(1, math.ceil(3 * sigma))
 
-    def chunk(m: Tensor) -> tuple[Tensor, ...]:  # the argmax, then the patches it needs while m is in the cache
-        _, ix, iy, _ = _max_2d(m)
-        patch = gather_patches(m, ix, iy, r + 1)  # (n, 2r+3, 2r+3), edge-replicated where it leaves the map
-        if border != "raw":
-            return ix, iy, patch
-        return ix, iy, patch, gather_patches(m, ix.clamp(1, w - 2), iy.clamp(1, h - 2), 1)
-
-    ix, iy, patch, *raw = by_chunks(chunk, maps)  # patch (B, K, 2r+3, 2r+3)
+    ix, iy = argmax_2d(maps)  # (B, K)
     kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
     kern = kern / kern.sum()
-    # separable 'valid' convolution: (2r+3) -> 3 along each axis
-    # the (B, K, P, 3, 2r+1) products of the windows and the kernel, laid out [row][tap][position] as the broadcast
-    # product of the overlapping unfold view is (so that the sum adds them in the same order), written by one
-    # gather and one multiplication with inner loops of 3 (2r+1) elements instead of 3
-    taps = (torch.arange(2 * r + 1, device=maps.device)[:, None] + torch.arange(3, device=maps.device)).flatten()
-    prod = patch.gather(-1, taps.expand(*patch.shape[:-1], taps.numel())).view(*patch.shape[:-1], 2 * r + 1, 3)
-    rows = prod.mul_(kern[:, None].expand(2 * r + 1, 3).contiguous()).transpose(-1, -2).sum(-1)  # (B, K, P, 3)
-    win = rows.transpose(-1, -2).unfold(-1, 2 * r + 1, 1)  # (B, K, 3, 3, 2r+1) [x, y, taps]
-    lg = (win * kern).sum(-1).transpose(-1, -2).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
+    if maps.device.type == "cpu" and 2 * r + 1 < 64:
+        lg = _smoothed_stencil_cpu(maps, ix, iy, r, kern).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
+    else:
+        patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3), edge-replicated where it leaves the map
+        # separable 'valid' convolution: (2r+3) -> 3 along each axis
+        win = patch.unfold(-1, 2 * r + 1, 1)  # (B, K, P, 3, 2r+1)
+        rows = (win * kern).sum(-1)  # (B, K, P, 3)
+        win = rows.transpose(-1, -2).unfold(-1, 2 * r + 1, 1)  # (B, K, 3, 3, 2r+1) [x, y, taps]
+        lg = (win * kern).sum(-1).transpose(-1, -2).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
     cx, cy = ix, iy
     if border == "raw":
         fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)  # smoothing patch inside the map
         sx, sy = ix.clamp(1, w - 2), iy.clamp(1, h - 2)  # raw stencil centre, inside the map
-        raw = raw[0].clamp_min(eps).log()  # the raw 3x3 stencil at (sx, sy)
+        raw = gather_patches(maps, sx, sy, 1).clamp_min(eps).log()
         lg = torch.where(fits[..., None, None], lg, raw)
         cx, cy = torch.where(fits, ix, sx), torch.where(fits, iy, sy)
     ox, oy, _ = _newton_step(lg)
