@@ -148,3 +148,12 @@ def test_real_network_logits():
     logits = torch.load(FIXTURE)["heatmap"].float()
     check(get_codec("h3r", input_size=128), {"heatmap": logits})
     check(get_codec("gaussian", input_size=128), {"heatmap": logits.softmax(-1)})
+
+
+def test_empty_batch():
+    for name, options in CODECS:
+        codec = get_codec(name, **options)
+        outputs = {"heatmap": torch.zeros(0, 5, 64, 64)}
+        if name == "hih":
+            outputs["decimal"] = torch.zeros(0, 5, codec.decimal_size, codec.decimal_size)
+        check(codec, outputs)

@@ -282,21 +282,26 @@ def _row_sum_cpu(term, n: int) -> Tensor:
     return acc + 0.0
 
 
-def _smoothed_stencil_cpu(maps: Tensor, ix: Tensor, iy: Tensor, r: int, kern: Tensor) -> Tensor:
-    """The 3x3 Gaussian-smoothed values around (ix, iy), bit for bit what ``dark_decode``'s unfold-and-sum gives
-    on the CPU, computed with the maps innermost: maps (..., H, W), ix/iy (...) -> (..., 3, 3) [y, x]. The
-    (2r+3)^2 patch is edge-replicated where it leaves the map, as ``gather_patches``'s."""
+def _patches_maps_last(maps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> Tensor:
+    """``gather_patches`` laid out with the maps last: maps (n, H, W), ix/iy (n,) -> (P, P, n) [y, x, map],
+    edge-replicated where a patch leaves its map."""
     h, w = maps.shape[-2:]
     n = ix.numel()
-    p = 2 * r + 3
-    off = torch.arange(-(r + 1), r + 2, device=maps.device)
+    off = torch.arange(-radius, radius + 1, device=maps.device)
     rows = (iy.reshape(1, n) + off[:, None]).clamp(0, h - 1)  # (P, n)
     cols = (ix.reshape(1, n) + off[:, None]).clamp(0, w - 1)
     idx = (rows * w + torch.arange(n, device=maps.device) * (h * w))[:, None, :] + cols[None, :, :]  # (P, P, n)
-    pt = maps.reshape(-1).index_select(0, idx.flatten()).view(p, p, n)  # [y, x, map]
-    smooth_x = _row_sum_cpu(lambda i: pt[:, i:i + 3] * kern[i], 2 * r + 1)  # (P, 3, n)
-    smooth = _row_sum_cpu(lambda i: smooth_x[i:i + 3] * kern[i], 2 * r + 1)  # (3, 3, n)
-    return smooth.permute(2, 0, 1).reshape(*ix.shape, 3, 3)
+    return maps.reshape(-1).index_select(0, idx.flatten()).view(off.numel(), off.numel(), n)
+
+
+def _smooth_maps_last(pt: Tensor, kern: Tensor) -> Tensor:
+    """The 3x3 'valid' separable convolution of (P, P, n) patches [y, x, map] with ``kern`` (P - 2 taps) -> (n, 3, 3)
+    [map, y, x]: bit for bit what ``dark_decode``'s unfold-and-sum gives on the CPU (the sums added in the order
+    of torch's ``row_sum``), but as elementwise operations over the maps, vectorised."""
+    taps = kern.numel()
+    smooth_x = _row_sum_cpu(lambda i: pt[:, i:i + 3] * kern[i], taps)  # (P, 3, n)
+    smooth = _row_sum_cpu(lambda i: smooth_x[i:i + 3] * kern[i], taps)  # (3, 3, n)
+    return smooth.permute(2, 0, 1)
 
 
 def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str = "raw") -> Tensor:
@@ -332,12 +337,24 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
         return torch.stack([ix, iy], -1).to(maps.dtype)
     r = max(1, math.ceil(3 * sigma))
 
-    ix, iy = argmax_2d(maps)  # (B, K)
     kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
     kern = kern / kern.sum()
-    if maps.device.type == "cpu" and 2 * r + 1 < 64:
-        lg = _smoothed_stencil_cpu(maps, ix, iy, r, kern).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
+    raw = None
+    if maps.device.type == "cpu" and 2 * r + 1 < 64 and maps.numel() > 0:
+        # chunk by chunk: the argmax pass, then the patches it needs while the chunk is in the cache
+        lead, flat = maps.shape[:-2], maps.reshape(-1, h, w)
+        step = max(1, CHUNK_BYTES // (h * w * flat.element_size()))
+        parts = []
+        for s in range(0, flat.shape[0], step):
+            m = flat[s:s + step]
+            _, cx, cy, _ = _max_2d(m)
+            parts.append((cx, cy, _patches_maps_last(m, cx, cy, r + 1),
+                          gather_patches(m, cx.clamp(1, w - 2), cy.clamp(1, h - 2), 1)))
+        ix, iy, pt, raw = (torch.cat([q[j] for q in parts], -1 if j == 2 else 0) for j in range(4))
+        ix, iy, raw = ix.view(lead), iy.view(lead), raw.view(*lead, 3, 3)
+        lg = _smooth_maps_last(pt, kern).reshape(*lead, 3, 3).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
     else:
+        ix, iy = argmax_2d(maps)  # (B, K)
         patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3), edge-replicated where it leaves the map
         # separable 'valid' convolution: (2r+3) -> 3 along each axis
         win = patch.unfold(-1, 2 * r + 1, 1)  # (B, K, P, 3, 2r+1)
@@ -348,7 +365,7 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
     if border == "raw":
         fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)  # smoothing patch inside the map
         sx, sy = ix.clamp(1, w - 2), iy.clamp(1, h - 2)  # raw stencil centre, inside the map
-        raw = gather_patches(maps, sx, sy, 1).clamp_min(eps).log()
+        raw = (gather_patches(maps, sx, sy, 1) if raw is None else raw).clamp_min(eps).log()
         lg = torch.where(fits[..., None, None], lg, raw)
         cx, cy = torch.where(fits, ix, sx), torch.where(fits, iy, sy)
     ox, oy, _ = _newton_step(lg)
