@@ -157,3 +157,18 @@ def test_empty_batch():
         if name == "hih":
             outputs["decimal"] = torch.zeros(0, 5, codec.decimal_size, codec.decimal_size)
         check(codec, outputs)
+
+
+def test_inputs_that_require_grad():
+    """Network outputs still attached to their graph decode the same, and integral decoding stays differentiable."""
+    g = torch.Generator().manual_seed(7)
+    for name, options in CODECS[:4] + CODECS[7:8]:
+        codec = get_codec(name, **options)
+        outputs = {"heatmap": _maps("gauss", 3, 5, 64, g).requires_grad_()}
+        if name == "hih":
+            outputs["decimal"] = _maps("peaked", 3, 5, 8, g).requires_grad_()
+        for m in codec.methods:
+            same(codec.decode(outputs, m).detach(), reference_decode(codec, outputs, m).detach())
+    maps = _maps("gauss", 2, 3, 64, g).requires_grad_()
+    get_codec("gaussian").decode({"heatmap": maps}, "integral").sum().backward()
+    assert maps.grad is not None and maps.grad.abs().sum() > 0

@@ -62,6 +62,11 @@ def gaussian_maps(uv: Tensor, size: int, sigma: float) -> Tensor:
 CHUNK_BYTES = 4 << 20
 
 
+def _needs_grad(t: Tensor) -> bool:
+    """Whether autograd records operations on ``t`` (then no decoder writes into preallocated buffers)."""
+    return t.requires_grad and torch.is_grad_enabled()
+
+
 def by_chunks(fn, maps: Tensor, *args: Tensor, chunk_bytes: int | None = None) -> tuple[Tensor, ...]:
     """Apply ``fn`` to cache-sized chunks of maps and concatenate: maps (..., H, W), each of ``args`` (..., *) with
     the same leading dims; ``fn(maps (n, H, W), *args (n, *))`` returns a tuple of (n, *) tensors, computed per map
@@ -267,41 +272,43 @@ def _row_sum_cpu(term, n: int) -> Tensor:
     ATen's SumKernel.cpp, the path of DARK's smoothing sums: 4 interleaved partial sums over the first 4 (n // 4)
     terms, the rest into the first, then the four together; exact for n < 64). Elementwise, so on tensors laid out
     with the maps innermost it runs vectorised, and it gives the same bits as the reduction it replaces."""
+    # torch starts each partial sum at 0 and adds the result to a zeroed output: only the sign of a zero sum
+    # depends on those additions of 0, and the last one (kept) makes it +0 as torch's does
     m = n // 4
     parts = []
     for c in range(4 if m else 0):
-        a = term(c) + 0.0
+        a = term(c)
         for i in range(1, m):
             a = a + term(4 * i + c)
         parts.append(a)
     acc = parts[0] if parts else None
     for i in range(4 * m, n):
-        acc = term(i) + 0.0 if acc is None else acc + term(i)
+        acc = term(i) if acc is None else acc + term(i)
     for a in parts[1:]:
         acc = acc + a
     return acc + 0.0
 
 
-def _patches_maps_last(maps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> Tensor:
-    """``gather_patches`` laid out with the maps last: maps (n, H, W), ix/iy (n,) -> (P, P, n) [y, x, map],
-    edge-replicated where a patch leaves its map."""
+def _patches_maps_last(maps: Tensor, ix: Tensor, iy: Tensor, radius: int, out: Tensor) -> Tensor:
+    """``gather_patches`` laid out with the maps last, written into ``out`` (P, P, m), m >= n (the columns past n
+    repeat the last map's patch): maps (n, H, W), ix/iy (n,) -> out. Edge-replicated where a patch leaves its map."""
     h, w = maps.shape[-2:]
-    n = ix.numel()
+    n, m = ix.numel(), out.shape[-1]
+    pad = torch.arange(m, device=maps.device).clamp_max(n - 1)  # (m,) map of each column
     off = torch.arange(-radius, radius + 1, device=maps.device)
-    rows = (iy.reshape(1, n) + off[:, None]).clamp(0, h - 1)  # (P, n)
-    cols = (ix.reshape(1, n) + off[:, None]).clamp(0, w - 1)
-    idx = (rows * w + torch.arange(n, device=maps.device) * (h * w))[:, None, :] + cols[None, :, :]  # (P, P, n)
-    return maps.reshape(-1).index_select(0, idx.flatten()).view(off.numel(), off.numel(), n)
+    rows = (iy[pad][None, :] + off[:, None]).clamp(0, h - 1)  # (P, m)
+    cols = (ix[pad][None, :] + off[:, None]).clamp(0, w - 1)
+    idx = (rows * w + pad * (h * w))[:, None, :] + cols[None, :, :]  # (P, P, m)
+    return torch.index_select(maps.reshape(-1), 0, idx.view(-1), out=out.view(-1))
 
 
 def _smooth_maps_last(pt: Tensor, kern: Tensor) -> Tensor:
-    """The 3x3 'valid' separable convolution of (P, P, n) patches [y, x, map] with ``kern`` (P - 2 taps) -> (n, 3, 3)
-    [map, y, x]: bit for bit what ``dark_decode``'s unfold-and-sum gives on the CPU (the sums added in the order
-    of torch's ``row_sum``), but as elementwise operations over the maps, vectorised."""
+    """The 3x3 'valid' separable convolution of (..., P, P, m) patches [y, x, map] with ``kern`` (P - 2 taps) ->
+    (..., 3, 3, m): bit for bit what ``dark_decode``'s unfold-and-sum gives on the CPU (the sums added in the
+    order of torch's ``row_sum``), but as elementwise operations over the maps, vectorised."""
     taps = kern.numel()
-    smooth_x = _row_sum_cpu(lambda i: pt[:, i:i + 3] * kern[i], taps)  # (P, 3, n)
-    smooth = _row_sum_cpu(lambda i: smooth_x[i:i + 3] * kern[i], taps)  # (3, 3, n)
-    return smooth.permute(2, 0, 1)
+    smooth_x = _row_sum_cpu(lambda i: pt[..., i:i + 3, :] * kern[i], taps)  # (..., P, 3, m)
+    return _row_sum_cpu(lambda i: smooth_x[..., i:i + 3, :, :] * kern[i], taps)  # (..., 3, 3, m)
 
 
 def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str = "raw") -> Tensor:
@@ -340,19 +347,24 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
     kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
     kern = kern / kern.sum()
     raw = None
-    if maps.device.type == "cpu" and 2 * r + 1 < 64 and maps.numel() > 0:
-        # chunk by chunk: the argmax pass, then the patches it needs while the chunk is in the cache
+    if maps.device.type == "cpu" and 2 * r + 1 < 64 and maps.numel() > 0 and not _needs_grad(maps):
+        # chunk by chunk: the argmax pass, then the patches it needs while the chunk is in the cache, written with
+        # the maps last (so that the smoothing runs vectorised over them) into one buffer
         lead, flat = maps.shape[:-2], maps.reshape(-1, h, w)
-        step = max(1, CHUNK_BYTES // (h * w * flat.element_size()))
+        n = flat.shape[0]
+        step = min(n, max(1, CHUNK_BYTES // (h * w * flat.element_size())))
+        chunks = -(-n // step)
+        pt = torch.empty(chunks, 2 * r + 3, 2 * r + 3, step, dtype=maps.dtype)  # [chunk, y, x, map]
         parts = []
-        for s in range(0, flat.shape[0], step):
-            m = flat[s:s + step]
+        for c in range(chunks):
+            m = flat[c * step:(c + 1) * step]
             _, cx, cy, _ = _max_2d(m)
-            parts.append((cx, cy, _patches_maps_last(m, cx, cy, r + 1),
-                          gather_patches(m, cx.clamp(1, w - 2), cy.clamp(1, h - 2), 1)))
-        ix, iy, pt, raw = (torch.cat([q[j] for q in parts], -1 if j == 2 else 0) for j in range(4))
+            _patches_maps_last(m, cx, cy, r + 1, pt[c])
+            parts.append((cx, cy, gather_patches(m, cx.clamp(1, w - 2), cy.clamp(1, h - 2), 1)))
+        ix, iy, raw = (torch.cat([q[j] for q in parts]) for j in range(3))
         ix, iy, raw = ix.view(lead), iy.view(lead), raw.view(*lead, 3, 3)
-        lg = _smooth_maps_last(pt, kern).reshape(*lead, 3, 3).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
+        smooth = _smooth_maps_last(pt, kern).permute(0, 3, 1, 2).reshape(-1, 3, 3)[:n]  # (n, 3, 3) [map, y, x]
+        lg = smooth.reshape(*lead, 3, 3).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
     else:
         ix, iy = argmax_2d(maps)  # (B, K)
         patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3), edge-replicated where it leaves the map
@@ -389,8 +401,12 @@ def integral_decode(maps: Tensor) -> Tensor:
         p = torch.clamp_min(m, 0, out=buf[0][: m.shape[0]])
         return p.sum(-2), p.sum(-1)
 
-    # (B, K, W) marginal over rows, (B, K, H); strided maps in one go (a contiguous copy would sum in another order)
-    px, py = by_chunks(chunk, maps) if maps.is_contiguous() else chunk(maps)
+    # (B, K, W) marginal over rows, (B, K, H)
+    if maps.is_contiguous() and not _needs_grad(maps):
+        px, py = by_chunks(chunk, maps)
+    else:  # one go: a contiguous copy would sum in another order, and autograd cannot write into a buffer
+        p = maps.clamp_min(0)
+        px, py = p.sum(-2), p.sum(-1)
     total = px.sum(-1).clamp_min(1e-12)
     ux = (px * grid_coords(w, device=px.device)).sum(-1) / total
     uy = (py * grid_coords(h, device=px.device)).sum(-1) / total
