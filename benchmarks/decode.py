@@ -29,8 +29,9 @@ bandwidth; the reference for that is the best floor bandwidth ever recorded for 
 core count, or GPU) in BENCHMARKS.md (kept in the section as a ``decode-reference`` comment) or the best single
 floor pass of this run, whichever is higher. Below that the "met" column says "not judged" and why.
 
-Run:  python benchmarks/decode.py [--device cuda] [--rounds 15] [--no-write] [--no-loops] [--smoke]
-(the script sets one torch thread itself on the CPU; about 30 s on an idle 2-core machine, 1-2 minutes on a busy one). Writes the table to
+Run:  python benchmarks/decode.py [--device cuda] [--rounds 15] [--no-write] [--no-loops] [--smoke] [--clock cpu]
+(the script sets one torch thread itself on the CPU; about 30 s on an idle 2-core machine, 1-2 minutes on a
+busy one). Writes the table to
 BENCHMARKS.md (section decode-cpu / decode-cuda) and, on the CPU, the README's decode highlights (between
 ``<!-- begin:decode-highlights -->`` and ``<!-- end:decode-highlights -->``). ``--smoke`` is a tiny run that
 writes nothing (benchmarks/gpu_check.sh --smoke and the tests run it).
@@ -215,7 +216,8 @@ def machine_key(dev: torch.device) -> str:
     return desc.split(", torch ", 1)[0]
 
 
-def run_rounds(fns: dict, floors: dict, rounds: int, sync, warmup: int = 2, clock=time.perf_counter) -> tuple[dict, dict]:
+def run_rounds(fns: dict, floors: dict, rounds: int, sync, warmup: int = 2,
+               clock=time.perf_counter) -> tuple[dict, dict]:
     """Interleaved timing: every round, for each input, each floor variant then each decoder once.
     fns: {(label, input): fn}, floors: {(variant, input): fn} -> (median seconds by key, all samples)."""
     samples: dict = {k: [] for k in list(floors) + list(fns)}
@@ -288,7 +290,8 @@ def main(argv: list[str] | None = None) -> str:
     rows, highlights = [], {}
     for label, name, method in DECODERS:
         ratios = {inp: med[(label, inp)] / floor for inp in inputs}
-        misses = [f"{INPUTS[i]} {r:.1f}x" for i, r in ratios.items() if goal(method, i) is not None and r > goal(method, i)]
+        misses = [f"{INPUTS[i]} {r:.1f}x" for i, r in ratios.items()
+                  if goal(method, i) is not None and r > goal(method, i)]
         goal_text = {"integral": "≤ 5x", "topk": "≤ 3x (flat floor ≤ 6x)"}.get(method, "≤ 3x")
         if not judged:
             met = "not judged (floor below half the idle bandwidth)"
@@ -333,7 +336,8 @@ def main(argv: list[str] | None = None) -> str:
             f"Inputs: Gaussian map = target + noise 0.01; peaked logits = -d²/2 + noise 0.01; log noisy Gaussian = "
             f"log(target + 0.01 |noise|); flat floor = log(bilinear H3R target clamped at 1e-4) + noise 0.01 (top-k's "
             f"exact fallback); {note}. Goals (on an idle core): ≤ 3x on every input but flat floor, where only "
-            f"top-k has one (≤ 6x, its exact fallback); integral ≤ 5x everywhere.\n\n" + markdown_table(header, rows))
+            f"top-k has one (≤ 6x, its exact fallback); integral ≤ 5x everywhere.\n\n"
+            + markdown_table(header, rows))
     if loop_rows:
         text += ("\nAgainst a per-landmark loop in the style of the published code (numpy, one landmark at a time; "
                  "one run each):\n\n" + markdown_table(["decoder (input)", "vectorised ms", "loop ms", "speed-up"],
