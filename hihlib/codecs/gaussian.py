@@ -284,231 +284,46 @@ def _taps_sum(t: Tensor) -> Tensor:
     """Sum over the first dim of t (taps, ...) in the order in which torch's CPU ``sum`` adds a short row (``row_sum``
     in ATen's SumKernel.cpp): 4 interleaved partial sums over the first 4 (taps // 4) terms, the rest added into the
     first, then the four together (exact for taps < 64). Each step is one elementwise operation over all the rest of
-    the tensor, so it runs vectorised, and it gives the bits of ``.sum(-1)`` over a row of those terms."""
+    the tensor, so it runs vectorised, and it gives the bits of ``.sum(-1)`` over a row of those terms. The sums are
+    accumulated in place, in ``t`` (which they overwrite; the result is a view of t[0]): no new memory to fault in."""
     taps = t.shape[0]
     m = taps // 4
-    acc = None
-    if m:
-        part = t[0:4]
-        for i in range(1, m):
-            part = part + t[4 * i:4 * i + 4]
-        acc = part[0]
-    for i in range(4 * m, taps):
-        acc = t[i] if acc is None else acc + t[i]
+    part = t[0:4]
+    for i in range(1, m):
+        part.add_(t[4 * i:4 * i + 4])
+    acc = t[0]
+    for i in range(4 * m if m else 1, taps):
+        acc.add_(t[i])
     for c in range(1, 4 if m else 1):
-        acc = acc + part[c]
+        acc.add_(part[c])
     # torch starts each partial sum at 0 and adds the result to a zeroed output: only the sign of a zero sum
     # depends on those additions of 0, and the last one (kept) makes it +0 as torch's does
-    return acc + 0.0
+    return acc.add_(0.0)
 
 
-def _smooth_in_order(patch: Tensor, kern: Tensor) -> Tensor:
-    """``_smooth_exact`` (bit for bit), computed with the maps innermost (so that every step is one vectorised
-    elementwise operation over all the maps): (n, P, P) -> (n, 3, 3)."""
+def _smooth_in_order(pt: Tensor, kern: Tensor) -> Tensor:
+    """``_smooth_exact`` (bit for bit) on patches laid out with the maps innermost, so that every step is one
+    vectorised elementwise operation over the maps: pt (C, P, P, m) [chunk, y, x, map] -> (C, 3, 3, m)."""
     taps = kern.numel()
-    n, size = patch.shape[0], patch.shape[-1]
-    k = kern.view(taps, 1, 1, 1)
-    pt = patch.reshape(n, size * size).t().contiguous().view(size, size, n)  # [y, x, map]
-    terms = torch.empty(taps, size, 3, n, dtype=patch.dtype, device=patch.device)
-    torch.mul(pt.unfold(1, taps, 1).permute(3, 0, 1, 2), k, out=terms)  # [tap, y, x, map]
-    rows = _taps_sum(terms)  # (P, 3, n) [y, x, map]
-    terms = torch.empty(taps, 3, 3, n, dtype=patch.dtype, device=patch.device)
-    torch.mul(rows.unfold(0, taps, 1).permute(3, 0, 1, 2), k, out=terms)  # [tap, y, x, map]
-    return _taps_sum(terms).permute(2, 0, 1)  # (n, 3, 3) [map, y, x]
+    c, size, _, m = pt.shape
+    k = kern.view(taps, 1, 1, 1, 1)
+    terms = torch.empty(taps, c, size, 3, m, dtype=pt.dtype, device=pt.device)
+    torch.mul(pt.unfold(2, taps, 1).permute(4, 0, 1, 2, 3), k, out=terms)  # [tap, chunk, y, x, map]
+    rows = _taps_sum(terms)  # (C, P, 3, m), in terms[0]
+    free = terms.view(-1)[c * size * 3 * m:]  # the rest of that memory, free again
+    terms = free[:taps * c * 9 * m].view(taps, c, 3, 3, m)
+    torch.mul(rows.unfold(1, taps, 1).permute(4, 0, 1, 2, 3), k, out=terms)  # [tap, chunk, y, x, map]
+    return _taps_sum(terms)
 
 
 def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """DARK's reads for ``border="raw"``: chunk by chunk (``DARK_CHUNK_BYTES`` on the CPU, one chunk elsewhere) the
-    argmax pass, then while the chunk is in the cache one (2r+3)^2 patch per map, copied by one ``index_select`` from
-    a strided view of the chunk (the patch's corner clamped so that it lies inside the map: where it had to move,
-    the map does not fit and its smoothed values are not used). Then the smoothing of every patch at once
+    argmax pass, then while the chunk is in the cache one (2r+3)^2 patch per map, copied by one ``index_select``
+    with the maps innermost (the patch's corner clamped so that it lies inside the map: where it had to move, the
+    map does not fit and its smoothed values are not used). Then the smoothing of every patch at once
     (``_smooth_in_order``: the first release's sums, bit for bit) and the raw 3x3 stencil, read from the patch.
     maps (..., H, W) -> (ix, iy, lg, raw): lg (..., 3, 3) the log of the smoothed 3x3 around the argmax, raw
     (..., 3, 3) the map's own 3x3 at the argmax moved one cell inside the map (not yet logged)."""
-    h, w = maps.shape[-2:]
-    lead = maps.shape[:-2]
-    flat = maps.reshape(-1, h, w)
-    n = flat.shape[0]
-    rad = math.ceil((math.sqrt(k) - 1) / 2) + 1
-    row_max = flat.amax(-1)  # (n, H): the one full pass
-    everything = torch.arange(n, device=maps.device)
-    out = None
-    if 2 * rad + 1 <= min(h, w) and n > 0:
-        probe = min(PROBE_MAPS, n)
-        if probe == n or _topk_window(flat[:probe], k, rad, row_max[:probe])[3].float().mean() <= 0.5:
-            vals, ix, iy, slow, unique = _topk_window(flat, k, rad, row_max)
-            # the slow path where the first release took it and the window's result could differ from it
-            need = (slow | ~unique()) if slow.float().mean() > 0.5 else slow
-            out = vals, ix, iy
-            if need.any():
-                which = need.nonzero().squeeze(-1)
-                sv, sx, sy = _topk_rows(flat, k, row_max, which)
-                out = tuple(t.index_copy(0, which, s) for t, s in zip(out, (sv, sx, sy)))
-    if out is None:  # peakless maps (the first ones tell: a batch of one network's outputs is alike)
-        out = _topk_rows(flat, k, row_max, everything)
-    return tuple(t.view(*lead, t.shape[-1]) for t in out)
-
-
-#: Maps that ``topk_cells`` tries with the window first, to tell a batch of peakless maps early.
-PROBE_MAPS = 64
-
-
-def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, ...]:
-    """Top-k in the (2 rad + 1)^2 window at each map's argmax: maps (n, H, W), row_max (n, H) ->
-    (values, ix, iy, slow, unique): slow (n,) marks the maps where a value outside the window may belong to the
-    top k (their results are not valid); unique() returns (n,) the maps whose k best window values are distinct
-    and above every other window value (then the top-k cells and their order do not depend on how they are found).
-    """
-    h, w = maps.shape[-2:]
-    iy = row_max.argmax(-1)  # (n,)
-    p = 2 * rad + 1
-    span = torch.arange(p, device=maps.device)
-    top = iy.clamp(rad, h - 1 - rad) - rad  # first row of the window, kept inside the map
-    rows = top[..., None] + span  # (n, P)
-    band = select_rows(maps, rows)  # (n, P, W): the window's rows, the argmax row among them
-    n = iy.shape[0]
-    ix = band.view(n * p, w).index_select(0, torch.arange(n, device=maps.device) * p + iy - top).argmax(-1)
-    cols = (ix.clamp(rad, w - 1 - rad) - rad)[..., None] + span
-    win_cols = cols[..., None, :].expand(*cols.shape[:-1], p, p)
-    win = band.gather(-1, win_cols).flatten(-2)  # (n, P * P)
-    vals, idx = win.topk(k, dim=-1)
-    kth = vals[..., -1:]
-
-    def unique() -> Tensor:  # computed only when asked (the first release's slow path for most maps)
-        return (vals[..., :-1] > vals[..., 1:]).all(-1) & ((win >= kth).sum(-1) == k)
-
-    # the best value outside the window: in the window's rows but other columns (the band, our own copy, with
-    # -inf written over the window), or in other rows
-    outside = band.scatter_(-1, win_cols, -math.inf).flatten(-2).amax(-1)
-    outside = torch.maximum(outside, row_max.scatter(-1, rows, -math.inf).amax(-1))
-    slow = ~(kth[..., 0] > outside)  # NaN maps go the slow way too
-    return vals, cols.gather(-1, idx % p), rows.gather(-1, torch.div(idx, p, rounding_mode="floor")), slow, unique
-
-
-def _topk_rows(maps: Tensor, k: int, row_max: Tensor, which: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``topk_cells`` for any map: search the k rows with the largest maxima. maps (n, H, W),
-    row_max (n, H) = maps.amax(-1), which (m,) the maps to search; returns (m, k) values, ix, iy."""
-    h, w = maps.shape[-2:]
-    rows = row_max.index_select(0, which).topk(min(k, h), dim=-1).indices  # (m, k')
-    cand = maps.reshape(-1, w).index_select(0, (which[:, None] * h + rows).flatten()).view(*rows.shape, w)
-    vals, idx = cand.flatten(-2).topk(k, dim=-1)
-    return vals, idx % w, rows.gather(-1, torch.div(idx, w, rounding_mode="floor"))
-
-
-def gather_patches(maps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> Tensor:
-    """Square patches of side 2*radius+1 centred on (ix, iy); indices outside the map are clamped
-    (edge replication). maps (..., H, W), ix/iy (...) -> (..., P, P)."""
-    h, w = maps.shape[-2:]
-    off = torch.arange(-radius, radius + 1, device=maps.device)
-    rows = (iy[..., None] + off).clamp(0, h - 1)  # (..., P)
-    cols = (ix[..., None] + off).clamp(0, w - 1)
-    flat = rows[..., :, None] * w + cols[..., None, :]  # (..., P, P)
-    p = off.numel()
-    return maps.flatten(-2).gather(-1, flat.flatten(-2)).view(*ix.shape, p, p)
-
-
-def argmax_decode(maps: Tensor) -> Tensor:
-    """(B, K, H, W) -> (B, K, 2) cell coordinates of the maximum."""
-    ix, iy = argmax_2d(maps)
-    return torch.stack([ix, iy], -1).to(maps.dtype)
-
-
-def quarter_decode(maps: Tensor) -> Tensor:
-    """argmax + 0.25 cell toward the larger neighbour on each axis. (B, K, H, W) -> (B, K, 2) cells.
-
-    Border rule: the shift along an axis is skipped only in the first and last cell of that axis
-    (0 < i < W - 1), where one neighbour is missing. mmpose's ``refine_keypoints`` skips the first *two*
-    columns/rows (it shifts only for 1 < i < W - 1), so in cell 1 hihlib shifts and mmpose does not;
-    everywhere else the two agree. Exact targets in cell 0 or W - 1 therefore decode like argmax.
-    """
-
-    def chunk(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        _, ix, iy, _ = _max_2d(m)
-        return ix, iy, gather_patches(m, ix, iy, 1)  # (n, 3, 3), centre at [1, 1]
-
-    ix, iy, p = by_chunks(chunk, maps, chunk_bytes=0)
-    h, w = maps.shape[-2:]
-    dx = torch.sign(p[..., 1, 2] - p[..., 1, 0]) * ((ix > 0) & (ix < w - 1))
-    dy = torch.sign(p[..., 2, 1] - p[..., 0, 1]) * ((iy > 0) & (iy < h - 1))
-    return torch.stack([ix + 0.25 * dx, iy + 0.25 * dy], -1).to(maps.dtype)
-
-
-def _newton_step(lg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """One Newton step on a 3x3 log-map stencil (..., 3, 3) [y, x]: (ox, oy, ok), offsets from its centre.
-    ok marks a negative-definite Hessian (a maximum); elsewhere the offsets are 0."""
-    dx = 0.5 * (lg[..., 1, 2] - lg[..., 1, 0])
-    dy = 0.5 * (lg[..., 2, 1] - lg[..., 0, 1])
-    dxx = lg[..., 1, 2] - 2 * lg[..., 1, 1] + lg[..., 1, 0]
-    dyy = lg[..., 2, 1] - 2 * lg[..., 1, 1] + lg[..., 0, 1]
-    dxy = 0.25 * (lg[..., 2, 2] - lg[..., 2, 0] - lg[..., 0, 2] + lg[..., 0, 0])
-    det = dxx * dyy - dxy**2
-    ok = (dxx < 0) & (det > 0)
-    safe = torch.where(ok, det, torch.ones_like(det))
-    # offset = -H^-1 g with H = [[dxx, dxy], [dxy, dyy]]
-    ox = torch.where(ok, -(dyy * dx - dxy * dy) / safe, torch.zeros_like(dx))
-    oy = torch.where(ok, -(dxx * dy - dxy * dx) / safe, torch.zeros_like(dy))
-    return ox, oy, ok
-
-
-def _smooth_exact(patch: Tensor, kern: Tensor) -> Tensor:
-    """The 3x3 'valid' separable convolution of (..., P, P) patches [y, x] with ``kern`` (P - 2 taps) -> (..., 3, 3),
-    summed as the first release summed it (``torch.sum`` over the taps, rows first)."""
-    taps = kern.numel()
-    win = patch.unfold(-1, taps, 1)  # (..., P, 3, taps)
-    rows = (win * kern).sum(-1)  # (..., P, 3)
-    win = rows.transpose(-1, -2).unfold(-1, taps, 1)  # (..., 3, 3, taps) [x, y, taps]
-    return (win * kern).sum(-1).transpose(-1, -2)
-
-
-def _taps_sum(t: Tensor) -> Tensor:
-    """Sum over the first dim of t (taps, ...) in the order in which torch's CPU ``sum`` adds a short row (``row_sum``
-    in ATen's SumKernel.cpp): 4 interleaved partial sums over the first 4 (taps // 4) terms, the rest added into the
-    first, then the four together (exact for taps < 64). Each step is one elementwise operation over all the rest of
-    the tensor, so it runs vectorised, and it gives the bits of ``.sum(-1)`` over a row of those terms."""
-    taps = t.shape[0]
-    m = taps // 4
-    acc = None
-    if m:
-        part = t[0:4]
-        for i in range(1, m):
-            part = part + t[4 * i:4 * i + 4]
-        acc = part[0]
-    for i in range(4 * m, taps):
-        acc = t[i] if acc is None else acc + t[i]
-    for c in range(1, 4 if m else 1):
-        acc = acc + part[c]
-    # torch starts each partial sum at 0 and adds the result to a zeroed output: only the sign of a zero sum
-    # depends on those additions of 0, and the last one (kept) makes it +0 as torch's does
-    return acc + 0.0
-
-
-def _smooth_in_order(patch: Tensor, kern: Tensor) -> Tensor:
-    """``_smooth_exact`` (bit for bit), computed with the maps innermost (so that every step is one vectorised
-    elementwise operation over all the maps): (n, P, P) -> (n, 3, 3)."""
-    taps = kern.numel()
-    n, size = patch.shape[0], patch.shape[-1]
-    k = kern.view(taps, 1, 1, 1)
-    pt = patch.reshape(n, size * size).t().contiguous().view(size, size, n)  # [y, x, map]
-    terms = torch.empty(taps, size, 3, n, dtype=patch.dtype, device=patch.device)
-    torch.mul(pt.unfold(1, taps, 1).permute(3, 0, 1, 2), k, out=terms)  # [tap, y, x, map]
-    rows = _taps_sum(terms)  # (P, 3, n) [y, x, map]
-    terms = torch.empty(taps, 3, 3, n, dtype=patch.dtype, device=patch.device)
-    torch.mul(rows.unfold(0, taps, 1).permute(3, 0, 1, 2), k, out=terms)  # [tap, y, x, map]
-    return _taps_sum(terms).permute(2, 0, 1)  # (n, 3, 3) [map, y, x]
-
-
-def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """DARK's reads for ``border="raw"``: the argmax pass, then one (2r+3)^2 patch per map, copied by one
-    ``index_select`` from a strided view of the maps (the patch's corner clamped so that it lies inside the map:
-    where it had to move, the smoothed values are not used, the map does not fit). maps (..., H, W) ->
-    (ix, iy, lg, raw): lg (..., 3, 3) log of the smoothed 3x3 around the argmax, raw (..., 3, 3) the map's 3x3 at
-    the argmax moved one cell inside the map.
-
-    The smoothing is two small matrix products (the banded kernel matrix on each side of the patch): the same
-    terms as ``_smooth_exact`` summed in another order, so the log-values differ from the first release's in
-    the last bits (float rounding, ~1e-7 relative: below 1e-5 px in the coordinates, tests/test_decoder_pinning.py).
-    A map whose patch holds a NaN or an infinity is smoothed the first release's way (a zero tap times an
-    infinity would be NaN in the product)."""
     h, w = maps.shape[-2:]
     lead = maps.shape[:-2]
     flat = maps.reshape(-1, h, w)
@@ -519,36 +334,41 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     ix = torch.empty(n, dtype=torch.long, device=dev)
     iy = torch.empty(n, dtype=torch.long, device=dev)
     row_max = torch.empty(n, h, dtype=flat.dtype, device=dev)
-    patch = torch.empty(n, size, size, dtype=flat.dtype, device=dev)
     step = n
     if dev.type == "cpu":  # chunk by chunk: the patches are copied while the chunk is in the cache
         step = min(n, max(1, DARK_CHUNK_BYTES // (h * w * flat.element_size())))
+    chunks = -(-n // step)
+    pt = torch.empty(chunks, size, size, step, dtype=flat.dtype, device=dev)  # [chunk, y, x, map]: maps innermost
     # the patch's corner (clamped inside the map) from the argmax cell, by table; flat index within a chunk
     corner_y = ((torch.arange(h, device=dev) - (r + 1)).clamp(0, h - size) * w)
     corner_x = (torch.arange(w, device=dev) - (r + 1)).clamp(0, w - size)
     first_rows = torch.arange(step, device=dev) * h
     first_cells = torch.arange(step, device=dev) * (h * w)
-    for s in range(0, n, step):
+    square = (torch.arange(size, device=dev)[:, None] * w + torch.arange(size, device=dev)).view(-1, 1)  # (P*P, 1)
+    for ci, s in enumerate(range(0, n, step)):
         e = min(n, s + step)
         m = flat[s:e]
         rm = torch.amax(m, -1, out=row_max[s:e])  # (c, H): the one pass over the chunk
         cy = torch.argmax(rm, -1, out=iy[s:e])
         row = m.reshape(-1, w).index_select(0, first_rows[:e - s] + cy)  # (c, W): the argmax row
         cx = torch.argmax(row, -1, out=ix[s:e])
-        # every (size x size) square of the chunk, by the flat index of its corner
-        squares = m.as_strided(((e - s) * h * w - (size - 1) * (w + 1), size, size), (1, w, 1), m.storage_offset())
         corner = corner_y.index_select(0, cy).add_(corner_x.index_select(0, cx)).add_(first_cells[:e - s])
-        torch.index_select(squares, 0, corner, out=patch[s:e])
+        if e - s < step:  # the last chunk: its columns past the maps repeat the last map's patch
+            corner = torch.cat([corner, corner[-1:].expand(step - (e - s))])
+        torch.index_select(m.reshape(-1), 0, (square + corner).view(-1), out=pt[ci].view(-1))
     y0 = corner_y.index_select(0, iy) // w
     x0 = corner_x.index_select(0, ix)
-    # (n, 3, 3) [map, y, x]; the order of torch's sums is that of its CPU kernel only on the CPU
-    in_order = dev.type == "cpu" and kern.numel() < 64
-    smooth = _smooth_in_order(patch, kern) if in_order else _smooth_exact(patch, kern)
+    if dev.type == "cpu" and kern.numel() < 64:  # the order of torch's CPU sums
+        smooth = _smooth_in_order(pt, kern).permute(0, 3, 1, 2).reshape(-1, 3, 3)[:n]  # (n, 3, 3) [map, y, x]
+    else:
+        smooth = _smooth_exact(pt[0].permute(2, 0, 1).contiguous(), kern)
     # the raw 3x3 stencil at the argmax moved one cell inside the map: inside the patch
-    sy, sx_ = iy.clamp(1, h - 2) - 1 - y0, ix.clamp(1, w - 2) - 1 - x0  # its corner in the patch
-    off = torch.arange(3, device=flat.device)
-    idx = ((sy[:, None] + off) * size)[:, :, None] + (sx_[:, None] + off)[:, None, :]  # (n, 3, 3)
-    raw = patch.view(n, size * size).gather(-1, idx.view(n, 9)).view(n, 3, 3)
+    sy, sx = iy.clamp(1, h - 2) - 1 - y0, ix.clamp(1, w - 2) - 1 - x0  # its corner in the patch
+    off = torch.arange(3, device=dev)
+    cell = ((sy[:, None] + off) * size)[:, :, None] + (sx[:, None] + off)[:, None, :]  # (n, 3, 3)
+    i = torch.arange(n, device=dev)
+    first = torch.div(i, step, rounding_mode="floor") * (size * size * step) + i % step  # (n,) cell 0 of each patch
+    raw = pt.view(-1).index_select(0, (first[:, None, None] + cell * step).view(-1)).view(n, 3, 3)
     lg = smooth.clamp_min(eps).log()
     return ix.view(lead), iy.view(lead), lg.reshape(*lead, 3, 3), raw.view(*lead, 3, 3)
 
