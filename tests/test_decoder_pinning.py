@@ -172,3 +172,16 @@ def test_inputs_that_require_grad():
     maps = _maps("gauss", 2, 3, 64, g).requires_grad_()
     get_codec("gaussian").decode({"heatmap": maps}, "integral").sum().backward()
     assert maps.grad is not None and maps.grad.abs().sum() > 0
+
+
+def test_dark_in_chunks(monkeypatch):
+    """DARK reads the maps in chunks on the CPU: several chunks, a short last one, and chunks of one map decode the
+    same as the reference."""
+    import hihlib.codecs.gaussian as gaussian
+
+    g = torch.Generator().manual_seed(8)
+    codec = get_codec("gaussian")
+    maps = torch.cat([_maps("gauss", 3, 7, 64, g), _maps("edges", 3, 7, 64, g), _maps("nan", 3, 7, 64, g)])
+    for chunk_bytes in (5 * 64 * 64 * 4, 1):
+        monkeypatch.setattr(gaussian, "DARK_CHUNK_BYTES", chunk_bytes)
+        check(codec, {"heatmap": maps}, ["dark"])

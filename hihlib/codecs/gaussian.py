@@ -51,17 +51,17 @@ def gaussian_maps(uv: Tensor, size: int, sigma: float) -> Tensor:
     return ey[..., :, None] * ex[..., None, :]
 
 
-#: Bytes of maps that a chunked CPU decoder reads per chunk (``by_chunks``). DARK reads each map once (the argmax
-#: pass) and then picks two patches around the maximum; done chunk by chunk, the patches are still in the cache
-#: when they are picked instead of costing a trip to memory each, and its temporaries stay small. Integral decoding
-#: clips a chunk into one reused buffer and sums it while it is in the cache (clipping the whole batch at once
-#: writes a new 100 MB tensor: fresh pages, several times the cost of the pass). 4 MB: 256 maps of 64 x 64, inside
-#: a core's share of L3. argmax, quarter and top-k run on the whole batch: with one row or a few cells per map to
-#: pick, the per-chunk overhead of torch's operations cost more than the cache saved (measured with
-#: benchmarks/decode.py). On a GPU the whole batch is one chunk.
+#: Bytes of maps that a chunked CPU decoder reads per chunk (``by_chunks``). Integral decoding clips a chunk into one
+#: reused buffer and sums it while it is in the cache (clipping the whole batch at once writes a new 100 MB tensor:
+#: fresh pages, several times the cost of the pass). 4 MB: 256 maps of 64 x 64, inside a core's share of L3.
+#: argmax, quarter and top-k run on the whole batch: with one row or a few cells per map to pick, the per-chunk
+#: overhead of torch's operations cost more than the cache saved (measured with benchmarks/decode.py). On a GPU the
+#: whole batch is one chunk.
 CHUNK_BYTES = 4 << 20
 
-#: Chunk of maps that DARK reads at a time on the CPU (``_dark_patches_raw``).
+#: Bytes of maps that DARK reads at a time on the CPU (``_dark_patches_raw``): each map once (the argmax pass), then
+#: its argmax row and a (2r+3)^2 patch around the maximum, picked while the chunk is still in the cache instead of
+#: costing a trip to memory each (measured with benchmarks/decode.py: 4 MB beat 2, 8, 16 MB and one chunk).
 DARK_CHUNK_BYTES = 4 << 20
 
 
