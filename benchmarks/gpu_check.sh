@@ -7,17 +7,21 @@
 #   long   hih demo --long (the two HIH heads trained 8x longer, curves)  -> $OUT/demo_long/
 #   backbones  params, GFLOPs, ms/face (batch 1, 32; fp32, bf16) and training images/s of hg_tiny, hih_b,
 #          HRNetV2-W18, MobileNetV2 -> BENCHMARKS.md section backbones-cuda (benchmarks/backbones.py)
+#   decode every decoder against one memory pass on the GPU, interleaved (benchmarks/decode.py --device cuda)
+#          -> BENCHMARKS.md section decode-cuda
 # and a summary (each step's exit status and seconds) -> BENCHMARKS.md section gpu-check.
 #
-# Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all five steps)
+# Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all six steps)
 #   --smoke  CPU-sized versions of every step (the test suite runs this, so the script keeps working
 #            on machines without a GPU): CUDA tests skip, the benchmark times hg_tiny on the CPU
-#            without writing BENCHMARKS.md, the demos run a few steps on a few faces.
+#            without writing BENCHMARKS.md, the demos run a few steps on a few faces, the decode
+#            benchmark times a batch of 2 faces on the CPU (--smoke).
 # Environment: OUT (default runs/gpu_check) for the outputs, the demos' checkpoints included (never
 # runs/demo/, where a user's own hih demo keeps its models); HIH_PYTHON (default python3).
 # Works without installing hihlib (PYTHONPATH=repository), e.g. on a machine with torch but no
 # network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s, backbones
-# 90 s): under 10 minutes in all; a step stopped at its limit shows exit 124 in the summary.
+# 90 s, decode 60 s): about 10 minutes in all, so run it as two calls on a lent GPU (e.g. `tests bench
+# full` then `long backbones decode`); a step stopped at its limit shows exit 124 in the summary.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -28,11 +32,11 @@ STEPS=()
 for a in "$@"; do
   case $a in
     --smoke) SMOKE=1 ;;
-    tests|bench|full|long|backbones) STEPS+=("$a") ;;
-    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long, backbones)" >&2; exit 2 ;;
+    tests|bench|full|long|backbones|decode) STEPS+=("$a") ;;
+    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long, backbones, decode)" >&2; exit 2 ;;
   esac
 done
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long backbones)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long backbones decode)
 mkdir -p "$OUT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 HIH=("$PY" -m hihlib.cli)
@@ -89,6 +93,12 @@ for step in "${STEPS[@]}"; do
         run_step backbones 240 "$PY" benchmarks/backbones.py --smoke
       else
         run_step backbones 90 "$PY" benchmarks/backbones.py --device cuda --repeat 10 --write
+      fi ;;
+    decode)
+      if [ $SMOKE = 1 ]; then
+        run_step decode 120 "$PY" benchmarks/decode.py --smoke
+      else
+        run_step decode 60 "$PY" benchmarks/decode.py --device cuda --rounds 30
       fi ;;
   esac
 done

@@ -1,5 +1,5 @@
 """benchmarks/gpu_check.sh keeps working on machines without a GPU: its --smoke mode runs every step
-(CUDA tests, the training benchmark, the full and the long demo, the backbones' costs) at CPU size and passes.
+(CUDA tests, the training benchmark, the full and the long demo, the backbones' costs, the decode benchmark) at CPU size and passes.
 
 It runs in a copy of the repository holding a user's ``runs/demo`` (the trained models and results of
 an earlier ``hih demo``): the smoke run must leave it byte for byte as it was and write nothing else
@@ -42,7 +42,7 @@ def test_gpu_check_smoke_runs_every_step_and_passes_and_keeps_the_users_runs(tmp
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [line.split("\t") for line in (out / "summary.tsv").read_text().splitlines()]
-    assert [r[0] for r in rows] == ["tests", "bench", "full", "long", "backbones"]
+    assert [r[0] for r in rows] == ["tests", "bench", "full", "long", "backbones", "decode"]
     assert all(r[1] == "0" for r in rows), rows
     for name in ("demo_full", "demo_long"):
         assert (out / name / "demo_results.json").is_file()
@@ -52,3 +52,4 @@ def test_gpu_check_smoke_runs_every_step_and_passes_and_keeps_the_users_runs(tmp
     for path, data in user.items():
         assert path.read_bytes() == data, f"{path.relative_to(repo)} was overwritten"
     assert sorted(p for p in (repo / "runs").rglob("*") if p.is_file()) == sorted(user)
+    assert "| h3r / topk |" in (out / "decode.log").read_text()  # the decode table, printed not written

@@ -21,6 +21,11 @@ radius). Decoders (``decode(outputs, method)``, ``outputs["heatmap"]`` holds reg
 Frame: every decoder here returns heatmap cells in hihlib's frame (cell i centred on u = i) and
 ``decode`` maps them to input pixels with x = s (u + 0.5) - 0.5 (``hihlib.codecs.base``). mmpose reads
 the same cells at x = s u: 1.5 px up-left of hihlib at stride 4.
+
+Cost: every decoder reads each map once (a max-reduction, or integral's clipped sums) and then touches a few cells
+per landmark; ``benchmarks/decode.py`` times them against one memory pass. The speed work of issue 16 changed no
+coordinate: tests/test_decoder_pinning.py checks every decoder bit for bit against a frozen copy of the earlier
+implementation (tests/reference_decoders.py).
 """
 
 from __future__ import annotations
@@ -46,27 +51,83 @@ def gaussian_maps(uv: Tensor, size: int, sigma: float) -> Tensor:
     return ey[..., :, None] * ex[..., None, :]
 
 
+#: Bytes of maps that a chunked CPU decoder reads per chunk (``by_chunks``). Integral decoding clips a chunk into one
+#: reused buffer and sums it while it is in the cache (clipping the whole batch at once writes a new 100 MB tensor:
+#: fresh pages, several times the cost of the pass). 4 MB: 256 maps of 64 x 64, inside a core's share of L3.
+#: argmax, quarter and top-k run on the whole batch: with one row or a few cells per map to pick, the per-chunk
+#: overhead of torch's operations cost more than the cache saved (measured with benchmarks/decode.py). On a GPU the
+#: whole batch is one chunk.
+CHUNK_BYTES = 4 << 20
+
+#: Bytes of maps that DARK reads at a time on the CPU (``_dark_patches_raw``): each map once (the argmax pass), then
+#: its argmax row and a (2r+3)^2 patch around the maximum, picked while the chunk is still in the cache instead of
+#: costing a trip to memory each (measured with benchmarks/decode.py: 4 MB beat 2, 8, 16 MB and one chunk).
+DARK_CHUNK_BYTES = 4 << 20
+
+
+def _needs_grad(t: Tensor) -> bool:
+    """Whether autograd records operations on ``t`` (then no decoder writes into preallocated buffers)."""
+    return t.requires_grad and torch.is_grad_enabled()
+
+
+def by_chunks(fn, maps: Tensor, *args: Tensor, chunk_bytes: int | None = None) -> tuple[Tensor, ...]:
+    """Apply ``fn`` to cache-sized chunks of maps and concatenate: maps (..., H, W), each of ``args`` (..., *) with
+    the same leading dims; ``fn(maps (n, H, W), *args (n, *))`` returns a tuple of (n, *) tensors, computed per map
+    (so chunking changes no result). Returns them with the leading dims restored: (..., *). ``chunk_bytes``
+    (default ``CHUNK_BYTES``; 0: one chunk) sizes the chunks on the CPU; on other devices there is one chunk."""
+    lead = maps.shape[:-2]
+    flat = maps.reshape(-1, *maps.shape[-2:])  # a view for contiguous maps
+    args = tuple(a.reshape(-1, *a.shape[len(lead):]) for a in args)
+    n = flat.shape[0]
+    step = n
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    if maps.device.type == "cpu" and chunk_bytes > 0:
+        step = max(1, chunk_bytes // max(1, flat.shape[1] * flat.shape[2] * flat.element_size()))
+    if step >= n:
+        outs = fn(flat, *args)
+    else:
+        parts = [fn(flat[s:s + step], *(a[s:s + step] for a in args)) for s in range(0, n, step)]
+        outs = tuple(torch.cat(p) for p in zip(*parts))
+    return tuple(o.view(*lead, *o.shape[1:]) for o in outs)
+
+
+def _max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """maps (n, H, W) -> (value, ix, iy, row maxima (n, H)) of each map's maximum, first in row-major order on
+    ties (a NaN counts as the maximum, as in ``argmax``)."""
+    row_max = maps.amax(-1)  # (n, H): the one pass over the maps
+    iy = row_max.argmax(-1)  # (n,)
+    ix = select_rows(maps, iy[:, None]).squeeze(-2).argmax(-1)
+    return row_max.gather(-1, iy[:, None]).squeeze(-1), ix, iy, row_max
+
+
 def argmax_2d(maps: Tensor) -> tuple[Tensor, Tensor]:
-    """Integer peak of each map (first in row-major order on ties). maps (B, K, H, W) -> (ix, iy), (B, K) long.
+    """Integer peak of each map (first in row-major order on ties). maps (..., H, W) -> (ix, iy), (...) long.
 
     Two stages, because a flat argmax over H*W is several times slower than a max-reduction on CPU:
     the row maxima (one pass over the maps), the best row, then the argmax within that row only.
     """
-    iy = maps.amax(-1).argmax(-1)  # (B, K)
-    return select_rows(maps, iy[..., None]).squeeze(-2).argmax(-1), iy
+    # not chunked: with one row per map to pick, the pass over the whole batch is as fast
+    return tuple(t.view(maps.shape[:-2]) for t in _max_2d(maps.reshape(-1, *maps.shape[-2:]))[1:3])
+
+
+def max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``argmax_2d`` with the maximum itself: maps (..., H, W) -> (value, ix, iy), each (...)."""
+    return tuple(t.view(maps.shape[:-2]) for t in _max_2d(maps.reshape(-1, *maps.shape[-2:]))[:3])
 
 
 def select_rows(maps: Tensor, rows: Tensor) -> Tensor:
-    """maps (B, K, H, W), rows (B, K, R) row indices -> (B, K, R, W) those rows of each map.
+    """maps (..., H, W), rows (..., R) row indices -> (..., R, W) those rows of each map.
     (index_select on the flattened rows: several times faster than gather with an expanded index on CPU.)"""
-    b, k, h, w = maps.shape
-    flat_rows = (torch.arange(b * k, device=maps.device).view(b, k, 1) * h + rows).flatten()
-    return maps.reshape(b * k * h, w).index_select(0, flat_rows).view(b, k, rows.shape[-1], w)
+    h, w = maps.shape[-2:]
+    lead = rows.shape[:-1]
+    n = rows[..., 0].numel()
+    flat_rows = (torch.arange(n, device=maps.device).view(*lead, 1) * h + rows).flatten()
+    return maps.reshape(n * h, w).index_select(0, flat_rows).view(*lead, rows.shape[-1], w)
 
 
 def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """The k largest values of each map and their cells, exactly as ``maps.flatten(-2).topk(k)`` finds
-    them. maps (B, K, H, W) -> values, ix, iy, each (B, K, k), values in descending order.
+    them. maps (..., H, W) -> values, ix, iy, each (..., k), values in descending order.
 
     Fast path (``_topk_window``): the top-k of a peaked map lie around its maximum, so they are searched in
     the (2R+1)^2 window at the argmax (R = ceil((sqrt(k) - 1) / 2) + 1: 5x5 for k = 9) and then *checked*:
@@ -74,76 +135,97 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     and the 2R+1 rows of the window give without another pass over the map. Maps that fail the check (no
     clear peak, ties at the k-th value) take the slow path (``_topk_rows``), which is exact for any map: the
     k best cells lie in the k rows with the largest maxima (a row outside them has k rows whose maxima beat
-    all its values), so only those rows are searched. When the first maps of a batch mostly fail, the whole
-    batch goes the slow way at once. Either way the cells and values equal the full top-k's (up to the
-    order of tied values).
+    all its values), so only those rows are searched. Either way the cells and values equal the full top-k's
+    (up to the order of tied values).
+
+    Which path a map takes, and so the order of tied values, is that of the first release: when the first
+    ``PROBE_MAPS`` maps, or more than half of all maps, fail the check, every map's top-k is the slow path's.
+    The slow path then runs only where it could differ from the window's: where the check failed or the
+    window holds a tie among its k best (the k best are otherwise one set of cells in one order, whichever path
+    finds them). So a batch of network logits where half the maps fail the check (real logits of a briefly
+    trained network do) costs the slow path on those maps only.
     """
     h, w = maps.shape[-2:]
+    lead = maps.shape[:-2]
+    flat = maps.reshape(-1, h, w)
+    n = flat.shape[0]
     rad = math.ceil((math.sqrt(k) - 1) / 2) + 1
-    row_max = maps.amax(-1)  # (B, K, H): the one full pass
-    if 2 * rad + 1 > min(h, w) or torch.compiler.is_exporting():  # torch.export (ONNX): the exact path, no branches
-        return _topk_rows(maps, k, row_max)
-    probe = min(PROBE_MAPS, maps.shape[0] * maps.shape[1])
-    if probe < maps.shape[0] * maps.shape[1]:
-        slow = _topk_window(maps.flatten(0, 1)[None, :probe], k, rad, row_max.flatten(0, 1)[None, :probe])[-1]
-        if slow.float().mean() > 0.5:  # peakless maps (a batch of one network's outputs is alike)
-            return _topk_rows(maps, k, row_max)
-    vals, ix, iy, slow = _topk_window(maps, k, rad, row_max)
-    if slow.float().mean() > 0.5:  # mostly peakless maps: no copies of a subset
-        return _topk_rows(maps, k, row_max)
-    if slow.any():
-        sv, sx, sy = _topk_rows(maps[slow][None], k, row_max[slow][None])
-        vals, ix, iy = vals.clone(), ix.clone(), iy.clone()
-        vals[slow], ix[slow], iy[slow] = sv[0], sx[0], sy[0]
-    return vals, ix, iy
+    row_max = flat.amax(-1)  # (n, H): the one full pass
+    everything = torch.arange(n, device=maps.device)
+    out = None
+    # under torch.export (ONNX) the exact row search alone: no data-dependent branches
+    if 2 * rad + 1 <= min(h, w) and n > 0 and not torch.compiler.is_exporting():
+        probe = min(PROBE_MAPS, n)
+        if probe == n or _topk_window(flat[:probe], k, rad, row_max[:probe])[3].float().mean() <= 0.5:
+            vals, ix, iy, slow, unique = _topk_window(flat, k, rad, row_max)
+            # the slow path where the first release took it and the window's result could differ from it
+            need = (slow | ~unique()) if slow.float().mean() > 0.5 else slow
+            out = vals, ix, iy
+            if need.any():
+                which = need.nonzero().squeeze(-1)
+                sv, sx, sy = _topk_rows(flat, k, row_max, which)
+                out = tuple(t.index_copy(0, which, s) for t, s in zip(out, (sv, sx, sy)))
+    if out is None:  # peakless maps (the first ones tell: a batch of one network's outputs is alike)
+        out = _topk_rows(flat, k, row_max, everything)
+    return tuple(t.view(*lead, t.shape[-1]) for t in out)
 
 
 #: Maps that ``topk_cells`` tries with the window first, to tell a batch of peakless maps early.
 PROBE_MAPS = 64
 
 
-def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Top-k in the (2 rad + 1)^2 window at each map's argmax: (values, ix, iy, slow), slow (B, K) marking
-    the maps where a value outside the window may belong to the top k (their results are not valid)."""
+def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, ...]:
+    """Top-k in the (2 rad + 1)^2 window at each map's argmax: maps (n, H, W), row_max (n, H) ->
+    (values, ix, iy, slow, unique): slow (n,) marks the maps where a value outside the window may belong to the
+    top k (their results are not valid); unique() returns (n,) the maps whose k best window values are distinct
+    and above every other window value (then the top-k cells and their order do not depend on how they are found).
+    """
     h, w = maps.shape[-2:]
-    iy = row_max.argmax(-1)  # (B, K)
+    iy = row_max.argmax(-1)  # (n,)
     p = 2 * rad + 1
     span = torch.arange(p, device=maps.device)
     top = iy.clamp(rad, h - 1 - rad) - rad  # first row of the window, kept inside the map
-    rows = top[..., None] + span  # (B, K, P)
-    band = select_rows(maps, rows)  # (B, K, P, W): the window's rows, the argmax row among them
-    ix = band.gather(-2, (iy - top)[..., None, None].expand(*iy.shape, 1, w)).squeeze(-2).argmax(-1)
+    rows = top[..., None] + span  # (n, P)
+    band = select_rows(maps, rows)  # (n, P, W): the window's rows, the argmax row among them
+    n = iy.shape[0]
+    ix = band.view(n * p, w).index_select(0, torch.arange(n, device=maps.device) * p + iy - top).argmax(-1)
     cols = (ix.clamp(rad, w - 1 - rad) - rad)[..., None] + span
-    win = band.gather(-1, cols[..., None, :].expand(*cols.shape[:-1], p, p))  # (B, K, P, P)
-    vals, idx = win.flatten(-2).topk(k, dim=-1)
-    # the best value outside the window: in the window's rows but other columns, or in other rows
-    in_cols = torch.zeros_like(band[..., 0, :]).scatter_(-1, cols, -math.inf)  # (B, K, W): -inf on the window
-    outside = (band + in_cols[..., None, :]).amax(-1).amax(-1)
+    win_cols = cols[..., None, :].expand(*cols.shape[:-1], p, p)
+    win = band.gather(-1, win_cols).flatten(-2)  # (n, P * P)
+    vals, idx = win.topk(k, dim=-1)
+    kth = vals[..., -1:]
+
+    def unique() -> Tensor:  # computed only when asked (the first release's slow path for most maps)
+        return (vals[..., :-1] > vals[..., 1:]).all(-1) & ((win >= kth).sum(-1) == k)
+
+    # the best value outside the window: in the window's rows but other columns (the band, our own copy, with
+    # -inf written over the window), or in other rows
+    outside = band.scatter_(-1, win_cols, -math.inf).flatten(-2).amax(-1)
     outside = torch.maximum(outside, row_max.scatter(-1, rows, -math.inf).amax(-1))
-    slow = ~(vals[..., -1] > outside)  # NaN maps go the slow way too
-    return vals, cols.gather(-1, idx % p), rows.gather(-1, torch.div(idx, p, rounding_mode="floor")), slow
+    slow = ~(kth[..., 0] > outside)  # NaN maps go the slow way too
+    return vals, cols.gather(-1, idx % p), rows.gather(-1, torch.div(idx, p, rounding_mode="floor")), slow, unique
 
 
-def _topk_rows(maps: Tensor, k: int, row_max: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """``topk_cells`` for any map: search the k rows with the largest maxima. maps (B, K, H, W),
-    row_max (B, K, H) = maps.amax(-1); returns the same as ``topk_cells``."""
+def _topk_rows(maps: Tensor, k: int, row_max: Tensor, which: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``topk_cells`` for any map: search the k rows with the largest maxima. maps (n, H, W),
+    row_max (n, H) = maps.amax(-1), which (m,) the maps to search; returns (m, k) values, ix, iy."""
     h, w = maps.shape[-2:]
-    rows = row_max.topk(min(k, h), dim=-1).indices  # (B, K, k')
-    cand = select_rows(maps, rows)  # (B, K, k', W)
+    rows = row_max.index_select(0, which).topk(min(k, h), dim=-1).indices  # (m, k')
+    cand = maps.reshape(-1, w).index_select(0, (which[:, None] * h + rows).flatten()).view(*rows.shape, w)
     vals, idx = cand.flatten(-2).topk(k, dim=-1)
     return vals, idx % w, rows.gather(-1, torch.div(idx, w, rounding_mode="floor"))
 
 
 def gather_patches(maps: Tensor, ix: Tensor, iy: Tensor, radius: int) -> Tensor:
     """Square patches of side 2*radius+1 centred on (ix, iy); indices outside the map are clamped
-    (edge replication). maps (B, K, H, W), ix/iy (B, K) -> (B, K, P, P)."""
-    b, k, h, w = maps.shape
+    (edge replication). maps (..., H, W), ix/iy (...) -> (..., P, P)."""
+    h, w = maps.shape[-2:]
     off = torch.arange(-radius, radius + 1, device=maps.device)
-    rows = (iy[..., None] + off).clamp(0, h - 1)  # (B, K, P)
+    rows = (iy[..., None] + off).clamp(0, h - 1)  # (..., P)
     cols = (ix[..., None] + off).clamp(0, w - 1)
-    flat = rows[..., :, None] * w + cols[..., None, :]  # (B, K, P, P)
+    flat = rows[..., :, None] * w + cols[..., None, :]  # (..., P, P)
     p = off.numel()
-    return maps.flatten(-2).gather(-1, flat.flatten(-2)).view(b, k, p, p)
+    return maps.flatten(-2).gather(-1, flat.flatten(-2)).view(*ix.shape, p, p)
 
 
 def argmax_decode(maps: Tensor) -> Tensor:
@@ -160,8 +242,12 @@ def quarter_decode(maps: Tensor) -> Tensor:
     columns/rows (it shifts only for 1 < i < W - 1), so in cell 1 hihlib shifts and mmpose does not;
     everywhere else the two agree. Exact targets in cell 0 or W - 1 therefore decode like argmax.
     """
-    ix, iy = argmax_2d(maps)
-    p = gather_patches(maps, ix, iy, 1)  # (B, K, 3, 3), centre at [1, 1]
+
+    def chunk(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _, ix, iy, _ = _max_2d(m)
+        return ix, iy, gather_patches(m, ix, iy, 1)  # (n, 3, 3), centre at [1, 1]
+
+    ix, iy, p = by_chunks(chunk, maps, chunk_bytes=0)
     h, w = maps.shape[-2:]
     dx = torch.sign(p[..., 1, 2] - p[..., 1, 0]) * ((ix > 0) & (ix < w - 1))
     dy = torch.sign(p[..., 2, 1] - p[..., 0, 1]) * ((iy > 0) & (iy < h - 1))
@@ -183,6 +269,109 @@ def _newton_step(lg: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     ox = torch.where(ok, -(dyy * dx - dxy * dy) / safe, torch.zeros_like(dx))
     oy = torch.where(ok, -(dxx * dy - dxy * dx) / safe, torch.zeros_like(dy))
     return ox, oy, ok
+
+
+def _smooth_exact(patch: Tensor, kern: Tensor) -> Tensor:
+    """The 3x3 'valid' separable convolution of (..., P, P) patches [y, x] with ``kern`` (P - 2 taps) -> (..., 3, 3),
+    summed as the first release summed it (``torch.sum`` over the taps, rows first)."""
+    taps = kern.numel()
+    win = patch.unfold(-1, taps, 1)  # (..., P, 3, taps)
+    rows = (win * kern).sum(-1)  # (..., P, 3)
+    win = rows.transpose(-1, -2).unfold(-1, taps, 1)  # (..., 3, 3, taps) [x, y, taps]
+    return (win * kern).sum(-1).transpose(-1, -2)
+
+
+def _taps_sum(t: Tensor) -> Tensor:
+    """Sum over the first dim of t (taps, ...) in the order in which torch's CPU ``sum`` adds a short row (``row_sum``
+    in ATen's SumKernel.cpp): 4 interleaved partial sums over the first 4 (taps // 4) terms, the rest added into the
+    first, then the four together (exact for taps < 64). Each step is one elementwise operation over all the rest of
+    the tensor, so it runs vectorised, and it gives the bits of ``.sum(-1)`` over a row of those terms. The sums are
+    accumulated in place, in ``t`` (which they overwrite; the result is a view of t[0]): no new memory to fault in."""
+    taps = t.shape[0]
+    m = taps // 4
+    part = t[0:4]
+    for i in range(1, m):
+        part.add_(t[4 * i:4 * i + 4])
+    acc = t[0]
+    for i in range(4 * m if m else 1, taps):
+        acc.add_(t[i])
+    for c in range(1, 4 if m else 1):
+        acc.add_(part[c])
+    # torch starts each partial sum at 0 and adds the result to a zeroed output: only the sign of a zero sum
+    # depends on those additions of 0, and the last one (kept) makes it +0 as torch's does
+    return acc.add_(0.0)
+
+
+def _smooth_in_order(pt: Tensor, kern: Tensor) -> Tensor:
+    """``_smooth_exact`` (bit for bit) on patches laid out with the maps innermost, so that every step is one
+    vectorised elementwise operation over the maps: pt (C, P, P, m) [chunk, y, x, map] -> (C, 3, 3, m)."""
+    taps = kern.numel()
+    c, size, _, m = pt.shape
+    k = kern.view(taps, 1, 1, 1, 1)
+    terms = torch.empty(taps, c, size, 3, m, dtype=pt.dtype, device=pt.device)
+    torch.mul(pt.unfold(2, taps, 1).permute(4, 0, 1, 2, 3), k, out=terms)  # [tap, chunk, y, x, map]
+    rows = _taps_sum(terms)  # (C, P, 3, m), in terms[0]
+    free = terms.view(-1)[c * size * 3 * m:]  # the rest of that memory, free again
+    terms = free[:taps * c * 9 * m].view(taps, c, 3, 3, m)
+    torch.mul(rows.unfold(1, taps, 1).permute(4, 0, 1, 2, 3), k, out=terms)  # [tap, chunk, y, x, map]
+    return _taps_sum(terms)
+
+
+def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """DARK's reads for ``border="raw"``: chunk by chunk (``DARK_CHUNK_BYTES`` on the CPU, one chunk elsewhere) the
+    argmax pass, then while the chunk is in the cache one (2r+3)^2 patch per map, copied by one ``index_select``
+    with the maps innermost (the patch's corner clamped so that it lies inside the map: where it had to move, the
+    map does not fit and its smoothed values are not used). Then the smoothing of every patch at once
+    (``_smooth_in_order``: the first release's sums, bit for bit) and the raw 3x3 stencil, read from the patch.
+    maps (..., H, W) -> (ix, iy, lg, raw): lg (..., 3, 3) the log of the smoothed 3x3 around the argmax, raw
+    (..., 3, 3) the map's own 3x3 at the argmax moved one cell inside the map (not yet logged)."""
+    h, w = maps.shape[-2:]
+    lead = maps.shape[:-2]
+    flat = maps.reshape(-1, h, w)
+    if not flat.is_contiguous():
+        flat = flat.contiguous()
+    n, size = flat.shape[0], 2 * r + 3
+    dev = flat.device
+    ix = torch.empty(n, dtype=torch.long, device=dev)
+    iy = torch.empty(n, dtype=torch.long, device=dev)
+    row_max = torch.empty(n, h, dtype=flat.dtype, device=dev)
+    step = n
+    if dev.type == "cpu":  # chunk by chunk: the patches are copied while the chunk is in the cache
+        step = min(n, max(1, DARK_CHUNK_BYTES // (h * w * flat.element_size())))
+    chunks = -(-n // step)
+    pt = torch.empty(chunks, size, size, step, dtype=flat.dtype, device=dev)  # [chunk, y, x, map]: maps innermost
+    # the patch's corner (clamped inside the map) from the argmax cell, by table; flat index within a chunk
+    corner_y = ((torch.arange(h, device=dev) - (r + 1)).clamp(0, h - size) * w)
+    corner_x = (torch.arange(w, device=dev) - (r + 1)).clamp(0, w - size)
+    first_rows = torch.arange(step, device=dev) * h
+    first_cells = torch.arange(step, device=dev) * (h * w)
+    square = (torch.arange(size, device=dev)[:, None] * w + torch.arange(size, device=dev)).view(-1, 1)  # (P*P, 1)
+    for ci, s in enumerate(range(0, n, step)):
+        e = min(n, s + step)
+        m = flat[s:e]
+        rm = torch.amax(m, -1, out=row_max[s:e])  # (c, H): the one pass over the chunk
+        cy = torch.argmax(rm, -1, out=iy[s:e])
+        row = m.reshape(-1, w).index_select(0, first_rows[:e - s] + cy)  # (c, W): the argmax row
+        cx = torch.argmax(row, -1, out=ix[s:e])
+        corner = corner_y.index_select(0, cy).add_(corner_x.index_select(0, cx)).add_(first_cells[:e - s])
+        if e - s < step:  # the last chunk: its columns past the maps repeat the last map's patch
+            corner = torch.cat([corner, corner[-1:].expand(step - (e - s))])
+        torch.index_select(m.reshape(-1), 0, (square + corner).view(-1), out=pt[ci].view(-1))
+    y0 = corner_y.index_select(0, iy) // w
+    x0 = corner_x.index_select(0, ix)
+    if dev.type == "cpu" and kern.numel() < 64:  # the order of torch's CPU sums
+        smooth = _smooth_in_order(pt, kern).permute(0, 3, 1, 2).reshape(-1, 3, 3)[:n]  # (n, 3, 3) [map, y, x]
+    else:
+        smooth = _smooth_exact(pt[0].permute(2, 0, 1).contiguous(), kern)
+    # the raw 3x3 stencil at the argmax moved one cell inside the map: inside the patch
+    sy, sx = iy.clamp(1, h - 2) - 1 - y0, ix.clamp(1, w - 2) - 1 - x0  # its corner in the patch
+    off = torch.arange(3, device=dev)
+    cell = ((sy[:, None] + off) * size)[:, :, None] + (sx[:, None] + off)[:, None, :]  # (n, 3, 3)
+    i = torch.arange(n, device=dev)
+    first = torch.div(i, step, rounding_mode="floor") * (size * size * step) + i % step  # (n,) cell 0 of each patch
+    raw = pt.view(-1).index_select(0, (first[:, None, None] + cell * step).view(-1)).view(n, 3, 3)
+    lg = smooth.clamp_min(eps).log()
+    return ix.view(lead), iy.view(lead), lg.reshape(*lead, 3, 3), raw.view(*lead, 3, 3)
 
 
 def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str = "raw") -> Tensor:
@@ -213,23 +402,26 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
         raise ValueError(f"border must be 'raw' or 'replicate', got {border!r}")
     maps = maps.float()
     h, w = maps.shape[-2:]
-    ix, iy = argmax_2d(maps)
     if h < 3 or w < 3:  # no 3x3 stencil fits: nothing to refine
+        ix, iy = argmax_2d(maps)
         return torch.stack([ix, iy], -1).to(maps.dtype)
     r = max(1, math.ceil(3 * sigma))
-    patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3), edge-replicated where it leaves the map
+
     kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
     kern = kern / kern.sum()
-    # separable 'valid' convolution: (2r+3) -> 3 along each axis
-    win = patch.unfold(-1, 2 * r + 1, 1)  # (B, K, P, 3, 2r+1)
-    rows = (win * kern).sum(-1)  # (B, K, P, 3)
-    win = rows.transpose(-1, -2).unfold(-1, 2 * r + 1, 1)  # (B, K, 3, 3, 2r+1) [x, y, taps]
-    lg = (win * kern).sum(-1).transpose(-1, -2).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
+    raw = None
+    size = 2 * r + 3
+    if border == "raw" and h >= size and w >= size and maps.numel() > 0 and not _needs_grad(maps):
+        ix, iy, lg, raw = _dark_patches_raw(maps, r, kern, eps)
+    else:
+        ix, iy = argmax_2d(maps)  # (B, K)
+        patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3), edge-replicated where it leaves the map
+        lg = _smooth_exact(patch, kern).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
     cx, cy = ix, iy
     if border == "raw":
         fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)  # smoothing patch inside the map
         sx, sy = ix.clamp(1, w - 2), iy.clamp(1, h - 2)  # raw stencil centre, inside the map
-        raw = gather_patches(maps, sx, sy, 1).clamp_min(eps).log()
+        raw = (gather_patches(maps, sx, sy, 1) if raw is None else raw).clamp_min(eps).log()
         lg = torch.where(fits[..., None, None], lg, raw)
         cx, cy = torch.where(fits, ix, sx), torch.where(fits, iy, sy)
     ox, oy, _ = _newton_step(lg)
@@ -242,13 +434,26 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
 
 def integral_decode(maps: Tensor) -> Tensor:
     """Soft-argmax: expectation of cell coordinates under max(map, 0) / sum. (B, K, H, W) -> (B, K, 2)."""
-    p = maps.float().clamp_min(0)
-    h, w = p.shape[-2:]
-    px = p.sum(-2)  # (B, K, W) marginal over rows
-    py = p.sum(-1)  # (B, K, H)
+    maps = maps.float()
+    h, w = maps.shape[-2:]
+
+    buf = []
+
+    def chunk(m: Tensor) -> tuple[Tensor, Tensor]:  # clipped into a buffer in the cache, summed before it leaves it
+        if not buf:
+            buf.append(torch.empty_like(m))  # one buffer for every chunk: no fresh pages per chunk
+        p = torch.clamp_min(m, 0, out=buf[0][: m.shape[0]])
+        return p.sum(-2), p.sum(-1)
+
+    # (B, K, W) marginal over rows, (B, K, H)
+    if maps.is_contiguous() and not _needs_grad(maps):
+        px, py = by_chunks(chunk, maps)
+    else:  # one go: a contiguous copy would sum in another order, and autograd cannot write into a buffer
+        p = maps.clamp_min(0)
+        px, py = p.sum(-2), p.sum(-1)
     total = px.sum(-1).clamp_min(1e-12)
-    ux = (px * grid_coords(w, device=p.device)).sum(-1) / total
-    uy = (py * grid_coords(h, device=p.device)).sum(-1) / total
+    ux = (px * grid_coords(w, device=px.device)).sum(-1) / total
+    uy = (py * grid_coords(h, device=px.device)).sum(-1) / total
     return torch.stack([ux, uy], -1)
 
 

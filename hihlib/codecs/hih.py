@@ -66,7 +66,7 @@ from .base import Codec, grid_coords, register
 #: Where a frame puts the origin of the integer/decimal split, in cells added to hihlib's coordinate u:
 #: hihlib measures the decimal offset from the cell's centre, the released code from its corner.
 FRAME_ORIGINS = {"hihlib": 0.0, "released_hih": 0.5}
-from .gaussian import argmax_2d, gaussian_1d, gaussian_maps
+from .gaussian import argmax_2d, gaussian_1d, gaussian_maps, max_2d
 
 
 def _parabola_peak(left: Tensor, mid: Tensor, right: Tensor) -> Tensor:
@@ -191,7 +191,7 @@ class HIHCodec(Codec):
         method = self._check_method(method)
         heat = outputs["heatmap"]
         h = heat.shape[-1]
-        ix, iy = argmax_2d(heat)
+        peak, ix, iy = max_2d(heat)  # the one pass over the integer map
         integer = torch.stack([ix, iy], -1).float()
         d = self.decimal_size
         # the coordinates (frame cells) that integer cell i stands for: [i - 1/(2d), i + 1 - 1/(2d)), and a
@@ -206,7 +206,7 @@ class HIHCodec(Codec):
             jx, jy = argmax_2d(outputs["decimal"])
             pos = torch.stack([jx, jy], -1).float()
             if self.frame == "released_hih":  # the released decoder: a map whose maximum is <= 0 reads as 0
-                integer = integer * (heat.amax((-2, -1)) > 0)[..., None]
+                integer = integer * (peak > 0)[..., None]
                 pos = pos * (outputs["decimal"].amax((-2, -1)) > 0)[..., None]
         elif method == "expectation":
             pos = decimal_expectation(outputs["decimal"], ((lo - integer) * d).clamp_max(-0.5),
