@@ -81,7 +81,7 @@ def by_chunks(fn, maps: Tensor, *args: Tensor, chunk_bytes: int | None = None) -
     n = flat.shape[0]
     step = n
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    if maps.device.type == "cpu" and chunk_bytes > 0:
+    if maps.device.type == "cpu" and chunk_bytes > 0 and not torch.compiler.is_exporting():  # ONNX: one chunk
         step = max(1, chunk_bytes // max(1, flat.shape[1] * flat.shape[2] * flat.element_size()))
     if step >= n:
         outs = fn(flat, *args)
@@ -411,7 +411,10 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
     kern = kern / kern.sum()
     raw = None
     size = 2 * r + 3
-    if border == "raw" and h >= size and w >= size and maps.numel() > 0 and not _needs_grad(maps):
+    # the fast CPU path writes into preallocated buffers: not under autograd, nor under torch.export (ONNX),
+    # where the gathered-patch path below (same results) exports as plain tensor ops
+    if (border == "raw" and h >= size and w >= size and maps.numel() > 0 and not _needs_grad(maps)
+            and not torch.compiler.is_exporting()):
         ix, iy, lg, raw = _dark_patches_raw(maps, r, kern, eps)
     else:
         ix, iy = argmax_2d(maps)  # (B, K)
