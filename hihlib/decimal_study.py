@@ -283,7 +283,7 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50) 
 
 
 def _train_cli(argv=None) -> int:
-    """One trained run, its row appended to OUT/trained_rows.json (the long runs of the study)."""
+    """One trained run, its row written to OUT/<run key>.json (the long runs of the study)."""
     import argparse
     import json
 
@@ -304,15 +304,331 @@ def _train_cli(argv=None) -> int:
     print(f"data {time.perf_counter() - t0:.0f} s", flush=True)
     row, model, codec = train_run(run, data, log=lambda m: print(m, flush=True),
                                   checkpoint=out / f"{run.key()}.pt")
-    path = out / "trained_rows.json"
-    rows = json.loads(path.read_text()) if path.exists() else []
-    rows = [r for r in rows if TrainedRun(**{k: r[k] for k in args}).key() != run.key()] + [row]
-    write_json(path, rows)
+    write_json(out / f"{run.key()}.json", row)   # one file per run: runs may go on side by side
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
     return 0
 
 
-def main(argv=None) -> int:
+# -- receptive fields ---------------------------------------------------------------------------------
+
+def _positive_copy(module: nn.Module) -> nn.Module:
+    """A copy whose output is a positive, monotone function of every input it depends on: conv/linear
+    weights 1, BN the identity (eval mode, statistics 0 / 1), max-pools replaced by average pools of the
+    same window (so a gradient reaches every cell of the window, not only the maximum)."""
+    import copy
+
+    m = copy.deepcopy(module).double().eval()
+    for name, sub in list(m.named_modules()):
+        for cname, child in list(sub.named_children()):
+            if isinstance(child, nn.MaxPool2d):
+                setattr(sub, cname, nn.AvgPool2d(child.kernel_size, child.stride, child.padding))
+    with torch.no_grad():
+        for sub in m.modules():
+            if isinstance(sub, (nn.Conv2d, nn.Linear)):
+                sub.weight.fill_(1.0)
+                if sub.bias is not None:
+                    sub.bias.zero_()
+            elif isinstance(sub, nn.BatchNorm2d):
+                sub.running_mean.zero_(), sub.running_var.fill_(1.0 - sub.eps), sub.weight.fill_(1.0), sub.bias.zero_()
+        for p in m.parameters():
+            if p.dim() == 3:        # LocalDecimalHead's per-landmark classifier
+                p.fill_(1.0)
+    return m
+
+
+def decimal_head(head: str, heatmap_size: int, decimal_size: int = 8, *, in_channels: int = 1,
+                 num_landmarks: int = 1, channels: int = 2) -> nn.Module:
+    """A bare decimal head of ``head`` ("hih", "hih_ext" or "hih_local") for an (in_channels, H, H) feature."""
+    from .models.heads import DecimalHead, LocalDecimalHead, released_buildable
+
+    if head == "hih_local":
+        return LocalDecimalHead(in_channels, num_landmarks, decimal_size=decimal_size, channels=channels)
+    if head == "hih" and not released_buildable(heatmap_size, decimal_size):
+        raise ConfigError(f"head 'hih' (the released decimal head) cannot be built at heatmap {heatmap_size} -> "
+                          f"decimal {decimal_size}; use 'hih_ext'")
+    if head not in ("hih", "hih_ext"):
+        raise ConfigError(f"head must be 'hih', 'hih_ext' or 'hih_local', got {head!r}")
+    return DecimalHead(in_channels, num_landmarks, heatmap_size=heatmap_size, decimal_size=decimal_size,
+                       channels=channels)
+
+
+def receptive_field(head: nn.Module, heatmap_size: int, cell: tuple[int, int] | None = None) -> Tensor:
+    """Which heatmap cells each decimal class of ``head`` depends on: (d, d, H, W) bool.
+
+    ``head``: a ``DecimalHead`` (forward(feature)) or a ``LocalDecimalHead`` (forward(feature, cells); the
+    landmark's integer cell ``cell`` = (x, y), default the middle of the map). Exact: computed by
+    back-propagation through a positive copy of the head (``_positive_copy``), one class at a time."""
+    from .models.heads import LocalDecimalHead
+
+    m = _positive_copy(head)
+    c_in = next(p for p in m.parameters() if p.dim() == 4).shape[1]
+    x = torch.ones(1, c_in, heatmap_size, heatmap_size, dtype=torch.float64, requires_grad=True)
+    if isinstance(m, LocalDecimalHead):
+        cx, cy = cell if cell is not None else (heatmap_size // 2, heatmap_size // 2)
+        out = m(x, torch.tensor([[[cx, cy]]]))
+    else:
+        out = m(x)
+    d = out.shape[-1]
+    rf = torch.zeros(d, d, heatmap_size, heatmap_size, dtype=torch.bool)
+    for jy in range(d):
+        for jx in range(d):
+            (g,) = torch.autograd.grad(out[0, 0, jy, jx], x, retain_graph=True)
+            rf[jy, jx] = g[0].abs().sum(0) > 0
+    return rf
+
+
+def rf_extent(rf: Tensor) -> Tensor:
+    """(d, d, H, W) bool -> (d, d, 4) inclusive boxes (x0, y0, x1, y1) of each class's receptive field."""
+    cols, rows = rf.any(-2), rf.any(-1)                         # (d, d, W), (d, d, H)
+    idx = torch.arange(rf.shape[-1])
+    first = lambda a: torch.where(a, idx, rf.shape[-1]).amin(-1)   # noqa: E731
+    last = lambda a: torch.where(a, idx, -1).amax(-1)              # noqa: E731
+    return torch.stack([first(cols), first(rows), last(cols), last(rows)], -1)
+
+
+# -- the trunk-free oracle experiment -----------------------------------------------------------------
+
+#: Landmark position spreads of the oracle experiment: "fixed" (each landmark always in the same integer
+#: cell, only its sub-cell fraction varies) or the side of the square, as a fraction of the map's side and
+#: centred on the map, over which each landmark's position is uniform (1.0: the whole map).
+SPREADS = ("fixed", 0.1, 0.3, 0.6, 1.0)
+
+
+def class_cells(heatmap_size: int, decimal_size: int) -> Tensor:
+    """(d,) the heatmap cell at the middle of each decimal class's receptive field along one axis: the cell
+    where the oracle writes the class's label in the "class" mode (the centre of the d equal bands)."""
+    return ((torch.arange(decimal_size) + 0.5) * heatmap_size / decimal_size).long().clamp(max=heatmap_size - 1)
+
+
+def oracle_positions(spread, batch: int, num_landmarks: int, heatmap_size: int, generator: torch.Generator,
+                     fixed_cells: Tensor) -> Tensor:
+    """(B, K, 2) landmark positions in heatmap cells (hihlib frame, cell centres at integers)."""
+    frac = torch.rand(batch, num_landmarks, 2, generator=generator) - 0.5        # within the cell
+    if spread == "fixed":
+        return fixed_cells.float()[None] + frac
+    side = float(spread) * heatmap_size
+    lo = (heatmap_size - side) / 2
+    u = lo + side * torch.rand(batch, num_landmarks, 2, generator=generator) - 0.5
+    return u.clamp(-0.49, heatmap_size - 0.51)
+
+
+def oracle_input(mode: str, cells: Tensor, fraction: Tensor, label: Tensor, heatmap_size: int) -> Tensor:
+    """The oracle "feature" (B, 3K, H, H) given to a decimal head in place of a trunk.
+
+    ``"cell"``: what a trunk naturally provides: channels (3k, 3k+1, 3k+2) hold (1, fraction x, fraction y) at
+    landmark k's integer cell and 0 elsewhere (fraction = decimal position / d, in [-1/(2d), 1 - 1/(2d))).
+    ``"class"``: the label written where each class reads: channel 3k holds label[k, jy, jx] at the cell
+    ``class_cells`` of (jy, jx) (the other two channels are 0). cells (B, K, 2) long, fraction (B, K, 2),
+    label (B, K, d, d)."""
+    B, K = cells.shape[:2]
+    H = heatmap_size
+    x = torch.zeros(B, K, 3, H, H)
+    b = torch.arange(B)[:, None].expand(B, K)
+    k = torch.arange(K)[None].expand(B, K)
+    if mode == "cell":
+        cx, cy = cells[..., 0].clamp(0, H - 1), cells[..., 1].clamp(0, H - 1)
+        x[b, k, 0, cy, cx] = 1.0
+        x[b, k, 1, cy, cx] = fraction[..., 0]
+        x[b, k, 2, cy, cx] = fraction[..., 1]
+    elif mode == "class":
+        d = label.shape[-1]
+        cc = class_cells(H, d)
+        x[:, :, 0, cc[:, None], cc[None, :]] = label * d * d
+    else:
+        raise ConfigError(f"oracle mode must be 'cell' or 'class', got {mode!r}")
+    return x.view(B, K * 3, H, H)
+
+
+def oracle_run(head: str, heatmap_size: int, *, decimal_size: int = 8, spread="fixed", mode: str = "cell",
+               steps: int = 300, batch: int = 16, num_landmarks: int = 16, channels: int = 64, lr: float = 1e-3,
+               seed: int = 0, eval_batches: int = 4) -> dict:
+    """Train a bare decimal head on oracle inputs (no trunk) with the codec's decimal targets (hihlib recipe:
+    normalised Gaussian label, per-landmark KL, AdamW) and return its row: decimal KL on fresh positions
+    against the average-label KL of the same positions."""
+    from .codecs import get_codec
+
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    H, d, K = heatmap_size, decimal_size, num_landmarks
+    net = decimal_head(head, H, d, in_channels=3 * K, num_landmarks=K, channels=channels)
+    codec = get_codec("hih", input_size=4 * H, heatmap_size=H, decimal_size=d)
+    lo, hi = int(0.2 * H), int(0.8 * H)
+    fixed = lo + torch.randint(0, max(1, hi - lo), (K, 2), generator=g)
+
+    def sample(n):
+        u = oracle_positions(spread, n, K, H, g, fixed)
+        coords = codec.to_pixels(u)
+        cells, pos = codec.split(coords)
+        label = codec.encode(coords)["decimal"]
+        return oracle_input(mode, cells.long(), pos / d, label, H), cells.long(), label
+
+    def run(x, cells):
+        return net(x, cells) if head == "hih_local" else net(x)
+
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.0)
+    net.train()
+    for _ in range(steps):
+        x, cells, label = sample(batch)
+        loss = kl_per_landmark(label, run(x, cells)).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    net.eval()
+    kls, labels = [], []
+    with torch.no_grad():
+        for _ in range(eval_batches):
+            x, cells, label = sample(batch)
+            kls.append(kl_per_landmark(label, run(x, cells)))
+            labels.append(label)
+    return {"kind": "oracle", "head": head, "heatmap": H, "decimal": d, "recipe": "hihlib", "mode": mode,
+            "spread": spread, "steps": steps, "batch": batch, "num_landmarks": K, "channels": channels,
+            "decimal_kl": float(torch.cat(kls).mean()), "average_label_kl": average_label_kl(torch.cat(labels))}
+
+
+# -- the study: results.json and figures ----------------------------------------------------------------
+
+GEOMETRIES = (16, 32, 64)      # heatmap sizes, decimal 8
+
+
+def global_head(heatmap_size: int, decimal_size: int = 8) -> str:
+    """The global decimal head's name at a geometry: "hih" where the released code builds it, else "hih_ext"."""
+    from .models.heads import released_buildable
+
+    return "hih" if released_buildable(heatmap_size, decimal_size) else "hih_ext"
+
+
+def oracle_rows(geometries=GEOMETRIES, spreads=SPREADS, *, log=print, **kw) -> list[dict]:
+    """The oracle grid: for every geometry and spread, the global head and hih_local in the "cell" mode, and
+    the global head in the "class" mode (the control: the plumbing learns when the label sits where each
+    class reads) at the widest spread."""
+    rows = []
+    for hm in geometries:
+        runs = [(global_head(hm), s, "cell") for s in spreads] + [("hih_local", s, "cell") for s in spreads]
+        runs.append((global_head(hm), spreads[-1], "class"))
+        for head, s, mode in runs:
+            t0 = time.perf_counter()
+            rows.append(oracle_run(head, hm, spread=s, mode=mode, **kw))
+            log(f"oracle {head} {hm}->8 spread {s} {mode}: KL {rows[-1]['decimal_kl']:.3f} "
+                f"(average label {rows[-1]['average_label_kl']:.3f}, {time.perf_counter() - t0:.0f} s)")
+    return rows
+
+
+def rf_rows(geometries=GEOMETRIES) -> tuple[list[dict], dict]:
+    """Receptive-field rows (largest class window, its share of the map) and the fields for the figure."""
+    rows, fields = [], {}
+    for hm in geometries:
+        for head in (global_head(hm), "hih_local"):
+            rf = receptive_field(decimal_head(head, hm), hm)
+            ext = rf_extent(rf)
+            side = (ext[..., 2:] - ext[..., :2] + 1).amax().item()
+            rows.append({"kind": "receptive_field", "head": head, "heatmap": hm, "decimal": 8,
+                         "max_side_cells": int(side), "max_share_of_map": float(rf.sum((-2, -1)).max()) / hm ** 2})
+            fields[(head, hm)] = rf
+    return rows, fields
+
+
+def rf_figure(fields: dict, path: Path) -> None:
+    """Receptive fields of three decimal classes of each head at each geometry, on the heatmap."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hms = sorted({hm for _, hm in fields})
+    fig, axes = plt.subplots(2, len(hms), figsize=(3.2 * len(hms), 6.4))
+    for col, hm in enumerate(hms):
+        for row, head in enumerate((global_head(hm), "hih_local")):
+            rf = fields[(head, hm)].float()
+            ax = axes[row, col]
+            img = torch.zeros(hm, hm, 3)
+            for (jy, jx), colour in zip(((0, 0), (4, 4), (7, 7)), ((1, 0, 0), (0, 0.6, 0), (0, 0, 1))):
+                img += rf[jy, jx][..., None] * torch.tensor(colour) * 0.6
+            ax.imshow(img.clamp(0, 1).numpy(), extent=(-0.5, hm - 0.5, hm - 0.5, -0.5))
+            share = float(rf.sum((-2, -1)).max()) / hm ** 2
+            where = "" if head != "hih_local" else " (landmark cell at the centre)"
+            ax.set_title(f"{head}, {hm} -> 8: max {100 * share:.0f} % of map{where}", fontsize=8)
+            ax.set_xticks([]), ax.set_yticks([])
+    fig.suptitle("Cells seen by decimal classes (0,0) red, (4,4) green, (7,7) blue")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def oracle_figure(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cell = [r for r in rows if r["kind"] == "oracle" and r["mode"] == "cell"]
+    hms = sorted({r["heatmap"] for r in cell})
+    fig, axes = plt.subplots(1, len(hms), figsize=(3.6 * len(hms), 3.2), sharey=True)
+    for ax, hm in zip(np.atleast_1d(axes), hms):
+        rs = [r for r in cell if r["heatmap"] == hm]
+        spreads = list(dict.fromkeys(r["spread"] for r in rs))
+        x = np.arange(len(spreads))
+        for head in dict.fromkeys(r["head"] for r in rs):
+            ax.plot(x, [next(r["decimal_kl"] for r in rs if r["head"] == head and r["spread"] == s) for s in spreads],
+                    "o-", label=head)
+        ax.plot(x, [np.mean([r["average_label_kl"] for r in rs if r["spread"] == s]) for s in spreads], "k--",
+                label="average label")
+        ax.set_xticks(x, [str(s) for s in spreads])
+        ax.set_title(f"oracle input at the cell, {hm} -> 8", fontsize=9)
+        ax.set_xlabel("landmark spread (fixed cell .. whole map)")
+    np.atleast_1d(axes)[0].set_ylabel("decimal KL (nats)")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def study_cli(argv=None) -> int:
+    """``python -m hihlib.decimal_study --out DIR [--tiny] [--trained RUNS_DIR] [--reuse-oracle]``."""
+    import argparse
+    import json
+
+    from .io import write_json
+
+    ap = argparse.ArgumentParser(prog="python -m hihlib.decimal_study",
+                                 description="The released decimal head at its geometry: receptive fields, the "
+                                             "trunk-free oracle grid, trained rows; writes results.json + figures.")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--tiny", action="store_true", help="the test suite's configuration (seconds)")
+    ap.add_argument("--trained", default=None, help="folder of trained-run rows (tools/decimal_head_runs.sh)")
+    ap.add_argument("--reuse-oracle", action="store_true", help="keep the oracle rows of OUT/results.json")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    geoms = (16, 32) if a.tiny else GEOMETRIES
+    kw = dict(steps=5, batch=2, num_landmarks=2, channels=4, eval_batches=1) if a.tiny else \
+        dict(steps=200, batch=8, num_landmarks=8, channels=16)
+    spreads = ("fixed", 1.0) if a.tiny else SPREADS
+    rf, fields = rf_rows(geoms)
+    rf_figure(fields, out / "receptive_fields.png")
+    old = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {"rows": []}
+    if a.reuse_oracle:
+        oracle = [r for r in old["rows"] if r["kind"] == "oracle"]
+    else:
+        oracle = oracle_rows(geoms, spreads, **kw)
+    oracle_figure(oracle, out / "oracle.png")
+    trained = []
+    if a.trained:
+        trained = [json.loads(p.read_text()) for p in sorted(Path(a.trained).glob("*.json"))]
+        trained = [r for r in trained if isinstance(r, dict) and r.get("kind") == "trained"]
+    else:
+        trained = [r for r in old["rows"] if r["kind"] == "trained"]
+    for r in trained:
+        r.pop("curve", None) if a.tiny else None
+    write_json(out / "results.json", {"description": __doc__.strip().splitlines()[0],
+                                      "command": "python -m hihlib.decimal_study " + " ".join(argv or []),
+                                      "oracle_settings": kw, "rows": rf + oracle + trained})
+    print(f"wrote {out}/results.json ({len(oracle)} oracle, {len(trained)} trained rows) and figures")
+    return 0
+
+
+def main(argv=None) -> int:  # noqa: D103
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The long trained runs of the decimal-head study (issue 18), one at a time, niced, 1 torch thread.
-# Each appends its row to OUT/trained_rows.json; `python -m hihlib.decimal_study --out figures/decimal_head
-# --trained-rows OUT/trained_rows.json` then folds them into results.json.
+# Each writes its row to OUT/<run key>.json; `python -m hihlib.decimal_study --out figures/decimal_head
+# --trained OUT` then folds them into results.json.
 # usage: tools/decimal_head_runs.sh OUT [extra TrainedRun options, e.g. --spread aligned --width 32]
 set -euo pipefail
 out=${1:?usage: $0 OUT [options]}; shift
