@@ -173,7 +173,7 @@ class TrainedRun:
                 f"s{self.num_stacks}_{self.steps}")
 
 
-def make_faces(run: TrainedRun, workers: int = 0):
+def make_faces(run: TrainedRun, workers: int = 0):  # noqa: D103
     """(train, test) ``hihlib.demo.CachedCrops`` of synthetic faces with the demo's appearance."""
     from .data import FaceDataset
     from .data.synthetic import SyntheticFaces
@@ -201,7 +201,7 @@ def lr_at(step: int, steps: int, peak: float) -> float:
 
 
 def train_run(run: TrainedRun, data=None, *, log_every: int = 100, threads: int | None = None,
-              log=print, checkpoint: str | Path | None = None) -> dict:
+              log=print, checkpoint: str | Path | None = None, device: str = "cpu") -> dict:
     """Train one model (AdamW, the demo's warm-up + cosine schedule, gradient clip 5) and evaluate it.
 
     Returns the result row (``evaluate_run``) plus "curve": [(step, decimal loss part)] and
@@ -213,6 +213,7 @@ def train_run(run: TrainedRun, data=None, *, log_every: int = 100, threads: int 
     model, codec, loss_fn = build(run.recipe, run.head, num_landmarks=len(pts),
                                   heatmap_size=run.heatmap, decimal_size=run.decimal, input_size=run.input_size,
                                   width=run.width, num_stacks=run.num_stacks, depth=run.depth, seed=run.seed)
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=run.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(run.seed)
     n = len(train_set)
@@ -223,7 +224,8 @@ def train_run(run: TrainedRun, data=None, *, log_every: int = 100, threads: int 
             order, pos = torch.randperm(n, generator=g), 0
         idx = order[pos:pos + run.batch_size]
         pos += run.batch_size
-        images, coords = train_set.images[idx].float(), train_set.landmarks[idx][:, pts].float()
+        images = train_set.images[idx].to(device).float()
+        coords = train_set.landmarks[idx][:, pts].to(device).float()
         for group in opt.param_groups:
             group["lr"] = lr_at(step, run.steps, run.lr)
         targets = codec.encode(coords)
@@ -239,13 +241,13 @@ def train_run(run: TrainedRun, data=None, *, log_every: int = 100, threads: int 
     seconds = time.perf_counter() - t0
     if checkpoint is not None:
         torch.save(model.state_dict(), checkpoint)
-    row = evaluate_run(run, model, codec, test_set)
+    row = evaluate_run(run, model, codec, test_set, device=device)
     row.update(curve=curve, train_seconds=round(seconds, 1))
     return row, model, codec
 
 
 @torch.no_grad()
-def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50) -> dict:
+def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, device: str = "cpu") -> dict:
     """The result row of a trained model on the test crops: decimal KL (per landmark, against the label
     its recipe trains towards; ``hih_local`` reading the ground-truth cell) against the average-label KL,
     and NME (inter-ocular, %) with the decimal map (``official``: argmax + argmax / d, the released
@@ -257,18 +259,18 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50) 
     pts = run.points(test_set.scheme.num_points)
     kls, labels, kls_n, labels_n, preds = [], [], [], [], {m: [] for m in ("official", "expectation", "argmax")}
     for s in range(0, len(test_set), batch_size):
-        images = test_set.images[s:s + batch_size].float()
-        coords = test_set.landmarks[s:s + batch_size][:, pts].float()
+        images = test_set.images[s:s + batch_size].to(device).float()
+        coords = test_set.landmarks[s:s + batch_size][:, pts].to(device).float()
         label = training_label(codec.encode(coords)["decimal"], run.recipe)
         dec = model(images, landmarks=coords)["decimal"]
-        kls.append(kl_per_landmark(label, dec))
-        labels.append(label)
+        kls.append(kl_per_landmark(label, dec).cpu())
+        labels.append(label.cpu())
         sharp = codec.encode(coords)["decimal"]   # the normalised Gaussian (hihlib's label), for comparison
-        kls_n.append(kl_per_landmark(sharp, dec))
-        labels_n.append(sharp)
+        kls_n.append(kl_per_landmark(sharp, dec).cpu())
+        labels_n.append(sharp.cpu())
         out = model(images)
         for m in preds:
-            preds[m].append(codec.decode(out, m))
+            preds[m].append(codec.decode(out, m).cpu())
     full = np.stack([r.landmarks for r in test_set.records])          # (N, 98, 2) original pixels
     a, b = test_set.scheme.normaliser()
     norm = np.linalg.norm(full[:, a] - full[:, b], axis=-1)             # inter-ocular, from all 98 points
@@ -628,12 +630,61 @@ def study_cli(argv=None) -> int:
     return 0
 
 
+def _compare_cli(argv=None) -> int:
+    """Both global and local heads, same trunk, data and number of steps, as many steps as fit ``--seconds``
+    per head (timed on the slower head; ``--steps`` instead fixes them): the GPU check's released-geometry
+    run (benchmarks/gpu_check.sh step ``decimal``). Rows to OUT/<run key>.json and OUT/compare.json."""
+    import argparse
+    import json
+
+    from .demo import data_workers
+    from .io import write_json
+
+    ap = argparse.ArgumentParser(prog="python -m hihlib.decimal_study compare")
+    for f in dataclasses.fields(TrainedRun):
+        if f.name not in ("head", "steps"):
+            ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--seconds", type=float, default=100.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", required=True)
+    args = vars(ap.parse_args(argv))
+    out, device, seconds, steps = Path(args.pop("out")), args.pop("device"), args.pop("seconds"), args.pop("steps")
+    out.mkdir(parents=True, exist_ok=True)
+    heads = ("hih", "hih_local")
+    t0 = time.perf_counter()
+    data = make_faces(TrainedRun(**args), workers=data_workers())
+    print(f"data {time.perf_counter() - t0:.0f} s", flush=True)
+    if steps is None:    # time 6 steps of each head (the first 2 are warm-up)
+        per_step = []
+        for head in heads:
+            probe = TrainedRun(head=head, steps=6, **args)
+            t1 = time.perf_counter()
+            train_run(probe, data, log=lambda m: None, device=device)
+            per_step.append((time.perf_counter() - t1) / 6)
+        steps = max(10, int(seconds / max(per_step)))
+        print(f"{max(per_step):.3f} s/step (with the evaluation): {steps} steps per head", flush=True)
+    rows = []
+    for head in heads:
+        run = TrainedRun(head=head, steps=steps, **args)
+        row, _, _ = train_run(run, data, log=lambda m: print(m, flush=True), device=device,
+                              log_every=max(1, steps // 10))
+        row["device"] = device
+        write_json(out / f"{run.key()}.json", row)
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
+    write_json(out / "compare.json", rows)
+    return 0
+
+
 def main(argv=None) -> int:  # noqa: D103
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:
         return _train_cli(argv[1:])
+    if argv[:1] == ["compare"]:
+        return _compare_cli(argv[1:])
     return study_cli(argv)
 
 
