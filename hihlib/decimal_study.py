@@ -487,6 +487,59 @@ def oracle_run(head: str, heatmap_size: int, *, decimal_size: int = 8, spread="f
             "decimal_kl": float(torch.cat(kls).mean()), "average_label_kl": average_label_kl(torch.cat(labels))}
 
 
+
+# -- does the trained trunk spread each landmark's fraction across the map? ---------------------------
+
+@torch.no_grad()
+def merged_features(model, images: Tensor, batch_size: int = 50) -> Tensor:
+    """The final merged feature (the decimal head's input) of ``images`` (N, 3, S, S): (N, w, H, H)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    return torch.cat([model.backbone(images[s:s + batch_size].to(dev).float())[0].cpu()
+                      for s in range(0, len(images), batch_size)])
+
+
+def feature_probe(model, codec, run: TrainedRun, train_set, test_set, num_fit: int = 600) -> dict:
+    """Ridge probes (``hihlib.probe.ridge_probe``, fitted on ``num_fit`` training faces, R^2 on the test faces)
+    of each landmark's sub-cell fraction (decimal position / d, x and y) from the merged feature (w values)
+
+    * at the landmark's own integer cell ("cell": what ``hih_local`` reads), and
+    * at each decimal class's position (``class_cells``: the middle of the class's receptive field, which is
+      where the released head's class (jy, jx) reads): R^2 averaged over the d^2 positions ("class_mean")
+      and the best position per landmark ("class_best").
+
+    Fitted per landmark; R^2 averaged over landmarks and the two axes. Returns those three numbers."""
+    from .probe import ridge_probe
+
+    pts = run.points(train_set.scheme.num_points)
+    d = codec.decimal_size
+    out = {}
+    feats, fracs, cells = [], [], []
+    for ds_, n in ((train_set, num_fit), (test_set, len(test_set))):
+        coords = ds_.landmarks[:n][:, pts].float()
+        c, pos = codec.split(coords)
+        feats.append(merged_features(model, ds_.images[:n]))
+        fracs.append(pos / d)
+        cells.append(c.long())
+    (ftr, fte), (ytr, yte), (ctr, cte) = feats, fracs, cells
+    K = ytr.shape[1]
+
+    def at(f, c):     # (N, w, H, W), (N, 2) -> (N, w)
+        return f[torch.arange(len(f)), :, c[:, 1].clamp(0, f.shape[-2] - 1), c[:, 0].clamp(0, f.shape[-1] - 1)]
+
+    out["cell"] = float(torch.stack([ridge_probe(at(ftr, ctr[:, k]), ytr[:, k], at(fte, cte[:, k]), yte[:, k]).mean()
+                                     for k in range(K)]).mean())
+    cc = class_cells(ftr.shape[-1], d)
+    r2 = torch.zeros(K, d, d)
+    for jy in range(d):
+        for jx in range(d):
+            xtr, xte = ftr[:, :, cc[jy], cc[jx]], fte[:, :, cc[jy], cc[jx]]
+            for k in range(K):
+                r2[k, jy, jx] = ridge_probe(xtr, ytr[:, k], xte, yte[:, k]).mean()
+    out["class_mean"] = float(r2.mean())
+    out["class_best"] = float(r2.flatten(1).amax(1).mean())
+    return out
+
 # -- the study: results.json and figures ----------------------------------------------------------------
 
 GEOMETRIES = (16, 32, 64)      # heatmap sizes, decimal 8
@@ -584,6 +637,29 @@ def oracle_figure(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def probe_trained(rows: list[dict], runs_dir: Path, log=print) -> None:
+    """Add the feature probe's R^2 ("probe_r2_cell", "probe_r2_class_mean", "probe_r2_class_best") to each
+    trained row whose checkpoint (RUNS_DIR/<run key>.pt) is there; rows are changed in place."""
+    names = {f.name for f in dataclasses.fields(TrainedRun)}
+    data_cache = {}
+    for r in rows:
+        run = TrainedRun(**{k: v for k, v in r.items() if k in names})
+        ckpt = runs_dir / f"{run.key()}.pt"
+        if not ckpt.is_file():
+            continue
+        dkey = (run.spread, run.num_train, run.num_test, run.image_size, run.input_size, run.seed)
+        if dkey not in data_cache:
+            data_cache[dkey] = make_faces(run)
+        train_set, test_set = data_cache[dkey]
+        model, codec, _ = build(run.recipe, run.head, num_landmarks=len(run.points(train_set.scheme.num_points)),
+                                heatmap_size=run.heatmap, decimal_size=run.decimal, input_size=run.input_size,
+                                width=run.width, num_stacks=run.num_stacks, depth=run.depth)
+        model.load_state_dict(torch.load(ckpt, map_location="cpu"))
+        pr = feature_probe(model, codec, run, train_set, test_set)
+        r.update({f"probe_r2_{k}": v for k, v in pr.items()})
+        log(f"probe {run.key()}: {pr}")
+
+
 def study_cli(argv=None) -> int:
     """``python -m hihlib.decimal_study --out DIR [--tiny] [--trained RUNS_DIR] [--reuse-oracle]``."""
     import argparse
@@ -598,6 +674,7 @@ def study_cli(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="the test suite's configuration (seconds)")
     ap.add_argument("--trained", default=None, help="folder of trained-run rows (tools/decimal_head_runs.sh)")
     ap.add_argument("--reuse-oracle", action="store_true", help="keep the oracle rows of OUT/results.json")
+    ap.add_argument("--no-probe", action="store_true", help="leave out the feature probes of the trained trunks")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -621,8 +698,8 @@ def study_cli(argv=None) -> int:
         trained = [r for r in trained if isinstance(r, dict) and r.get("kind") == "trained"]
     else:
         trained = [r for r in old["rows"] if r["kind"] == "trained"]
-    for r in trained:
-        r.pop("curve", None) if a.tiny else None
+    if a.trained and not a.no_probe:
+        probe_trained(trained, Path(a.trained))
     write_json(out / "results.json", {"description": __doc__.strip().splitlines()[0],
                                       "command": "python -m hihlib.decimal_study " + " ".join(argv or []),
                                       "oracle_settings": kw, "rows": rf + oracle + trained})
