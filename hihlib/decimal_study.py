@@ -201,11 +201,14 @@ def lr_at(step: int, steps: int, peak: float) -> float:
 
 
 def train_run(run: TrainedRun, data=None, *, log_every: int = 100, threads: int | None = None,
-              log=print, checkpoint: str | Path | None = None, device: str = "cpu") -> dict:
+              log=print, checkpoint: str | Path | None = None, device: str = "cpu",
+              stop_at: float | None = None) -> dict:
     """Train one model (AdamW, the demo's warm-up + cosine schedule, gradient clip 5) and evaluate it.
 
     Returns the result row (``evaluate_run``) plus "curve": [(step, decimal loss part)] and
-    "train_seconds". ``data``: (train, test) from ``make_faces`` (built if None)."""
+    "train_seconds". ``data``: (train, test) from ``make_faces`` (built if None). ``stop_at`` (a
+    ``time.time()``): stop training there and evaluate what was reached; the row's "steps" is then the step
+    reached and "steps_planned" the schedule's length."""
     if threads:
         torch.set_num_threads(threads)
     train_set, test_set = data if data is not None else make_faces(run)
@@ -219,7 +222,12 @@ def train_run(run: TrainedRun, data=None, *, log_every: int = 100, threads: int 
     n = len(train_set)
     curve, t0, order, pos = [], time.perf_counter(), torch.randperm(n, generator=g), 0
     model.train()
+    done = run.steps
     for step in range(run.steps):
+        if stop_at is not None and time.time() > stop_at:
+            done = step
+            log(f"{run.key()} stopped at step {step} (deadline)")
+            break
         if pos + run.batch_size > n:
             order, pos = torch.randperm(n, generator=g), 0
         idx = order[pos:pos + run.batch_size]
@@ -243,6 +251,8 @@ def train_run(run: TrainedRun, data=None, *, log_every: int = 100, threads: int 
         torch.save(model.state_dict(), checkpoint)
     row = evaluate_run(run, model, codec, test_set, device=device)
     row.update(curve=curve, train_seconds=round(seconds, 1))
+    if done != run.steps:
+        row.update(steps=done, steps_planned=run.steps, stopped_early=True)
     return row, model, codec
 
 
@@ -296,8 +306,16 @@ def _train_cli(argv=None) -> int:
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--stop-at", default=None, help="UTC time HH:MM today: stop training there and evaluate")
     args = vars(ap.parse_args(argv))
-    out, threads = Path(args.pop("out")), args.pop("threads")
+    out, threads, stop = Path(args.pop("out")), args.pop("threads"), args.pop("stop_at")
+    stop_at = None
+    if stop:
+        import datetime as dt
+
+        hh, mm = (int(x) for x in stop.split(":"))
+        now = dt.datetime.now(dt.timezone.utc)
+        stop_at = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
     run = TrainedRun(**args)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(threads)
@@ -305,7 +323,7 @@ def _train_cli(argv=None) -> int:
     data = make_faces(run)
     print(f"data {time.perf_counter() - t0:.0f} s", flush=True)
     row, model, codec = train_run(run, data, log=lambda m: print(m, flush=True),
-                                  checkpoint=out / f"{run.key()}.pt")
+                                  checkpoint=out / f"{run.key()}.pt", stop_at=stop_at)
     write_json(out / f"{run.key()}.json", row)   # one file per run: runs may go on side by side
     print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)
     return 0
@@ -600,8 +618,8 @@ def rf_figure(fields: dict, path: Path) -> None:
                 img += rf[jy, jx][..., None] * torch.tensor(colour) * 0.6
             ax.imshow(img.clamp(0, 1).numpy(), extent=(-0.5, hm - 0.5, hm - 0.5, -0.5))
             share = float(rf.sum((-2, -1)).max()) / hm ** 2
-            where = "" if head != "hih_local" else " (landmark cell at the centre)"
-            ax.set_title(f"{head}, {hm} -> 8: max {100 * share:.0f} % of map{where}", fontsize=8)
+            where = "\nevery class (cell at the centre)" if head == "hih_local" else ""
+            ax.set_title(f"{head}, {hm} -> 8: up to {100 * share:.0f} % of map{where}", fontsize=8)
             ax.set_xticks([]), ax.set_yticks([])
     fig.suptitle("Cells seen by decimal classes (0,0) red, (4,4) green, (7,7) blue")
     fig.tight_layout()
