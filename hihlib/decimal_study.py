@@ -533,7 +533,7 @@ def feature_probe(model, codec, run: TrainedRun, train_set, test_set, num_fit: i
     d = codec.decimal_size
     out = {}
     feats, fracs, cells = [], [], []
-    for ds_, n in ((train_set, num_fit), (test_set, len(test_set))):
+    for ds_, n in ((train_set, num_fit), (test_set, len(test_set.images))):
         coords = ds_.landmarks[:n][:, pts].float()
         c, pos = codec.split(coords)
         feats.append(merged_features(model, ds_.images[:n]))
@@ -712,8 +712,10 @@ def study_cli(argv=None) -> int:
     oracle_figure(oracle, out / "oracle.png")
     trained = []
     if a.trained:
-        trained = [json.loads(p.read_text()) for p in sorted(Path(a.trained).glob("*.json"))]
-        trained = [r for r in trained if isinstance(r, dict) and r.get("kind") == "trained"]
+        for p in sorted(Path(a.trained).glob("*.json")):
+            got = json.loads(p.read_text())
+            trained += [r for r in (got if isinstance(got, list) else [got])
+                        if isinstance(r, dict) and r.get("kind") == "trained"]
     else:
         trained = [r for r in old["rows"] if r["kind"] == "trained"]
     if a.trained and not a.no_probe:

@@ -129,3 +129,39 @@ def test_the_study_command_writes_results_and_figures(tmp_path):
     keys = {"kind", "head", "heatmap", "decimal", "recipe", "spread", "steps", "decimal_kl", "average_label_kl"}
     assert all(keys <= set(r) for r in oracle)
     assert (tmp_path / "receptive_fields.png").stat().st_size > 0 and (tmp_path / "oracle.png").stat().st_size > 0
+
+
+def test_feature_probe_reads_the_fraction_where_the_feature_holds_it():
+    """A fake trunk whose merged feature holds each landmark's fraction (x, y) at its own integer cell and
+    nothing elsewhere: the probe at the cell explains it (R^2 ~ 1), the probes at the class positions do not."""
+    from types import SimpleNamespace
+
+    from hihlib.codecs import get_codec
+
+    H, K, N = 16, 2, 120
+    codec = get_codec("hih", input_size=64, heatmap_size=H, decimal_size=8)
+    g = torch.Generator().manual_seed(0)
+    # landmarks away from the class cells (1, 3, 5, ...): cells 2..2 + 2m, so the class positions read zeros
+    cells = 2 + 2 * torch.randint(0, 6, (2 * N, K, 2), generator=g)
+    u = cells.float() + torch.rand(2 * N, K, 2, generator=g) * 0.8 - 0.4
+    coords = codec.to_pixels(u)
+    c, pos = codec.split(coords)
+    feats = torch.zeros(2 * N, 2 * K, H, H)
+    for i in range(2 * N):
+        for k in range(K):
+            feats[i, 2 * k:2 * k + 2, int(c[i, k, 1]), int(c[i, k, 0])] = pos[i, k] / 8
+
+    class Trunk(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(1))
+            self.backbone = lambda images: (feats[images[:, 0, 0, 0].long()], None)
+
+    images = torch.arange(2 * N).float()[:, None, None, None].expand(2 * N, 3, 4, 4)
+    scheme = SimpleNamespace(num_points=K)
+    train = SimpleNamespace(images=images[:N], landmarks=coords[:N], scheme=scheme)
+    test = SimpleNamespace(images=images[N:], landmarks=coords[N:], scheme=scheme)
+    run = ds.TrainedRun(heatmap=H, input_size=64, point_stride=1)
+    r = ds.feature_probe(Trunk(), codec, run, train, test, num_fit=N)
+    assert r["cell"] > 0.99
+    assert r["class_mean"] < 0.05 and r["class_best"] < 0.1
