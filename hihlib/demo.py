@@ -3,9 +3,11 @@
 1. Renders synthetic WFLW-format faces (``hihlib.data.synthetic``): a training set and a held-out
    test set from another seed, cropped once (every model sees the same crops in the same order).
 2. For every heatmap size trains one model per head with the same backbone, optimiser and number
-   of steps: Gaussian (MSE), H3R (randomized rounding, spatial softmax), HIH as released (integer
-   map + global 8x8 decimal map) and ``hih_local`` (hihlib's decimal head that reads the feature at
-   the integer cell; ``hihlib.models.heads``).
+   of steps: Gaussian (MSE), H3R (randomized rounding, spatial softmax), HIH with the released head's
+   global 8x8 decimal map (``hih``; ``hih_ext``, hihlib's extension, where the heatmap is under 4x the
+   decimal map and the released code cannot build its head, as at the quick and long profiles' 16 -> 8)
+   and ``hih_local`` (hihlib's decimal head that reads the feature at the integer cell;
+   ``hihlib.models.heads``). Notebook 07 judges the released head at its own geometry (64 -> 8).
 3. Evaluates every model with every decoder of its codec on the test faces, beside the
    *representation floor*: the error of decoding perfect targets (the codec alone, no network).
 4. Writes ``demo_results.md`` / ``.json`` and the figures ``demo_ced.png``, ``demo_resolution.png``
