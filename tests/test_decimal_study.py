@@ -14,7 +14,7 @@ from hihlib.losses import csc_official
 from hihlib.models import create
 from hihlib.models.heads import released_buildable
 
-REFERENCE = " ".join((Path(__file__).resolve().parents[1] / "docs" / "REFERENCE.md").read_text().split())
+REFERENCE = " ".join((Path(__file__).resolve().parents[1] / "docs/REFERENCE.md").read_text().split())
 
 
 def test_the_released_values_are_the_ones_docs_reference_states():
