@@ -43,6 +43,15 @@ HEADS = ("gaussian", "h3r", "hih", "hih_local", "hih_ext")
 HIH_HEADS = ("hih", "hih_local", "hih_ext")
 
 
+def default_head(codec: str, heatmap_size: int, decimal_size: int = 8) -> str:
+    """The head a configuration without ``model.head`` trains with a codec: the codec's own head, except
+    that the HIH codec at heatmap < 4 x decimal (where the released head cannot be built) gets the labelled
+    variant ``"hih_ext"``, which its checkpoint then names."""
+    if codec == "hih" and not released_buildable(heatmap_size, decimal_size):
+        return "hih_ext"
+    return codec
+
+
 def codec_name(head: str) -> str:
     """The codec a head is trained and decoded with (both HIH heads use the HIH codec)."""
     return "hih" if head in HIH_HEADS else head
