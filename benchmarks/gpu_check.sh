@@ -9,9 +9,14 @@
 #          HRNetV2-W18, MobileNetV2 -> BENCHMARKS.md section backbones-cuda (benchmarks/backbones.py)
 #   decode every decoder against one memory pass on the GPU, interleaved (benchmarks/decode.py --device cuda)
 #          -> BENCHMARKS.md section decode-cuda
+#   decimal  the released decimal head at its own geometry and size (issue 18): hih_b (4 stacks, width 256,
+#          256 px, heatmap 64 -> decimal 8), released recipe, heads hih and hih_local with the same trunk,
+#          data and steps (as many as fit 120 s per head), on synthetic faces -> $OUT/decimal_head/
+#          (rows as in figures/decimal_head/results.json: decimal KL vs the average-label KL, NME with
+#          the decimal map vs the integer map alone)
 # and a summary (each step's exit status and seconds) -> BENCHMARKS.md section gpu-check.
 #
-# Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all six steps)
+# Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all seven steps)
 #   --smoke  CPU-sized versions of every step (the test suite runs this, so the script keeps working
 #            on machines without a GPU): CUDA tests skip, the benchmark times hg_tiny on the CPU
 #            without writing BENCHMARKS.md, the demos run a few steps on a few faces, the decode
@@ -20,8 +25,9 @@
 # runs/demo/, where a user's own hih demo keeps its models); HIH_PYTHON (default python3).
 # Works without installing hihlib (PYTHONPATH=repository), e.g. on a machine with torch but no
 # network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s, backbones
-# 90 s, decode 60 s): about 10 minutes in all, so run it as two calls on a lent GPU (e.g. `tests bench
-# full` then `long backbones decode`); a step stopped at its limit shows exit 124 in the summary.
+# 90 s, decode 60 s, decimal 330 s): about 16 minutes in all, more than one call of a lent GPU allows, so
+# run it as two calls (`tests bench full long` then `backbones decode decimal`); a step stopped at its
+# limit shows exit 124 in the summary.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -32,11 +38,11 @@ STEPS=()
 for a in "$@"; do
   case $a in
     --smoke) SMOKE=1 ;;
-    tests|bench|full|long|backbones|decode) STEPS+=("$a") ;;
-    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long, backbones, decode)" >&2; exit 2 ;;
+    tests|bench|full|long|backbones|decode|decimal) STEPS+=("$a") ;;
+    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long, backbones, decode, decimal)" >&2; exit 2 ;;
   esac
 done
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long backbones decode)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long backbones decode decimal)
 mkdir -p "$OUT"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 HIH=("$PY" -m hihlib.cli)
@@ -100,6 +106,16 @@ for step in "${STEPS[@]}"; do
       else
         run_step decode 60 "$PY" benchmarks/decode.py --device cuda --rounds 30
       fi ;;
+    decimal)
+      if [ $SMOKE = 1 ]; then
+        run_step decimal 300 "$PY" -m hihlib.decimal_study compare --out "$OUT/decimal_head" --device cpu \
+          --steps 2 --num-train 8 --num-test 4 --image-size 64 --input-size 64 --heatmap 32 --width 16 --num-stacks 1 \
+          --depth 2 --batch-size 2 --point-stride 8
+      else
+        run_step decimal 330 "$PY" -m hihlib.decimal_study compare --out "$OUT/decimal_head" --device cuda \
+          --seconds 120 --num-train 2000 --num-test 300 --image-size 256 --input-size 256 --heatmap 64 --width 256 \
+          --num-stacks 4 --depth 4 --batch-size 16 --point-stride 1
+      fi ;;
   esac
 done
 
@@ -127,6 +143,16 @@ for name in ("demo_full", "demo_long"):
                 if x["decoder"] in ("argmax", "dark", "topk", "expectation")]
         lines.append(markdown_table(["head", "heatmap", "stride", "decoder", "NME %", "FR@0.1 %", "floor NME %"], best))
         lines.append("\nclaims: " + json.dumps({k: v for k, v in c.items() if k != "gap_argmax_minus_subpixel_nme"}))
+f = out / "decimal_head" / "compare.json"
+if f.is_file():
+    r = json.loads(f.read_text())
+    lines.append(f"\nReleased decimal head at its geometry (`python -m hihlib.decimal_study compare`, released recipe, "
+                 f"{r[0]['input_size']} px, heatmap {r[0]['heatmap']} -> decimal {r[0]['decimal']}, "
+                 f"{r[0]['num_stacks']} stacks of width {r[0]['width']}, {r[0]['steps']} steps of batch {r[0]['batch_size']}):\n")
+    lines.append(markdown_table(["head", "decimal KL", "average-label KL", "NME % decimal (official)",
+                                 "NME % expectation", "NME % integer map alone"],
+                                [[x["head"], f"{x['decimal_kl']:.4f}", f"{x['average_label_kl']:.4f}", f"{x['nme_decimal']:.2f}",
+                                  f"{x['nme_expectation']:.2f}", f"{x['nme_integer']:.2f}"] for x in r]))
 md = "\n".join(lines)
 print(md)
 if not smoke:

@@ -169,7 +169,15 @@ def build_model(cfg: dict, num_landmarks: int) -> nn.Module:
     m = cfg["model"]
     opts = {"input_size": cfg["data"]["input_size"], **(m.get("options") or {})}
     return models.create(m["name"], num_landmarks=num_landmarks, heatmap_size=m["heatmap_size"],
-                         head=m.get("head") or cfg["codec"]["name"], **opts)
+                         head=m.get("head") or _default_head(cfg), **opts)
+
+
+def _default_head(cfg: dict) -> str:
+    """The codec's head; "hih_ext" for the HIH codec where the released head cannot be built (heads.default_head)."""
+    from .models.heads import default_head
+
+    return default_head(cfg["codec"]["name"], cfg["model"]["heatmap_size"],
+                        (cfg["model"].get("options") or {}).get("decimal_size", 8))
 
 
 def build_loss(cfg: dict):

@@ -103,7 +103,9 @@ def check_pieces(cfg: dict, model: nn.Module, codec) -> None:
     """``ConfigError`` unless the model and the codec are the ones ``cfg`` describes (same head,
     sizes), so that the checkpoint's configuration says what was trained."""
     sizes = (cfg["data"]["input_size"], cfg["model"]["heatmap_size"])
-    head = cfg["model"].get("head") or cfg["codec"]["name"]
+    from .build import _default_head
+
+    head = cfg["model"].get("head") or _default_head(cfg)
     for what, got, want in (("codec", (codec.name, codec.input_size, codec.heatmap_size), (cfg["codec"]["name"], *sizes)),
                             ("model", (model.head, model.input_size, model.heatmap_size), (head, *sizes))):
         if got != want:

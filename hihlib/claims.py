@@ -14,7 +14,7 @@ from __future__ import annotations
 HEADS = ("gaussian", "h3r", "hih", "hih_local")
 # The decoder each paper proposes, compared against argmax on the same network. For the HIH heads
 # "argmax" is the integer map read alone (the codec's "argmax" method).
-SUBPIXEL = {"gaussian": "dark", "h3r": "topk", "hih": "expectation", "hih_local": "expectation"}
+SUBPIXEL = {"gaussian": "dark", "h3r": "topk", "hih": "expectation", "hih_local": "expectation", "hih_ext": "expectation"}
 
 
 def claims(rows: list[dict], sizes, heads=HEADS) -> dict:

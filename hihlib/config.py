@@ -93,7 +93,7 @@ CHOICES = {
     "data.dataset": ("synth", "wflw", "cofw", "300w"),
     "data.box": ("dataset", "landmarks"),
     "codec.name": ("gaussian", "h3r", "hih"),
-    "model.head": ("gaussian", "h3r", "hih", "hih_local"),
+    "model.head": ("gaussian", "h3r", "hih", "hih_local", "hih_ext"),
     "optim.name": ("adam", "adamw", "sgd"),
     "optim.schedule": ("step", "cosine", "none"),
     "train.amp": ("bf16", "none"),

@@ -19,7 +19,7 @@ import numpy as np
 
 from .viz import new_figure, plot_ced, save_figure
 
-HEAD_COLORS = {"gaussian": "#1f77b4", "h3r": "#ff7f0e", "hih": "#2ca02c", "hih_local": "#9467bd"}
+HEAD_COLORS = {"gaussian": "#1f77b4", "h3r": "#ff7f0e", "hih": "#2ca02c", "hih_local": "#9467bd", "hih_ext": "#17becf"}
 FLOOR_COLOR = "0.45"
 SHORT = "synthetic WFLW-format test faces"
 NEEDED = ("per_face_nme", "samples", "integral", "seed")

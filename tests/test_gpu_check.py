@@ -6,6 +6,7 @@ an earlier ``hih demo``): the smoke run must leave it byte for byte as it was an
 into the copy's ``runs/`` (issue 19: its ``hih demo`` calls once put their 3-step models there).
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -42,11 +43,13 @@ def test_gpu_check_smoke_runs_every_step_and_passes_and_keeps_the_users_runs(tmp
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [line.split("\t") for line in (out / "summary.tsv").read_text().splitlines()]
-    assert [r[0] for r in rows] == ["tests", "bench", "full", "long", "backbones", "decode"]
+    assert [r[0] for r in rows] == ["tests", "bench", "full", "long", "backbones", "decode", "decimal"]
     assert all(r[1] == "0" for r in rows), rows
     for name in ("demo_full", "demo_long"):
         assert (out / name / "demo_results.json").is_file()
     assert (out / "demo_long" / "demo_long.png").is_file()
+    compare = json.loads((out / "decimal_head" / "compare.json").read_text())
+    assert [r["head"] for r in compare] == ["hih", "hih_local"] and all(r["recipe"] == "released" for r in compare)
     assert "### GPU check" in proc.stdout
     # the user's runs/ survived byte for byte, and nothing was added to it
     for path, data in user.items():

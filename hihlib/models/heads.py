@@ -13,6 +13,12 @@ tensors that the matching codec decodes and the matching loss trains:
   the spatial softmax loss is invariant to it.
 * ``"hih"``: "heatmaps"/"heatmap" as for gaussian (integer heatmaps, every stack) plus "decimal"
   (B, K, d, d) logits from ``DecimalHead`` applied once to the final merged feature (as released).
+  Built only where the released code builds it: heatmap / decimal >= 4 (e.g. 64 -> 8, 32 -> 8); at
+  16 -> 8 the released ``HIH_head`` gives a 7 x 7 map, so ``"hih"`` is refused there (``released_buildable``).
+* ``"hih_ext"`` (hihlib's extension of the released head to every heatmap / decimal ratio): the same
+  ``DecimalHead``; identical to ``"hih"`` where the release builds it, and at ratio 2 (16 -> 8) one
+  padded max-pool and no down block, at ratio 1 no reduction. Results at those ratios are this variant's,
+  not the released head's.
 * ``"hih_local"`` (a hihlib extension, not in the paper): the same integer maps and the same codec,
   loss and "decimal" output, but the decimal logits come from ``LocalDecimalHead``, which reads the
   merged feature *at each landmark's integer cell* instead of a global map pooled 8x below it.
@@ -32,9 +38,18 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .hourglass import ConvBNReLU, HourglassConfig, StackedHourglass
 
-HEADS = ("gaussian", "h3r", "hih", "hih_local")
+HEADS = ("gaussian", "h3r", "hih", "hih_local", "hih_ext")
 # heads whose targets and decoding are the HIH codec's
-HIH_HEADS = ("hih", "hih_local")
+HIH_HEADS = ("hih", "hih_local", "hih_ext")
+
+
+def default_head(codec: str, heatmap_size: int, decimal_size: int = 8) -> str:
+    """The head a configuration without ``model.head`` trains with a codec: the codec's own head, except
+    that the HIH codec at heatmap < 4 x decimal (where the released head cannot be built) gets the labelled
+    variant ``"hih_ext"``, which its checkpoint then names."""
+    if codec == "hih" and not released_buildable(heatmap_size, decimal_size):
+        return "hih_ext"
+    return codec
 
 
 def codec_name(head: str) -> str:
@@ -64,6 +79,13 @@ def decimal_reductions(heatmap_size: int, decimal_size: int) -> int:
     if n < 0 or decimal_size * 2 ** n != heatmap_size:
         raise ConfigError(f"heatmap_size / decimal_size must be a power of 2, got {heatmap_size} / {decimal_size}")
     return n
+
+
+def released_buildable(heatmap_size: int, decimal_size: int) -> bool:
+    """Whether the released ``HIH_head`` builds a d x d map from an H x H feature: its 3x3/2 max-pool has
+    no padding and is followed by log2(H/d) - 1 down blocks, which lands on d only for H/d >= 4 (16 -> 8
+    gives 7 x 7, 8 -> 8 gives 3 x 3)."""
+    return heatmap_size >= 4 * decimal_size and decimal_reductions(heatmap_size, decimal_size) >= 2
 
 
 class DecimalHead(nn.Module):
@@ -194,7 +216,12 @@ class LandmarkModel(nn.Module):
         self.backbone = StackedHourglass(config, final_remap=head in HIH_HEADS)
         self.decimal_size = decimal_size if head in HIH_HEADS else None
         self.decimal_channels = None
-        if head == "hih":
+        if head == "hih" and not released_buildable(config.heatmap_size, decimal_size):
+            decimal_reductions(config.heatmap_size, decimal_size)   # a ratio that is no power of 2: its own error
+            raise ConfigError(f"head 'hih' (the released decimal head) cannot be built at heatmap {config.heatmap_size} "
+                              f"-> decimal {decimal_size}: the released code needs heatmap >= 4 x decimal; use "
+                              f"head='hih_ext' (hihlib's extension, labelled as such) or a larger heatmap")
+        if head in ("hih", "hih_ext"):
             # 384 for the paper's width 256: keep the same 3/2 ratio for other widths.
             channels = self.decimal_channels = decimal_channels or 3 * config.width // 2
             self.decimal = DecimalHead(config.width, config.num_landmarks, heatmap_size=config.heatmap_size,
@@ -216,7 +243,7 @@ class LandmarkModel(nn.Module):
     def forward(self, images: Tensor, landmarks: Tensor | None = None) -> dict[str, Tensor]:
         feature, heatmaps = self.backbone(images)
         out = {"heatmaps": heatmaps, "heatmap": heatmaps[:, -1]}
-        if self.head == "hih":
+        if self.head in ("hih", "hih_ext"):
             out["decimal"] = self.decimal(feature)
         elif self.head == "hih_local":
             if landmarks is not None:

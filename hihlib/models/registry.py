@@ -109,7 +109,8 @@ def model_config(name: str, **overrides) -> HourglassConfig | BackboneConfig:
 
 def create(name: str, num_landmarks: int = 98, head: str = "hih", *, heatmap_size: int | None = None,
            decimal_size: int = 8, decimal_channels: int | None = None, **overrides) -> LandmarkModel | BackboneModel:
-    """Build the model ``name`` with the given head ("hih", "hih_local", "gaussian" or "h3r").
+    """Build the model ``name`` with the given head ("hih", "hih_local", "hih_ext", "gaussian" or "h3r"; "hih", the
+    released decimal head, only where the released code builds it: heatmap >= 4 x decimal, else "hih_ext").
 
     ``heatmap_size`` (cells) defaults to the variant's (input_size / 4); ``overrides`` set any other
     ``HourglassConfig`` field (num_stacks, depth, width, input_size, official_unused_shortcut).
