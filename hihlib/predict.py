@@ -153,10 +153,10 @@ def _haar_cascade(file: str):
 
 def detect_dlib(image: np.ndarray, *, min_size: int = 40, min_score: float = -0.3) -> Detections:
     """dlib's HOG face detector. image (H, W, 3) uint8 RGB. Faces smaller than ``min_size`` px dropped."""
-    # dlib's window is 80 px: upsampling once finds faces down to ~40 px (and costs ~4x: 0.67 s against
-    # 0.15 s on a 1920 x 1080 photo); no upsampling when the smallest face asked for is 80 px or more, or
-    # on a photo above 2000 px
-    upsample = 1 if max(image.shape[:2]) <= 2000 and min_size < 80 else 0
+    # dlib's window is 80 px: upsampling once finds faces down to ~40 px but costs ~4x (0.67 s against 0.15 s
+    # on a 1920 x 1080 photo, benchmarks/deploy.py); so no upsampling when the smallest face asked for is 80 px
+    # or more, nor on a photo above 1280 px (a face under 80 px there is under 1/16 of the photo's side)
+    upsample = 1 if max(image.shape[:2]) <= 1280 and min_size < 80 else 0
     rects, scores, idx = _dlib_detector().run(np.ascontiguousarray(image), upsample, float(min_score))
     names = ("frontal", "left", "right", "frontal-tilted-left", "frontal-tilted-right")
     boxes = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], dtype=np.float64)
@@ -609,7 +609,7 @@ def register(sub) -> None:
     p.add_argument("--largest", action="store_true", help="predict only the largest face")
     p.add_argument("--detector", default="auto", choices=DETECTORS,
                    help="face detector: auto = dlib if installed, else haar")
-    p.add_argument("--min-size", type=int, default=40, help="smallest face side in pixels for the detector (below 80, dlib scans the photo upsampled once: ~4x slower)")
+    p.add_argument("--min-size", type=int, default=40, help="smallest face side in pixels for the detector (below 80, dlib scans a photo of at most 1280 px upsampled once: ~4x slower)")
     p.add_argument("--min-score", type=float, default=None,
                    help="smallest detection score kept (default: -0.3 for dlib, every detection for haar)")
     p.add_argument("--max-side", type=int, default=1280, help="longer side of the annotated JPEG in pixels")
