@@ -155,8 +155,9 @@ def main() -> None:
                               for r in lat])
             + "\n`hih predict` on breakingbad.jpg (1920 x 1080) end to end without loading the model: image decoding, "
               "detection, crops, network, decoder, drawing, JPEG and JSON.\n\n"
-            + "`--min-size` 40 (the default) makes dlib upsample the photo once to find faces down to 40 px; 80 "
-              "(dlib's own window) scans it as it is.\n\n"
+            + "dlib upsamples a photo once to find faces down to 40 px only when it is at most 1280 px and "
+              "`--min-size` is below 80 (dlib's own window): this 1920 px photo is scanned as it is at both sizes; "
+              "Haar's smallest window follows `--min-size`.\n\n"
             + markdown_table(["model", "backend", "detector", "--min-size", "faces", "seconds"],
                              [[r["model"], r["backend"], r["detector"], r["min_size"], r["faces"], f"{r['s']:.3f}"]
                               for r in e2e]))
