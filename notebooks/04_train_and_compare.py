@@ -352,8 +352,8 @@ display(Markdown(f"The released head ({RELEASED_GEOMETRY}) beside `hih_local`, s
                  + decoder_table(("hih_ext", "hih_local"))))
 assert by[("hih_ext", "expectation")]["floor_nme"] < 0.05   # the representation is the same as hih_local's
 _ = learning_figure(("hih_ext", "hih_local"), FIGURES / "nb04_released_head.png",
-                    f"the released HIH head at {RELEASED_GEOMETRY}, against hih_local; data: synthetic faces")
-print(f"final decimal KL at {RELEASED_GEOMETRY}: released head {final_kl['hih']:.3f}, hih_local "
+                    f"the released head's design at {RELEASED_GEOMETRY}, against hih_local; data: synthetic faces")
+print(f"final decimal KL at {RELEASED_GEOMETRY}: global head {final_kl['hih_ext']:.3f}, hih_local "
       f"{final_kl['hih_local']:.3f}; predicting the average label {kl_of_average:.3f} nats")
 
 # %% [markdown]
@@ -406,13 +406,13 @@ for weight, lr in SWEEP:
     q = dataclasses.replace(P, steps=sweep_steps, decimal_weight=weight, lr=lr, evaluations=1)
     out = WORK / f"sweep_w{weight:.4g}_lr{lr:.3g}"
     model, codec, s = demo.train_one(q, "hih_ext", HM, train_set, out, "cpu")
-    c = demo.read_curves(out / f"hih_{HM}" / "metrics.jsonl", "expectation")
+    c = demo.read_curves(out / f"hih_ext_{HM}" / "metrics.jsonl", "expectation")
     pr = demo.predict_all(model, codec, test_set, torch.device("cpu"))
     sweep_rows.append((weight, lr, float(np.mean(c["decimal_kl"][-3:])),
                        100 * metrics.nme(pr["expectation"], gt, NORM).mean(),
                        100 * metrics.nme(pr["argmax"], gt, NORM).mean()))
 display(Markdown(
-    f"released head at {RELEASED_GEOMETRY}, {sweep_steps} steps; KL of predicting the average label: "
+    f"global decimal head at {RELEASED_GEOMETRY}, {sweep_steps} steps; KL of predicting the average label: "
     f"{kl_of_average:.2f}\n\n"
     "| decimal weight | lr | final decimal KL | NME expectation % | NME integer map alone % |\n|---:|---:|---:|---:|---:|\n"
     + "\n".join(f"| {w_:.4g} | {lr:.3g} | {kl:.3f} | {e_:.2f} | {a_:.2f} |" for w_, lr, kl, e_, a_ in sweep_rows)))
@@ -440,13 +440,13 @@ compare = "about as well as" if abs(gap) < 0.1 else ("better than" if gap > 0 el
 e_hih, a_hih = by[("hih_ext", "expectation")]["nme"], by[("hih_ext", "argmax")]["nme"]
 display(Markdown("\n".join([
     f"- Released head at {RELEASED_GEOMETRY}: expectation {e_hih:.2f} % against its integer map alone "
-    f"{a_hih:.2f} %; its decimal KL ends at {final_kl['hih']:.2f} nats against {kl_of_average:.2f} for predicting "
-    f"the average label ({'it has learnt something' if learnt['hih'] else 'it has learnt next to nothing'}); "
+    f"{a_hih:.2f} %; its decimal KL ends at {final_kl['hih_ext']:.2f} nats against {kl_of_average:.2f} for predicting "
+    f"the average label ({'it has learnt something' if learnt['hih_ext'] else 'it has learnt next to nothing'}); "
     f"`hih_local` on the same data ends at {final_kl['hih_local']:.2f} nats.",
     f"- Probe at heatmap 16: R² of the sub-cell fraction from the features around the integer cell: "
     + ", ".join(f"{h} {float(v.mean()):.2f}" for h, v in r2.items())
     + f". The merged feature of the released-head network ({RELEASED_GEOMETRY}) carries the position {compare} "
-      f"`hih_local`'s ({float(r2['hih'].mean()):.2f} against {float(r2['hih_local'].mean()):.2f}); "
+      f"`hih_local`'s ({float(r2['hih_ext'].mean()):.2f} against {float(r2['hih_local'].mean()):.2f}); "
       + ("its decimal head does not read it out, while `hih_local` does." if not learnt["hih_ext"] and learnt.get("hih_local")
          else "compare the decimal KLs above for what each head reads out."),
     f"- Sweep at {RELEASED_GEOMETRY}: final decimal KL "

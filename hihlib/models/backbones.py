@@ -11,7 +11,8 @@ Where the stacked hourglass predicts heatmaps inside each stack, these backbones
   "planes" (B, 2, K, H, W). hihlib's H3R loss trains plane 1 on its own: the plane-0 rows of the last
   conv get zero gradients (they are kept so that the released weights load and round-trip; a 2-way
   softmax over the planes is a sigmoid of their difference, the same model class as one logit plane).
-* ``hih``: the integer maps as above plus "decimal" (B, K, d, d) from a ``DecimalHead`` on the feature.
+* ``hih``: the integer maps as above plus "decimal" (B, K, d, d) from a ``DecimalHead`` on the feature
+  (only at heatmap >= 4 x decimal, as the released code builds it; ``hih_ext``: the same head at any ratio).
 * ``hih_local``: the same with a ``LocalDecimalHead`` (reads the training landmarks, see heads.py).
 
 ``create("hrnet_w18", head="h3r")`` builds one (``hihlib.models.registry``); ``BackboneConfig`` holds
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .heads import HEADS, HIH_HEADS, DecimalHead, LocalDecimalHead
+from .heads import HEADS, HIH_HEADS, DecimalHead, LocalDecimalHead, decimal_reductions, released_buildable
 from .hrnet import HRNET_ARCHS, UPSAMPLING, HRNet
 from .mobilenetv2 import MobileNetV2
 
@@ -98,7 +99,12 @@ class BackboneModel(nn.Module):
                                           nn.ReLU(inplace=True), nn.Conv2d(hidden, self.planes * k, 1, bias=bias))
         self.decimal_size = decimal_size if head in HIH_HEADS else None
         self.decimal_channels = None
-        if head == "hih":
+        if head == "hih" and not released_buildable(config.heatmap_size, decimal_size):
+            decimal_reductions(config.heatmap_size, decimal_size)   # a ratio that is no power of 2: its own error
+            raise ConfigError(f"head 'hih' (the released decimal head) cannot be built at heatmap {config.heatmap_size} "
+                              f"-> decimal {decimal_size}: the released code needs heatmap >= 4 x decimal; use "
+                              f"head='hih_ext' (hihlib's extension, labelled as such) or a larger heatmap")
+        if head in ("hih", "hih_ext"):
             channels = self.decimal_channels = decimal_channels or 384
             self.decimal = DecimalHead(c, k, heatmap_size=config.heatmap_size, decimal_size=decimal_size,
                                        channels=channels)
@@ -124,7 +130,7 @@ class BackboneModel(nn.Module):
             out["planes"] = maps.view(B, 2, self.num_landmarks, H, W)
             maps = out["planes"][:, 1]
         out["heatmap"], out["heatmaps"] = maps, maps[:, None]
-        if self.head == "hih":
+        if self.head in ("hih", "hih_ext"):
             out["decimal"] = self.decimal(feature)
         elif self.head == "hih_local":
             if landmarks is not None:
