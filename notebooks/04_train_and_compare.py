@@ -439,13 +439,13 @@ gap = float(r2["hih_ext"].mean()) - float(r2["hih_local"].mean())
 compare = "about as well as" if abs(gap) < 0.1 else ("better than" if gap > 0 else "less well than")
 e_hih, a_hih = by[("hih_ext", "expectation")]["nme"], by[("hih_ext", "argmax")]["nme"]
 display(Markdown("\n".join([
-    f"- Released head at {RELEASED_GEOMETRY}: expectation {e_hih:.2f} % against its integer map alone "
+    f"- The released head's design at {RELEASED_GEOMETRY}: expectation {e_hih:.2f} % against its integer map alone "
     f"{a_hih:.2f} %; its decimal KL ends at {final_kl['hih_ext']:.2f} nats against {kl_of_average:.2f} for predicting "
     f"the average label ({'it has learnt something' if learnt['hih_ext'] else 'it has learnt next to nothing'}); "
     f"`hih_local` on the same data ends at {final_kl['hih_local']:.2f} nats.",
     f"- Probe at heatmap 16: R² of the sub-cell fraction from the features around the integer cell: "
     + ", ".join(f"{h} {float(v.mean()):.2f}" for h, v in r2.items())
-    + f". The merged feature of the released-head network ({RELEASED_GEOMETRY}) carries the position {compare} "
+    + f". The merged feature of the global-head (hih_ext) network ({RELEASED_GEOMETRY}) carries the position {compare} "
       f"`hih_local`'s ({float(r2['hih_ext'].mean()):.2f} against {float(r2['hih_local'].mean()):.2f}); "
       + ("its decimal head does not read it out, while `hih_local` does." if not learnt["hih_ext"] and learnt.get("hih_local")
          else "compare the decimal KLs above for what each head reads out."),
