@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from .heads import HEADS, HIH_HEADS, DecimalHead, LocalDecimalHead, decimal_reductions, released_buildable
+from .heads import HEADS, HIH_HEADS, DecimalHead, LocalDecimalHead, require_released_buildable
 from .hrnet import HRNET_ARCHS, UPSAMPLING, HRNet
 from .mobilenetv2 import MobileNetV2
 
@@ -99,11 +99,8 @@ class BackboneModel(nn.Module):
                                           nn.ReLU(inplace=True), nn.Conv2d(hidden, self.planes * k, 1, bias=bias))
         self.decimal_size = decimal_size if head in HIH_HEADS else None
         self.decimal_channels = None
-        if head == "hih" and not released_buildable(config.heatmap_size, decimal_size):
-            decimal_reductions(config.heatmap_size, decimal_size)   # a ratio that is no power of 2: its own error
-            raise ConfigError(f"head 'hih' (the released decimal head) cannot be built at heatmap {config.heatmap_size} "
-                              f"-> decimal {decimal_size}: the released code needs heatmap >= 4 x decimal; use "
-                              f"head='hih_ext' (hihlib's extension, labelled as such) or a larger heatmap")
+        if head == "hih":
+            require_released_buildable(config.heatmap_size, decimal_size)
         if head in ("hih", "hih_ext"):
             channels = self.decimal_channels = decimal_channels or 384
             self.decimal = DecimalHead(c, k, heatmap_size=config.heatmap_size, decimal_size=decimal_size,

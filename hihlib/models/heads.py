@@ -88,6 +88,16 @@ def released_buildable(heatmap_size: int, decimal_size: int) -> bool:
     return heatmap_size >= 4 * decimal_size and decimal_reductions(heatmap_size, decimal_size) >= 2
 
 
+def require_released_buildable(heatmap_size: int, decimal_size: int) -> None:
+    """ConfigError unless ``released_buildable``: the head called the released one ("hih") is never built at a
+    size the released code cannot build (a ratio that is no power of 2 gets ``decimal_reductions``' error)."""
+    if not released_buildable(heatmap_size, decimal_size):
+        decimal_reductions(heatmap_size, decimal_size)   # a ratio that is no power of 2: its own error
+        raise ConfigError(f"head 'hih' (the released decimal head) cannot be built at heatmap {heatmap_size} "
+                          f"-> decimal {decimal_size}: the released code needs heatmap >= 4 x decimal; use "
+                          f"head='hih_ext' (hihlib's extension, labelled as such) or a larger heatmap")
+
+
 class DecimalHead(nn.Module):
     """The HIH decimal head: (B, w, H, H) final merged feature -> (B, K, d, d) decimal logits.
 
@@ -216,11 +226,8 @@ class LandmarkModel(nn.Module):
         self.backbone = StackedHourglass(config, final_remap=head in HIH_HEADS)
         self.decimal_size = decimal_size if head in HIH_HEADS else None
         self.decimal_channels = None
-        if head == "hih" and not released_buildable(config.heatmap_size, decimal_size):
-            decimal_reductions(config.heatmap_size, decimal_size)   # a ratio that is no power of 2: its own error
-            raise ConfigError(f"head 'hih' (the released decimal head) cannot be built at heatmap {config.heatmap_size} "
-                              f"-> decimal {decimal_size}: the released code needs heatmap >= 4 x decimal; use "
-                              f"head='hih_ext' (hihlib's extension, labelled as such) or a larger heatmap")
+        if head == "hih":
+            require_released_buildable(config.heatmap_size, decimal_size)
         if head in ("hih", "hih_ext"):
             # 384 for the paper's width 256: keep the same 3/2 ratio for other widths.
             channels = self.decimal_channels = decimal_channels or 3 * config.width // 2
