@@ -176,13 +176,21 @@ def load_released_state_dict(model: LandmarkModel, sd: dict[str, Tensor], where:
     """Copy a released state dict into ``model`` (built with ``released_config``). Every released key must
     map onto one hihlib tensor of the same shape and every hihlib tensor must be given:
     ``ReleasedCheckpointError`` names the first key that does not, with the expected shape."""
+    load_key_pairs(model, sd, released_key_pairs(model), where,
+                   f"a {model.config.num_stacks}-stack, depth-{model.config.depth} HIH model")
+
+
+def load_key_pairs(model: torch.nn.Module, sd: dict[str, Tensor], pairs: list[tuple[str, str]], where: str,
+                   described: str) -> None:
+    """Copy ``sd`` into ``model`` through ``pairs`` (hihlib key, released key), one per tensor of the model:
+    every released key must have a counterpart and every counterpart the model's shape;
+    ``ReleasedCheckpointError`` names the first that does not (``described``: the model, for the message)."""
     ours = model.state_dict()
-    pairs = released_key_pairs(model)
     mapped = {theirs for _, theirs in pairs}
     for key, value in sd.items():
         if key not in mapped:
-            raise ReleasedCheckpointError(f"{where}: unexpected key {key!r} {tuple(value.shape)}: no counterpart in a "
-                                          f"{model.config.num_stacks}-stack, depth-{model.config.depth} HIH model")
+            raise ReleasedCheckpointError(f"{where}: unexpected key {key!r} {tuple(value.shape)}: no counterpart in "
+                                          f"{described}")
     new = {}
     for mine, theirs in pairs:
         want = tuple(ours[mine].shape)

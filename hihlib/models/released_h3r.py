@@ -40,7 +40,7 @@ from torch import Tensor
 
 from ..errors import HihError
 from .backbones import BackboneConfig, BackboneModel
-from .released import RELEASED_PREPROCESSING, ReleasedCheckpointError, read_released
+from .released import RELEASED_PREPROCESSING, ReleasedCheckpointError, load_key_pairs, read_released
 
 FAMILIES = ("HIH", "H3R", "HRNet-facial")
 #: H3R's config.yaml BACKBONE.ARCH -> hihlib's model name
@@ -153,23 +153,8 @@ def hrnet_facial_state_dict(model: BackboneModel, prefix: str = "") -> dict[str,
 def load_mapped(model: BackboneModel, sd: dict[str, Tensor], to_released, family: str, where: str) -> None:
     """Copy ``sd`` into ``model`` through the key mapping ``to_released`` (hihlib key -> released key):
     every key must fit, with its shape; ``ReleasedCheckpointError`` names the first that does not."""
-    ours = model.state_dict()
-    pairs = [(k, to_released(k)) for k in ours]
-    mapped = {theirs for _, theirs in pairs}
-    for key, value in sd.items():
-        if key not in mapped:
-            raise ReleasedCheckpointError(f"{where}: unexpected key {key!r} {tuple(value.shape)}: no counterpart in "
-                                          f"the {family} {model.config.arch} model")
-    new = {}
-    for mine, theirs in pairs:
-        want = tuple(ours[mine].shape)
-        if theirs not in sd:
-            raise ReleasedCheckpointError(f"{where}: key {theirs!r} missing (expected shape {want}, for {mine})")
-        if tuple(sd[theirs].shape) != want:
-            raise ReleasedCheckpointError(f"{where}: key {theirs!r} has shape {tuple(sd[theirs].shape)}, expected "
-                                          f"{want} (for {mine})")
-        new[mine] = sd[theirs]
-    model.load_state_dict(new, strict=True)
+    load_key_pairs(model, sd, [(k, to_released(k)) for k in model.state_dict()], where,
+                   f"the {family} {model.config.arch} model")
 
 
 # ----------------------------------------------------------------------------------------------
