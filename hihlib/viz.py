@@ -133,13 +133,7 @@ def figure_dir(sub: str | None = None) -> Path:
     ``HIH_FIGURES=figures`` is the explicit command that regenerates the committed figures. ``sub``:
     a sub-folder (e.g. "widgets").
     """
-    folder = Path(os.environ.get("HIH_FIGURES") or "runs/figures").expanduser()
-    if not folder.is_absolute():
-        folder = project_root() / folder
-    if sub:
-        folder = folder / sub
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    return _env_folder("HIH_FIGURES", "runs/figures", sub)
 
 
 def runs_dir(sub: str | None = None) -> Path:
@@ -149,7 +143,13 @@ def runs_dir(sub: str | None = None) -> Path:
     another folder (relative: from the repository root). The test suite points it, and ``HIH_FIGURES``,
     at a temporary folder, so that running the suite never touches a user's ``runs/``.
     """
-    folder = Path(os.environ.get("HIH_RUNS") or "runs").expanduser()
+    return _env_folder("HIH_RUNS", "runs", sub)
+
+
+def _env_folder(variable: str, default: str, sub: str | None) -> Path:
+    """The folder the environment variable names (else ``default``; relative: from the repository root),
+    with its sub-folder ``sub``, created if needed."""
+    folder = Path(os.environ.get(variable) or default).expanduser()
     if not folder.is_absolute():
         folder = project_root() / folder
     if sub:
