@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cli_run import hih
 from hihlib.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,15 +31,6 @@ TINY = ["data.num_train=4", "data.num_val=4", "data.image_size=64", "data.input_
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def hih(capsys, *argv: str) -> tuple[int, str, str]:
-    """Run ``hih ARGV``; (exit code, stdout, stderr). argparse's own errors exit through SystemExit."""
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(err: str, command: str, *expected: str) -> str:

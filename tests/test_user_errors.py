@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from hihlib.cli import main
+from cli_run import hih
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNTH = str(ROOT / "configs" / "synth_hih.yaml")
@@ -28,14 +28,6 @@ TINY = ["data.num_train=4", "data.num_val=4", "data.image_size=64", "data.input_
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def hih(capsys, *argv) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def error_line(err: str, command: str) -> str:
