@@ -30,13 +30,13 @@ import cv2
 import numpy as np
 import torch
 
-from hihlib.benchmarking import machine_description, markdown_table, write_section
+from hihlib.studies.benchmarking import machine_description, markdown_table, write_section
 from hihlib.data import WFLW, WFLW_SCHEME, FaceDataset, normalize_batch
 from hihlib.data.cache import CachedFaces, prepare_cache
 from hihlib.data.synthetic import SyntheticFaces, render_face
 from hihlib.data.synthetic_export import export_wflw
-from hihlib.build import build_dataset, open_split
-from hihlib.config import load_config
+from hihlib.pipeline.build import build_dataset, open_split
+from hihlib.pipeline.config import load_config
 from hihlib.data.transforms import Augment, crop_matrix
 
 

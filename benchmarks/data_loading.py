@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import torch
 
-from hihlib.benchmarking import machine_description, markdown_table, time_it, write_section
+from hihlib.studies.benchmarking import machine_description, markdown_table, time_it, write_section
 from hihlib.data import WFLW
 from hihlib.data.cache import CachedFaces, prepare_cache
 from hihlib.data.dataset import normalize_image

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hihlib.benchmarking import BENCHMARKS_MD, ROOT, machine_description, markdown_table, write_section
+from hihlib.studies.benchmarking import BENCHMARKS_MD, ROOT, machine_description, markdown_table, write_section
 from hihlib.codecs import get_codec
 
 B, K, H = 64, 98, 64

@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from hihlib.benchmarking import machine_description, markdown_table, write_section
+from hihlib.studies.benchmarking import machine_description, markdown_table, write_section
 
 STEP = r"""
 import sys, time, torch

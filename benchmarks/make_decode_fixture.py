@@ -1,6 +1,6 @@
 """Save real network logits for ``benchmarks/decode.py``: the "realistic" input of the decode benchmark.
 
-Trains one model with ``hih demo``'s H3R recipe (``hihlib.demo.train_one``: hourglass ``hg_tiny`` width 32,
+Trains one model with ``hih demo``'s H3R recipe (``hihlib.studies.demo.train_one``: hourglass ``hg_tiny`` width 32,
 AdamW, linear warm-up then cosine decay from 3e-3, randomized-rounding targets, spatial-softmax loss) on
 synthetic faces, at the decode benchmark's heatmap size (64 x 64: 128 px crops, stride 2), then writes the
 logits the trained network gives on a few held-out faces as float16:
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from hihlib.demo import PROFILES, make_data, train_one
+from hihlib.studies.demo import PROFILES, make_data, train_one
 from hihlib.io import torch_save
 
 ROOT = Path(__file__).resolve().parent.parent

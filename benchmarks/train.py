@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from hihlib.benchmarking import machine_description, markdown_table, time_it, write_section
+from hihlib.studies.benchmarking import machine_description, markdown_table, time_it, write_section
 from hihlib.codecs import get_codec
 from hihlib.losses import build_loss
 from hihlib.models import count_parameters, create

@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """``hihlib.Aligner`` (``hihlib.predict.Aligner``), imported on first use: ``import hihlib`` stays light."""
+    """``hihlib.Aligner`` (``hihlib.inference.predict.Aligner``), imported on first use: ``import hihlib`` stays light."""
     if name in ("Aligner", "Faces"):
-        from . import predict
+        from .inference import predict
 
         return getattr(predict, name)
     raise AttributeError(f"module 'hihlib' has no attribute {name!r}")

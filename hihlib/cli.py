@@ -24,12 +24,12 @@ from .errors import HihError
 # (command, module that defines ``register(subparsers)`` for it, one-line help shown by ``hih --help``)
 COMMAND_MODULES = [
     ("data", "hihlib.data.commands", "check, prepare or synthesise face datasets"),
-    ("train", "hihlib.train", "train a model from a YAML config"),
-    ("eval", "hihlib.evaluate", "evaluate a checkpoint: NME, FR@0.1, AUC@0.1 per subset and decoder"),
-    ("predict", "hihlib.predict", "detect faces in an image and predict their landmarks"),
-    ("demo", "hihlib.demo", "train Gaussian, H3R and HIH models on synthetic faces and compare decoders"),
-    ("export", "hihlib.export", "export a checkpoint to ONNX with its decoder inside"),
-    ("convert", "hihlib.convert", "convert released HIH, H3R or HRNet-facial weights into a hihlib checkpoint (for hih eval / predict)"),
+    ("train", "hihlib.training.trainer", "train a model from a YAML config"),
+    ("eval", "hihlib.inference.evaluate", "evaluate a checkpoint: NME, FR@0.1, AUC@0.1 per subset and decoder"),
+    ("predict", "hihlib.inference.predict", "detect faces in an image and predict their landmarks"),
+    ("demo", "hihlib.studies.demo", "train Gaussian, H3R and HIH models on synthetic faces and compare decoders"),
+    ("export", "hihlib.inference.export", "export a checkpoint to ONNX with its decoder inside"),
+    ("convert", "hihlib.inference.convert", "convert released HIH, H3R or HRNet-facial weights into a hihlib checkpoint (for hih eval / predict)"),
 ]
 
 _RST = re.compile(r"``([^`]+)``|:\w+:`~?([^`]+)`")

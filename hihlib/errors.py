@@ -33,3 +33,8 @@ class DataError(HihError):
 
 class ConfigError(HihError):
     """A configuration value or command-line option that cannot be used."""
+
+
+class ReleasedCheckpointError(HihError):
+    """A released checkpoint (HIH, H3R, HRNet-facial, ImageNet backbone) that cannot be read or does not match
+    the architecture (one line: file, key, shapes)."""

@@ -114,3 +114,30 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_released(path: str | os.PathLike) -> tuple[dict, dict]:
+    """(state dict, the file's numeric entries such as ``best_nme`` and ``epoch``) of a ``torch.save`` file
+    that holds a state dict (released checkpoints, ImageNet weights: a dict holding ``"state_dict"``, or a
+    bare state dict; ``module.`` prefixes removed), loaded on the CPU. ``ReleasedCheckpointError`` naming
+    the file otherwise."""
+    import torch
+    from torch import Tensor
+
+    from .errors import ReleasedCheckpointError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ReleasedCheckpointError(f"{path}: released checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a truncated or foreign file
+        raise ReleasedCheckpointError(f"{path}: expected a torch.save file, could not read it: {e}") from None
+    sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, Tensor) for v in sd.values()):
+        found = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ReleasedCheckpointError(f"{path}: expected a dict with a 'state_dict' of tensors, found {found}")
+    if any(k.startswith("module.") for k in sd):  # saved from DataParallel: the same network
+        sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    meta = {k: v for k, v in ckpt.items() if k in ("best_nme", "epoch") and isinstance(v, (int, float))}
+    return sd, meta

@@ -37,8 +37,9 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from hihlib import viz, widgets
-from hihlib.analysis import (ALL_DECODERS, FLOORING_ERROR, ROUNDING_ERROR, crop_coords, expected_flooring_error,
+from hihlib import viz
+from hihlib.teaching import widgets
+from hihlib.teaching.analysis import (ALL_DECODERS, FLOORING_ERROR, ROUNDING_ERROR, crop_coords, expected_flooring_error,
                              expected_rounding_error, quantization_nme, uniform_coords)
 from hihlib.codecs import get_codec
 
@@ -252,7 +253,7 @@ viz.show(fig, save_to=FIGURES / "edge_error.png")
 # ## 5. The paper's Figure 4 analysis, in NME
 #
 # The paper reports the error in NME (mean error divided by the inter-ocular distance) on the real
-# annotations of WFLW, 300W and COFW, cropped to 256×256 like the training data. `hihlib.analysis` runs the
+# annotations of WFLW, 300W and COFW, cropped to 256×256 like the training data. `hihlib.teaching.analysis` runs the
 # same measurement on any coordinates. Without the datasets, we use **synthetic** WFLW-style faces
 # (`hihlib.data.synthetic`: 98 points, the WFLW mix of poses and attributes), cropped with the standard
 # protocol (square of 1.25× the face box). These are *not* WFLW numbers; notebook 05 runs the same cells on

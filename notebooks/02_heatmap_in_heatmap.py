@@ -36,8 +36,9 @@ import torch
 from IPython.display import Markdown, display
 from torch import nn
 
-from hihlib import viz, widgets
-from hihlib.analysis import ROUNDING_ERROR, uniform_coords
+from hihlib import viz
+from hihlib.teaching import widgets
+from hihlib.teaching.analysis import ROUNDING_ERROR, uniform_coords
 from hihlib.codecs import get_codec
 from hihlib.codecs.hih import decimal_expectation
 from hihlib.losses import csc_kl

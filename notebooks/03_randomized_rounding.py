@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from hihlib import viz, widgets
-from hihlib.analysis import ALL_DECODERS, ROUNDING_ERROR, uniform_coords
+from hihlib import viz
+from hihlib.teaching import widgets
+from hihlib.teaching.analysis import ALL_DECODERS, ROUNDING_ERROR, uniform_coords
 from hihlib.codecs import get_codec
 from hihlib.codecs.h3r import topk_decode
 
@@ -291,7 +292,7 @@ assert np.all(np.diff(means["h3r/topk, logit noise 0.5"]) < 0)   # the noisy flo
 # `config.yaml` and a `model.pth`) with evaluation code only. `hih convert --released model.pth` recognises
 # the file as H3R's from its keys, reads the `config.yaml` beside it (input size, P1/P2 box, architecture,
 # top-k, flip order), builds the same network in hihlib (`hrnet_w18` or `mobilenetv2` with the two-plane
-# `BinaryHeadBlock`, `hihlib.models.released_h3r`) and writes a checkpoint whose codec decodes as the
+# `BinaryHeadBlock`, `hihlib.inference.released_h3r`) and writes a checkpoint whose codec decodes as the
 # released one does (top-9 of plane 1, x = 4u: `H3RCodec(frame="released_h3r")`). `hih eval --protocol h3r
 # --flip` then evaluates it with H3R's own crops and flip test. Published WFLW NME: HRNet-W18 3.81 (P1) /
 # 3.95 (P2); MobileNetV2 4.45 / 4.58 / 4.72 at 256 / 160 / 128 px (P2).
@@ -309,11 +310,11 @@ import io
 
 import yaml
 
-from hihlib.checkpoint import load_checkpoint
+from hihlib.pipeline.checkpoint import load_checkpoint
 from hihlib.cli import main as hih
-from hihlib.evaluate import predict_batch
+from hihlib.inference.evaluate import predict_batch
 from hihlib.models import create
-from hihlib.models.released_h3r import h3r_state_dict
+from hihlib.inference.released_h3r import h3r_state_dict
 
 H3R_MODEL = os.environ.get("HIH_H3R_MODEL") or None
 WFLW_ROOT = os.environ.get("HIH_WFLW_ROOT") or None
@@ -368,7 +369,7 @@ with torch.no_grad():
 print(f"mean |flip-test - plain| prediction: {(flipped - plain).norm(dim=-1).mean():.2f} px (128 px crops)")
 
 # %%
-from hihlib.evaluate import run_eval
+from hihlib.inference.evaluate import run_eval
 
 # the command below, called as a function to leave out the progress bar (a notebook widget)
 run_hih(["eval", "--checkpoint", str(WORK / "h3r.pt"), "--dataset", "wflw", "--root", str(wflw_root), "--out",

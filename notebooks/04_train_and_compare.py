@@ -33,7 +33,7 @@
 #
 # **The experiment.** Three models that differ only in their head (same hourglass backbone, same initial
 # weights, same crops in the same order, same optimiser and steps: the models of `hih demo`, trained by
-# `hihlib.demo.train_one`) at stride 4: Gaussian, H3R and HIH. The HIH model uses **`hih_local`**,
+# `hihlib.studies.demo.train_one`) at stride 4: Gaussian, H3R and HIH. The HIH model uses **`hih_local`**,
 # hihlib's decimal head, which reads the backbone's features at the integer cell
 # (`hihlib/models/heads.py`). The decimal head as released by the HIH authors is studied separately, in the
 # **appendix** at the end: at this notebook's geometry it does not learn, which is a finding about that
@@ -62,12 +62,13 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from hihlib import demo, metrics, viz
+from hihlib import metrics, viz
+from hihlib.studies import demo
 from hihlib.codecs import get_codec
 from hihlib.data import denormalize_image
 from hihlib.data.transforms import apply_affine
-from hihlib.probe import cell_features, ridge_probe
-from hihlib.widgets import Explorer
+from hihlib.studies.probe import cell_features, ridge_probe
+from hihlib.teaching.widgets import Explorer
 
 torch.set_num_threads(demo.choose_threads())
 WORK = Path(tempfile.mkdtemp(prefix="hih_nb04_"))   # checkpoints and metrics.jsonl of every model
@@ -78,7 +79,7 @@ T0 = time.perf_counter()
 # %% [markdown]
 # ## 1. The run's size
 #
-# The demo's CPU profile (`hihlib.demo.PROFILES["cpu"]`: 3000 training faces, 64 px crops, width-32
+# The demo's CPU profile (`hihlib.studies.demo.PROFILES["cpu"]`: 3000 training faces, 64 px crops, width-32
 # hourglass, 500 steps of batch 16) at stride 4 only (a 16×16 heatmap), with five evaluations on the test
 # faces along the way for the learning curves.
 
@@ -118,7 +119,7 @@ _ = viz.show(fig, dpi=80)
 # %% [markdown]
 # ## 3. Training
 #
-# `hihlib.demo.train_one` runs the library's `Trainer` (the loop of `hih train`:
+# `hihlib.studies.demo.train_one` runs the library's `Trainer` (the loop of `hih train`:
 # `codec.encode(landmarks) → model(images, landmarks) → loss → backward → step`). Losses: MSE on the
 # Gaussian maps; a spatial cross-entropy on H3R's randomly rounded one-hot targets (a fresh draw each
 # step); for HIH, MSE on the integer map plus 0.05/64 × the per-landmark CSC KL on the decimal map (the

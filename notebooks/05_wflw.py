@@ -51,13 +51,15 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from hihlib import analysis, metrics, reproduce, viz
-from hihlib.analysis import ROUNDING_ERROR, crop_coords, error_vs_resolution
+from hihlib import metrics, viz
+from hihlib.studies import reproduce
+from hihlib.teaching import analysis
+from hihlib.teaching.analysis import ROUNDING_ERROR, crop_coords, error_vs_resolution
 from hihlib.cli import main as hih
 from hihlib.data import WFLW, FaceDataset
 from hihlib.data.source import data_source
-from hihlib.evaluate import attribute_subsets, evaluate_predictions, format_table, predict_dataset
-from hihlib.train import Trainer, load_checkpoint, load_config
+from hihlib.inference.evaluate import attribute_subsets, evaluate_predictions, format_table, predict_dataset
+from hihlib.training.trainer import Trainer, load_checkpoint, load_config
 
 torch.set_num_threads(1)  # on shared cores, more threads per process are slower, not faster
 
@@ -127,7 +129,7 @@ _ = viz.show(fig, dpi=80)  # photos compress poorly: a lower resolution keeps th
 #
 # Each test face's landmarks are mapped into the 256×256 crop of its box (square of 1.25 × the box side, the
 # H3R/HRNet crop), encoded on a 64×64 grid and decoded again, with no network
-# (`hihlib.analysis.quantization_table`; faces with a landmark outside the crop are left out, since no
+# (`hihlib.teaching.analysis.quantization_table`; faces with a landmark outside the crop are left out, since no
 # heatmap can hold it). The NME is normalised by the inter-ocular distance (points 60 and 72). Rounding to the nearest cell with uniformly spread sub-cell offsets costs 0.3826 cells on average
 # (1.53 px at stride 4), so the expected argmax NME is 1.53 px / the inter-ocular distance in the crop: the
 # closed form below predicts the measurement from the faces' sizes alone.
@@ -263,7 +265,7 @@ _ = viz.show(fig, save_to=FIGURES / "nb05_ced.png")
 # ## Beside the published table
 #
 # The measured row (bold, with the data it was computed on) among the published WFLW results
-# (`hihlib.reproduce`; H3R's 3.81 with ground-truth boxes is left out as not comparable).
+# (`hihlib.studies.reproduce`; H3R's 3.81 with ground-truth boxes is left out as not comparable).
 
 # %%
 label = f"{cfg['model']['name']} {codec.name}/{main}"
@@ -293,7 +295,7 @@ if SYNTHETIC:
 # ## Evaluate the released HIH weights
 #
 # The authors released their WFLW model (HIH_B, 4.08 NME) with evaluation code only. `hih convert` maps every
-# tensor of their checkpoint onto hihlib's hourglass (`hihlib.models.released`: renaming only, the released
+# tensor of their checkpoint onto hihlib's hourglass (`hihlib.inference.released_hih`: renaming only, the released
 # `align_corners=True` up-sampling, the decimal offset read from the cell's corner as their decoder does), so
 # `hih eval` and `hih predict` run it like any hihlib checkpoint. Download `WFLW.pth` from the links in their
 # README, set `HIH_RELEASED_CHECKPOINT` to it and `HIH_WFLW_ROOT` to WFLW: this section then converts and
@@ -308,7 +310,8 @@ if SYNTHETIC:
 # run end to end, and the NMEs mean nothing.
 
 # %%
-from hihlib.models import create, released_state_dict
+from hihlib.inference.released_hih import released_state_dict
+from hihlib.models import create
 
 RELEASED = os.environ.get("HIH_RELEASED_CHECKPOINT") or None
 use_released = bool(RELEASED) and not SYNTHETIC and not SMOKE

@@ -56,13 +56,15 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from hihlib import analysis, metrics, reproduce, viz
-from hihlib.analysis import ROUNDING_ERROR, crop_coords
+from hihlib import metrics, viz
+from hihlib.studies import reproduce
+from hihlib.teaching import analysis
+from hihlib.teaching.analysis import ROUNDING_ERROR, crop_coords
 from hihlib.cli import main as hih
 from hihlib.data import COFW, FaceDataset
 from hihlib.data.source import data_source
-from hihlib.evaluate import evaluate_predictions, format_table, predict_dataset
-from hihlib.train import Trainer, load_checkpoint, load_config
+from hihlib.inference.evaluate import evaluate_predictions, format_table, predict_dataset
+from hihlib.training.trainer import Trainer, load_checkpoint, load_config
 
 torch.set_num_threads(1)  # on shared cores, more threads per process are slower, not faster
 

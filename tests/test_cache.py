@@ -106,9 +106,9 @@ def test_hih_train_from_the_cache_sees_the_same_crops_as_from_the_original_files
 
     import torch
 
-    from hihlib.build import build_dataset, open_split
+    from hihlib.pipeline.build import build_dataset, open_split
     from hihlib.cli import main
-    from hihlib.config import load_config
+    from hihlib.pipeline.config import load_config
 
     src, _ = wflw
     prepare_cache(src, tmp_path / "c", cache_size=256)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hihlib.analysis import ROUNDING_ERROR
+from hihlib.teaching.analysis import ROUNDING_ERROR
 from hihlib.codecs import CODECS, cells_to_pixels, get_codec, pixels_to_cells
 
 STRIDE = 4.0  # 256 input, 64 heatmap

@@ -83,7 +83,7 @@ def test_every_decoder_on_cuda_matches_cpu(name):
 
 def test_trainer_and_evaluation_run_on_cuda(tmp_path):
     """A few steps of the library's Trainer on CUDA with bf16 and channels_last, then evaluation."""
-    from hihlib.demo import PROFILES, make_data, train_one, predict_all
+    from hihlib.studies.demo import PROFILES, make_data, train_one, predict_all
 
     import dataclasses
 
@@ -98,10 +98,10 @@ def test_trainer_and_evaluation_run_on_cuda(tmp_path):
 
 @pytest.mark.parametrize("head", HEADS)
 def test_landmark_graph_and_its_onnx_export_from_cuda_match_the_cpu(head):
-    """hihlib.export's graph (normalisation, network, decoder) on CUDA, and a graph exported from a CUDA
+    """hihlib.inference.export's graph (normalisation, network, decoder) on CUDA, and a graph exported from a CUDA
     model, give the CPU's landmarks (TF32 off: full fp32 convolutions; a landmark whose argmax is a
     near-tie may move a cell, so the 95th percentile is checked)."""
-    from hihlib.export import LandmarkGraph
+    from hihlib.inference.export import LandmarkGraph
 
     tf32 = torch.backends.cudnn.allow_tf32
     torch.backends.cudnn.allow_tf32 = False
@@ -118,7 +118,7 @@ def test_landmark_graph_and_its_onnx_export_from_cuda_match_the_cpu(head):
             pytest.importorskip("onnxscript")
             import onnxruntime as ort
 
-            from hihlib.export import export_onnx
+            from hihlib.inference.export import export_onnx
 
             session = ort.InferenceSession(export_onnx(model, codec).SerializeToString(), providers=["CPUExecutionProvider"])
             got = session.run(None, {"images": x.numpy()})[0]

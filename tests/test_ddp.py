@@ -28,7 +28,7 @@ def _worker(rank: int, world: int, port: int, tmp: str) -> None:
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     from hihlib.codecs import get_codec
-    from hihlib.train import Trainer
+    from hihlib.training.trainer import Trainer
 
     torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
     trainer = Trainer(toy_cfg(epochs=2, device="cpu"), f"{tmp}/out{rank}", model=tiny_model(),

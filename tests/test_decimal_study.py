@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from hihlib import decimal_study as ds
+from hihlib.studies import decimal_study as ds
 from hihlib.errors import ConfigError
 from hihlib.losses import csc_official
 from hihlib.models import create

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hihlib.cli import main
-from hihlib.demo import HEADS, PROFILES, SUBPIXEL, claims, make_data
+from hihlib.studies.demo import HEADS, PROFILES, SUBPIXEL, claims, make_data
 
 # E||e|| of rounding a uniformly distributed 2-D position to the nearest cell centre, in cells
 # (docs/REFERENCE.md section 1): (sqrt(2) + ln(1 + sqrt(2))) / 6
@@ -135,7 +135,7 @@ def test_claims_are_strict_and_check_every_pair_of_sizes():
 
 
 def test_markdown_says_no_where_a_claim_fails():
-    from hihlib.demo import PROFILES, results_markdown
+    from hihlib.studies.demo import PROFILES, results_markdown
 
     import dataclasses
 

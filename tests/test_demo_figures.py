@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from hihlib.analysis import integral_pull
-from hihlib.claims import SUBPIXEL, claims, seed_spread, seeds_text
+from hihlib.teaching.analysis import integral_pull
+from hihlib.studies.claims import SUBPIXEL, claims, seed_spread, seeds_text
 
 
 def _gaussian(h, w, cx, cy, sigma=1.5):
@@ -64,7 +64,7 @@ def test_integral_pull_without_background_leaves_the_estimate_at_the_window():
 
 
 def test_pick_landmarks_takes_the_largest_disagreements_one_per_face_among_ordinary_landmarks():
-    from hihlib.viz_demo import pick_landmarks
+    from hihlib.viz.demo_figures import pick_landmarks
 
     truth = np.zeros((3, 4, 2))
     a, b = truth.copy(), truth.copy()
@@ -116,7 +116,7 @@ def test_seed_spread_gives_per_seed_values_their_spread_and_the_claims_held():
 
 
 def test_results_file_puts_number_lists_on_one_line_and_reads_back_equal(tmp_path):
-    from hihlib.demo import write_results
+    from hihlib.studies.demo import write_results
 
     results = {"rows": [{"head": "h3r", "nme": 3.25}], "per_face_nme": {"h3r/16/topk": [1.5, 2.0, -0.25]},
                "samples": {"h3r/16": {"topk": [[[1.0, 2.0], [3.0, 4.5]], [[5.0, 6.0], [7.0, 8.0]]]}},
@@ -130,13 +130,13 @@ def test_results_file_puts_number_lists_on_one_line_and_reads_back_equal(tmp_pat
 
 def _hand_made_results():
     """A quick-profile results dict with made-up numbers for two heads, as the figures read it."""
-    from hihlib.demo import PROFILES
+    from hihlib.studies.demo import PROFILES
 
     p = dataclasses.replace(PROFILES["quick"], heads=("gaussian", "h3r"), num_samples=2)
     rows, per_face, samples = [], {}, {}
     rng = np.random.default_rng(0)
-    from hihlib.demo import sample_crops
-    from hihlib.evaluate import crop_to_original
+    from hihlib.studies.demo import sample_crops
+    from hihlib.inference.evaluate import crop_to_original
 
     faces = sample_crops(dataclasses.asdict(p), 0, p.num_samples)
     truth = torch.stack([faces[i]["landmarks"] for i in range(p.num_samples)])          # crop px
@@ -164,7 +164,7 @@ def _hand_made_results():
 
 
 def test_figures_and_markdown_are_redrawn_from_the_results_alone_without_warnings(tmp_path):
-    from hihlib.demo import replot, write_results
+    from hihlib.studies.demo import replot, write_results
 
     write_results(tmp_path / "demo_results.json", _hand_made_results())
     with warnings.catch_warnings():
@@ -178,7 +178,7 @@ def test_figures_and_markdown_are_redrawn_from_the_results_alone_without_warning
 
 
 def test_replot_of_an_older_results_file_is_a_one_line_error(tmp_path):
-    from hihlib.demo import replot
+    from hihlib.studies.demo import replot
     from hihlib.errors import ConfigError
 
     old = {k: v for k, v in _hand_made_results().items() if k not in ("samples", "per_face_nme")}
@@ -188,7 +188,7 @@ def test_replot_of_an_older_results_file_is_a_one_line_error(tmp_path):
 
 
 def test_sample_crops_are_the_demos_test_crops():
-    from hihlib.demo import PROFILES, make_data, sample_crops
+    from hihlib.studies.demo import PROFILES, make_data, sample_crops
 
     p = PROFILES["quick"]
     _, test_set, _ = make_data(p, seed=3)

@@ -1,4 +1,4 @@
-"""hihlib.evaluate: crop -> original mapping, predictions against independent computations,
+"""hihlib.inference.evaluate: crop -> original mapping, predictions against independent computations,
 subset / normaliser tables, and ``hih eval`` on a WFLW-format fixture."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hihlib.codecs import get_codec
 from hihlib.data import FaceDataset, FaceRecord, get_scheme
 from hihlib.data.synthetic import SyntheticFaces
 from hihlib.data.transforms import Augment, apply_affine, invert_affine
-from hihlib.evaluate import (Predictions, attribute_subsets, crop_to_original, evaluate_predictions, format_table,
+from hihlib.inference.evaluate import (Predictions, attribute_subsets, crop_to_original, evaluate_predictions, format_table,
                              predict_dataset)
 
 WFLW = get_scheme("wflw")
@@ -92,7 +92,7 @@ def test_subset_tables_use_the_named_normalisers_and_attribute_subsets():
 
 
 def _tiny_checkpoint(tmp_path, root, dataset="wflw"):
-    from hihlib.train import DEFAULTS, Trainer, apply_overrides
+    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
 
     cfg = apply_overrides(DEFAULTS, [f"data.dataset={dataset}", f"data.root={root}", "data.input_size=64",
                                      "model.name=hg_tiny", "model.heatmap_size=16", "model.options={width: 16, depth: 2}",
@@ -149,7 +149,7 @@ def test_hih_eval_of_a_98_point_model_on_a_dataset_of_other_points_is_one_line_n
                                                                                            dataset, points):
     from formats import build_300w_fixture, build_cofw_fixture
 
-    from hihlib.train import DEFAULTS, Trainer, apply_overrides
+    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
 
     root = tmp_path / dataset
     (build_300w_fixture if dataset == "300w" else build_cofw_fixture)(root)

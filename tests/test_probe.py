@@ -1,9 +1,9 @@
-"""hihlib.probe: the feature gather matches indexing by hand, and the ridge probe's R^2 is ~1 for a
+"""hihlib.studies.probe: the feature gather matches indexing by hand, and the ridge probe's R^2 is ~1 for a
 linear target, ~0 for noise."""
 
 import torch
 
-from hihlib.probe import cell_features, ridge_probe
+from hihlib.studies.probe import cell_features, ridge_probe
 
 
 def test_cell_features_gathers_the_block_at_each_cell_as_indexing_by_hand():

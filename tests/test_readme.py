@@ -5,7 +5,7 @@ they belong."""
 import json
 from pathlib import Path
 
-from hihlib.claims import LONG_BEGIN, LONG_END, README_BEGIN, README_END, SUBPIXEL, readme_block, readme_long_block
+from hihlib.studies.claims import LONG_BEGIN, LONG_END, README_BEGIN, README_END, SUBPIXEL, readme_block, readme_long_block
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = json.loads((ROOT / "figures" / "demo_results.json").read_text())
@@ -36,7 +36,7 @@ def _hand_made_results():
                          "auc": 0.5, "floor_nme": floor if decoder == "argmax" else 0.0})
     profile = {"name": "cpu", "heads": ["gaussian", "hih_local"], "heatmap_sizes": [32, 16], "input_size": 64,
                "width": 32, "num_stacks": 1, "steps": 500, "batch_size": 16}
-    from hihlib.claims import claims
+    from hihlib.studies.claims import claims
 
     return {"profile": profile, "rows": rows, "claims": claims(rows, (32, 16), ("gaussian", "hih_local")),
             "data": "hand-made faces", "device": "cpu", "device_name": "a test CPU", "seconds_total": 123.4,

@@ -10,11 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hihlib.checkpoint import load_checkpoint
+from hihlib.pipeline.checkpoint import load_checkpoint
 from hihlib.cli import main
 from hihlib.codecs import get_codec
-from hihlib.models import create, load_released_hih, released_state_dict
-from hihlib.models.released import ReleasedCheckpointError, convert_released
+from hihlib.inference.released_hih import load_released_hih, released_state_dict
+from hihlib.models import create
+from hihlib.inference.released_hih import ReleasedCheckpointError, convert_released
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from hihlib.checkpoint import load_checkpoint
+from hihlib.pipeline.checkpoint import load_checkpoint
 from hihlib.cli import main
 from hihlib.data.schemes import get_scheme
-from hihlib.evaluate import predict_batch
+from hihlib.inference.evaluate import predict_batch
 from hihlib.models import create
-from hihlib.models.released import ReleasedCheckpointError
-from hihlib.models.released_h3r import convert_any, h3r_state_dict, hrnet_facial_state_dict
+from hihlib.inference.released_hih import ReleasedCheckpointError
+from hihlib.inference.released_h3r import convert_any, h3r_state_dict, hrnet_facial_state_dict
 from tests.test_released import randomise
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

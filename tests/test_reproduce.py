@@ -1,15 +1,16 @@
-"""hihlib.reproduce: the published tables and how a measurement is placed among them."""
+"""hihlib.studies.reproduce: the published tables and how a measurement is placed among them."""
 
 import dataclasses
 
 import numpy as np
 import pytest
 
-from hihlib import analysis, viz
-from hihlib import reproduce as R
-from hihlib.checkpoint import read_metrics
+from hihlib import viz
+from hihlib.studies import reproduce as R
+from hihlib.teaching import analysis
+from hihlib.pipeline.checkpoint import read_metrics
 from hihlib.data.source import data_source
-from hihlib.analysis import ROUNDING_ERROR
+from hihlib.teaching.analysis import ROUNDING_ERROR
 
 
 def test_hih_wflw_row_matches_the_paper():

@@ -252,7 +252,7 @@ def test_convert_a_released_format_file_then_predict_with_it(capsys, tour):
     import torch
 
     from hihlib.models import create
-    from hihlib.models.released import released_state_dict
+    from hihlib.inference.released_hih import released_state_dict
 
     menpo = pytest.importorskip("menpo")
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""hihlib.train: configuration, exact resume (straight vs resumed, end of epoch and mid-epoch),
+"""hihlib.training.trainer: configuration, exact resume (straight vs resumed, end of epoch and mid-epoch),
 NaN handling, the LR schedule and the ``hih train`` command.
 
 The loop tests train a tiny hourglass (input 32, heatmap 16, 5 landmarks) on ``ToyFaces``: images
@@ -22,7 +22,7 @@ from hihlib.codecs import get_codec
 from hihlib.data.records import FaceRecord
 from hihlib.data.schemes import LandmarkScheme
 from hihlib.errors import ConfigError, HihError
-from hihlib.train import DEFAULTS, Trainer, apply_overrides, load_config, train
+from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides, load_config, train
 
 K, SIZE, HM = 5, 32, 16
 
@@ -210,7 +210,7 @@ POINTS = {"wflw": 98, "synth": 98, "cofw": 29, "300w": 68}
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_config_builds_its_model_codec_and_loss(path):
-    from hihlib.train import build_codec, build_loss, build_model
+    from hihlib.training.trainer import build_codec, build_loss, build_model
 
     cfg = load_config(path)
     codec, loss = build_codec(cfg), build_loss(cfg)
@@ -397,7 +397,7 @@ def test_hih_train_refuses_a_folder_holding_a_run_and_force_replaces_it(tmp_path
 
 
 def test_checkpoint_records_the_loss_codec_and_model_it_was_trained_with(tmp_path):
-    from hihlib.checkpoint import load_checkpoint
+    from hihlib.pipeline.checkpoint import load_checkpoint
     from hihlib.losses import build_loss
 
     cfg = toy_cfg(epochs=1)
@@ -448,7 +448,7 @@ def test_config_accepts_integers_as_numbers_and_null_where_an_option_allows_it()
 @pytest.mark.parametrize("head", ["gaussian", "h3r", "hih_ext", "hih_local"])
 def test_a_checkpoints_model_spec_rebuilds_the_same_architecture_for_every_head(head):
     from hihlib import models
-    from hihlib.checkpoint import model_from_spec, model_spec
+    from hihlib.pipeline.checkpoint import model_from_spec, model_spec
 
     model = models.create("hg_tiny", num_landmarks=K, head=head, heatmap_size=HM, input_size=SIZE, width=16, depth=2)
     back = model_from_spec(model_spec(model))

@@ -170,8 +170,8 @@ def test_hih_data_synth_keeps_an_existing_export_unless_forced(tmp_path, capsys)
 
 
 def test_one_thread_is_singular(monkeypatch):
-    from hihlib.benchmarking import machine_description
-    from hihlib.claims import readme_block
+    from hihlib.studies.benchmarking import machine_description
+    from hihlib.studies.claims import readme_block
 
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert "(1 thread)" in machine_description("cpu")
@@ -192,7 +192,7 @@ def _train(capsys, out, *extra):
 
 
 def test_checkpoint_records_its_data_and_predict_warns_when_it_was_synthetic(tmp_path, exports, capsys):
-    from hihlib.checkpoint import read_checkpoint, trained_on
+    from hihlib.pipeline.checkpoint import read_checkpoint, trained_on
     from formats import noise_image, write_image
 
     image = write_image(tmp_path / "photo.png", noise_image(np.random.default_rng(0), 96, 96))
@@ -222,7 +222,7 @@ def test_checkpoint_records_its_data_and_predict_warns_when_it_was_synthetic(tmp
 
 
 def test_an_old_checkpoint_without_the_record_is_synthetic_when_its_config_says_synth(tmp_path, capsys):
-    from hihlib.checkpoint import trained_on
+    from hihlib.pipeline.checkpoint import trained_on
 
     _train(capsys, tmp_path)
     ckpt = torch.load(tmp_path / "last.pt", weights_only=False)

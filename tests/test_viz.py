@@ -150,7 +150,7 @@ def test_figures_go_to_untracked_runs_figures_unless_HIH_FIGURES_says_otherwise(
 
 def test_the_same_point_kind_has_the_same_marker_in_both_hih_explorer_panels():
     """Notebook 02's explorer: 'official' and 'expectation' were drawn with swapped markers in its panels."""
-    from hihlib.widgets import hih_explorer
+    from hihlib.teaching.widgets import hih_explorer
 
     fig, _ = hih_explorer().render()
     markers = [{ln.get_label(): ln.get_marker() for ln in ax.get_lines() if not ln.get_label().startswith("_")}

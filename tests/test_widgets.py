@@ -1,4 +1,4 @@
-"""hihlib.widgets: the explorers' numbers (checked against closed forms) and their two display modes."""
+"""hihlib.teaching.widgets: the explorers' numbers (checked against closed forms) and their two display modes."""
 
 import math
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hihlib import analysis, widgets
-from hihlib.analysis import ROUNDING_ERROR, uniform_coords
+from hihlib.teaching import analysis, widgets
+from hihlib.teaching.analysis import ROUNDING_ERROR, uniform_coords
 from hihlib.codecs import get_codec
 
 

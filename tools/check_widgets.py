@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))  # hihlib from this checkout, installed or not
 DEFAULT_NOTEBOOKS = ["01_quantization_error", "02_heatmap_in_heatmap", "03_randomized_rounding"]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# An explorer is a VBox holding a GridBox of controls and an image widget (see hihlib.widgets).
+# An explorer is a VBox holding a GridBox of controls and an image widget (see hihlib.teaching.widgets).
 EXPLORER = ".jp-OutputArea-output .widget-vbox:has(> .widget-gridbox):has(> .widget-image)"
 # Opens a page-side function body with ``panel``, the notebook named by its argument (the current widget).
 PANEL = "(name) => { const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget; if (!panel) return false;"

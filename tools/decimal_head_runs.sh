@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The long trained runs of the decimal-head study (issue 18), one at a time, niced, 1 torch thread.
-# Each writes its row to OUT/<run key>.json; `python -m hihlib.decimal_study --out figures/decimal_head
+# Each writes its row to OUT/<run key>.json; `python -m hihlib.studies.decimal_study --out figures/decimal_head
 # --trained OUT` then folds them into results.json.
 # usage: tools/decimal_head_runs.sh OUT [extra TrainedRun options, e.g. --spread aligned --width 32 --stop-at 11:15]
 # The committed figures/decimal_head rows: `tools/decimal_head_runs.sh runs/decimal_head` (demo spread) and
@@ -9,6 +9,6 @@
 set -euo pipefail
 out=${1:?usage: $0 OUT [options]}; shift
 for head in hih hih_local; do
-  OMP_NUM_THREADS=1 nice -n 10 python -m hihlib.decimal_study train --out "$out" --head "$head" \
+  OMP_NUM_THREADS=1 nice -n 10 python -m hihlib.studies.decimal_study train --out "$out" --head "$head" \
     --threads 1 --width 16 --batch-size 8 --steps 4000 "$@"
 done

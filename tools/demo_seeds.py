@@ -3,7 +3,7 @@
 
 Runs ``hih demo --seed S`` for each seed, one after another (each in its own output and checkpoint
 folder under ``--work``), or reads finished runs (``--from DIR ...``, each holding a
-``demo_results.json``), and writes the spread (``hihlib.claims.seed_spread``) to ``--out``
+``demo_results.json``), and writes the spread (``hihlib.studies.claims.seed_spread``) to ``--out``
 (default ``figures/demo_seeds.json``; ``tools/update_readme.py`` writes the README's sentence from it).
 
     python tools/demo_seeds.py --seeds 0 1 2 3 --work /tmp/demo_seeds     # about 7 min per seed on 2 idle cores
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hihlib.claims import same_seed_repeat, seed_spread  # noqa: E402
+from hihlib.studies.claims import same_seed_repeat, seed_spread  # noqa: E402
 from hihlib.io import write_json  # noqa: E402
 
 

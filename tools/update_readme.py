@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from hihlib.claims import (LONG_BEGIN, LONG_END, README_BEGIN, README_END, SEEDS_BEGIN, SEEDS_END, readme_block,
+from hihlib.studies.claims import (LONG_BEGIN, LONG_END, README_BEGIN, README_END, SEEDS_BEGIN, SEEDS_END, readme_block,
                            readme_long_block, readme_seeds_block)
 from hihlib.io import write_text
 

@@ -5,7 +5,7 @@ centred at the landmark's *sub-pixel* heatmap position (no rounding of the centr
 radius). Decoders (``decode(outputs, method)``, ``outputs["heatmap"]`` holds regressed values):
 
 * ``argmax``   integer cell of the maximum. Loses the fraction: for uniformly distributed offsets the
-  mean error is (sqrt(2) + asinh(1)) / 6 = 0.3826 cells (``hihlib.analysis.ROUNDING_ERROR``).
+  mean error is (sqrt(2) + asinh(1)) / 6 = 0.3826 cells (``hihlib.teaching.analysis.ROUNDING_ERROR``).
 * ``quarter``  argmax + 0.25 cell toward the larger neighbour on each axis (Hourglass, HRNet); no shift in
   a border cell (``quarter_decode`` says how that differs from mmpose).
 * ``dark``     DARK (Zhang et al. 2020): smooth the map with the training Gaussian, take the log, one

@@ -22,7 +22,7 @@ half a cell from the landmark).
 Frame: cells are read in hihlib's frame, x = s (u + 0.5) - 0.5 (``hihlib.codecs.base``). The released H3R
 code (like mmpose) reads the same cell at x = s u; ``hihlib.codecs.convert_frame`` converts, and
 ``H3RCodec(frame="released_h3r")`` encodes and decodes in that frame (the codec of a converted released
-H3R checkpoint, ``hihlib.models.released_h3r``: its ``topk`` decoding is then the released decoder's).
+H3R checkpoint, ``hihlib.inference.released_h3r``: its ``topk`` decoding is then the released decoder's).
 """
 
 from __future__ import annotations

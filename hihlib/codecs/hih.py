@@ -35,7 +35,7 @@ Frames (``frame`` option; see ``hihlib.codecs.base``):
 * ``"released_hih"``: the released code's frame. Its coordinate is u' = u + 1/2 = 64 x_norm, the integer
   cell is floor(u') and the decimal offset is measured from the cell's *corner*; encode and every decoder
   apply the same split to u' and return u = u' - 1/2. A checkpoint converted from the released weights
-  (``hihlib.models.released``) uses this frame: on the same maps its ``official`` decoding is the released
+  (``hihlib.inference.released_hih``) uses this frame: on the same maps its ``official`` decoding is the released
   one, 2.0 px (half a cell) up-left of what ``"hihlib"`` would read. In this frame ``official`` also keeps
   the released rule that a map whose maximum is <= 0 reads as cell 0, and it is the default method (first
   in ``methods``), so that ``hih predict`` gives the released coordinates.

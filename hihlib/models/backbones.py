@@ -16,7 +16,7 @@ Where the stacked hourglass predicts heatmaps inside each stack, these backbones
 * ``hih_local``: the same with a ``LocalDecimalHead`` (reads the training landmarks, see heads.py).
 
 ``create("hrnet_w18", head="h3r")`` builds one (``hihlib.models.registry``); ``BackboneConfig`` holds
-everything that shapes it, so ``hihlib.checkpoint`` rebuilds it from a checkpoint.
+everything that shapes it, so ``hihlib.pipeline.checkpoint`` rebuilds it from a checkpoint.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def load_imagenet_backbone(model: BackboneModel, path: str) -> BackboneModel:
     the classification head's keys (``IMAGENET_HEAD_PREFIXES``) are left out; any other key, a missing key
     or a shape that does not fit is a one-line ``ConfigError`` naming the file and the key. The heads keep
     their initialisation. Returns ``model``."""
-    from .released import read_released
+    from ..io import read_released
 
     if model.config.arch == "mobilenetv2":
         raise ConfigError(f"model.options.pretrained={path}: ImageNet weights are supported for the HRNet backbones only")

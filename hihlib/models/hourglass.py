@@ -38,7 +38,7 @@ Deviations from the released code, on purpose
   code uses ``align_corners=True``. The network learns either way; the parameter count is the same.
   ``HourglassConfig(align_corners=True)`` up-samples as released: the released weights need it (with
   the default their heatmaps come out 7-14 % different; with it, bit-identical to the released network;
-  ``hihlib.models.released`` builds models this way).
+  ``hihlib.inference.released_hih`` builds models this way).
 * The released residual block always creates a 1x1 shortcut conv-BN, even when input and output
   widths match and the shortcut is the identity; it is never used, but the published parameter counts
   include it. ``official_unused_shortcut=True`` reproduces those counts; the default ``False`` leaves

@@ -14,7 +14,7 @@
    and ``demo_samples.png`` to ``--out`` (default ``runs/demo/``; ``--out figures`` regenerates the
    committed ones). The results hold what the figures need (per-face NMEs, the first test faces'
    predictions, the integral decoder's measurement ``integral_report``), so ``hih demo --replot``
-   redraws them without training (``hihlib.viz_demo``).
+   redraws them without training (``hihlib.viz.demo_figures``).
 
 The claims checked and printed as measured, whatever the outcome (``claims``): for each head the
 sub-pixel decoder (DARK, H3R top-k, HIH expectation) beats argmax (for HIH: the integer map read
@@ -43,11 +43,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from . import metrics
-from .io import write_text
+from .. import metrics
+from ..io import write_text
 from .claims import HEADS, SUBPIXEL, claims, results_markdown  # noqa: F401  (the demo's names)
-from .losses import DECIMAL_WEIGHT
-from .models.heads import codec_name  # noqa: F401  (the codec of a head; notebooks read it here too)
+from ..losses import DECIMAL_WEIGHT
+from ..models.heads import codec_name  # noqa: F401  (the codec of a head; notebooks read it here too)
 
 # The WFLW attribute mix with the appearance attributes switched off; pose and expression keep their
 # WFLW frequencies, so the geometry (pose, scale, shift, expression) has the generator's full spread.
@@ -147,9 +147,9 @@ def data_workers() -> int:
 
 def make_data(p: Profile, seed: int = 0, workers: int = 0):
     """(train CachedCrops, test CachedCrops, description of the data)."""
-    from .data import FaceDataset
-    from .data.synthetic import SyntheticFaces
-    from .train import cache_records
+    from ..data import FaceDataset
+    from ..data.synthetic import SyntheticFaces
+    from ..training.trainer import cache_records
 
     sets = []
     for n, s in ((p.num_train, seed), (p.num_test, seed + 10_000)):
@@ -167,7 +167,7 @@ def make_data(p: Profile, seed: int = 0, workers: int = 0):
 
 def demo_config(p: Profile, head: str, heatmap_size: int, device: str) -> dict:
     """The training configuration of one demo model (stored in its checkpoint)."""
-    from .train import DEFAULTS
+    from ..training.trainer import DEFAULTS
 
     cfg = copy.deepcopy(DEFAULTS)
     cfg["data"].update(dataset="synth", input_size=p.input_size, box="dataset", num_train=p.num_train,
@@ -203,10 +203,10 @@ class _Repeat(Dataset):
 def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str, seed: int = 0,
               val_set=None):
     """Train one demo model with the library's ``Trainer``. Returns (model, codec, seconds)."""
-    from . import models
-    from .codecs import get_codec
-    from .losses import build_loss
-    from .train import Trainer
+    from .. import models
+    from ..codecs import get_codec
+    from ..losses import build_loss
+    from ..training.trainer import Trainer
 
     cfg = demo_config(p, head, hm, device)
     cfg["seed"] = seed
@@ -231,7 +231,7 @@ def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str,
 
 def floor_nmes(codec, test_set) -> dict[str, np.ndarray]:
     """Per-face NME of decoding perfect targets (the representation alone) for every method."""
-    from .evaluate import crop_to_original
+    from ..inference.evaluate import crop_to_original
 
     gt = np.stack([r.landmarks for r in test_set.records])
     norm = test_set.scheme.normaliser()
@@ -242,8 +242,8 @@ def floor_nmes(codec, test_set) -> dict[str, np.ndarray]:
 
 def predict_all(model, codec, test_set, device, batch_size: int = 64) -> dict[str, np.ndarray]:
     """method -> (N, K, 2) original-image pixels for the test crops, every method of the codec
-    (``hihlib.evaluate.predict_dataset``, the decoding of ``hih eval``)."""
-    from .evaluate import predict_dataset
+    (``hihlib.inference.evaluate.predict_dataset``, the decoding of ``hih eval``)."""
+    from ..inference.evaluate import predict_dataset
 
     return predict_dataset(model, codec, test_set, batch_size=batch_size, device=device, progress=False).pred
 
@@ -292,7 +292,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, profile: str | None = None
     fields of the profile (e.g. ``steps=50``). ``threads``: torch CPU threads (default: the idle
     cores, measured before each model by ``choose_threads``).
     """
-    from .train import resolve_device
+    from ..training.trainer import resolve_device
 
     dev = resolve_device(device, "--device")
     if profile is None:
@@ -379,7 +379,7 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
     write_results(out / "demo_results.json", results)
     seeds = committed_seeds(p.name)
     write_text(out / "demo_results.md", results_markdown(results, seeds))
-    from .viz_demo import demo_figures
+    from ..viz.demo_figures import demo_figures
 
     demo_figures(out, results, test_set)
     print(results_markdown(results, seeds))
@@ -413,8 +413,8 @@ def integral_report(model, codec, test_set, device, gt: np.ndarray, norm, radius
     over the test faces): the share of each map's positive mass outside the 7x7-cell window around its
     peak, where that mass's centre lies, how far the estimates move toward the map's centre, and the NME
     of the same expectation over the window alone. Distances in heatmap cells unless named ``_px``."""
-    from .analysis import integral_pull
-    from .evaluate import crop_to_original
+    from ..teaching.analysis import integral_pull
+    from ..inference.evaluate import crop_to_original
 
     was_training = model.training
     model.eval()
@@ -441,9 +441,9 @@ def integral_report(model, codec, test_set, device, gt: np.ndarray, norm, radius
 def sample_crops(p: dict, seed: int, n: int):
     """The first ``n`` test faces of a demo run (``p``: its profile as a dict, as in its results), cropped
     as the run cropped them: face i of a seed is always the same face (``hihlib.data.synthetic``)."""
-    from .data import FaceDataset
-    from .data.synthetic import SyntheticFaces
-    from .train import cache_records
+    from ..data import FaceDataset
+    from ..data.synthetic import SyntheticFaces
+    from ..training.trainer import cache_records
 
     faces = SyntheticFaces(n, seed=seed + 10_000, image_size=p["image_size"], attribute_prob=attribute_prob(p["appearance"]))
     return FaceDataset(cache_records(list(faces.records)), faces.scheme, input_size=p["input_size"], box="dataset")
@@ -453,8 +453,8 @@ def replot(out: str | os.PathLike) -> dict:
     """Redraw ``demo_results.md`` and the figures in ``out`` from its ``demo_results.json`` (no training)."""
     import json
 
-    from .errors import ConfigError
-    from .viz_demo import NEEDED, demo_figures
+    from ..errors import ConfigError
+    from ..viz.demo_figures import NEEDED, demo_figures
 
     path = Path(out) / "demo_results.json"
     try:
@@ -476,7 +476,7 @@ def committed_seeds(profile: str) -> dict | None:
     ``tools/demo_seeds.py``), or None when this checkout has none for it."""
     import json
 
-    from .viz import project_root
+    from ..viz import project_root
 
     path = project_root() / "figures" / "demo_seeds.json"
     try:
@@ -490,7 +490,7 @@ def read_curves(path: Path, subpixel: str) -> dict:
     """From a Trainer's metrics.jsonl (``checkpoint.read_metrics``): {"step", "decimal_kl" (training,
     per log record; empty for heads without a decimal map), "eval_step", "nme" (sub-pixel decoder),
     "nme_argmax"} lists."""
-    from .checkpoint import read_metrics
+    from ..pipeline.checkpoint import read_metrics
 
     m = read_metrics(path)
     train, ev = m.get("train", {}), m.get("eval", {})
@@ -539,7 +539,7 @@ def register(sub) -> None:
 
 
 def _cli(args) -> int:
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     if args.replot:
         replot(args.out)

@@ -1,4 +1,4 @@
-"""The pieces of a run, built from a configuration (``hihlib.config``): device, data, codec, model,
+"""The pieces of a run, built from a configuration (``hihlib.pipeline.config``): device, data, codec, model,
 loss, optimizer and learning-rate schedule. ``hih train``, ``hih eval`` and the notebooks all build
 through these functions, so a piece is described by the configuration in one way only.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 
 def resolve_device(spec: str, option: str = "train.device") -> torch.device:
@@ -51,7 +51,7 @@ def open_split(cfg: dict, split: str) -> tuple[list, object, str]:
     d = cfg["data"]
     name = d["dataset"]
     if name == "synth":
-        from .data.synthetic import SyntheticFaces
+        from ..data.synthetic import SyntheticFaces
 
         train = split == d["train_split"]
         n = d["num_train"] if train else d["num_val"]
@@ -62,7 +62,7 @@ def open_split(cfg: dict, split: str) -> tuple[list, object, str]:
             records = cache_records(records)
         return records, faces.scheme, f"synthetic WFLW-format faces, {n} images, seed {seed}"
     if d.get("cache"):
-        from .data.cache import CachedFaces
+        from ..data.cache import CachedFaces
 
         cached = CachedFaces(d["cache"], name, split)
         desc = (f"{_dataset_label(name, cached.root)} {split} split from the cache {d['cache']} (of {cached.root}), "
@@ -70,7 +70,7 @@ def open_split(cfg: dict, split: str) -> tuple[list, object, str]:
         return cached.records, cached.scheme, desc
     if d.get("root") is None:
         raise ConfigError(f"data.root is required for dataset {name!r} (the folder holding the {name.upper()} files)")
-    from .data import open_dataset
+    from ..data import open_dataset
 
     skip_bad = bool(d.get("skip_bad"))
     source = open_dataset(name, d["root"], split, skip_bad=skip_bad)
@@ -88,7 +88,7 @@ def open_split(cfg: dict, split: str) -> tuple[list, object, str]:
 
 def _synthetic_export(name: str, root) -> dict | None:
     """The record of the ``hih data synth`` export at ``root`` (as ``hih data check`` recognises it), else None."""
-    from .data.synthetic_export import read_manifest
+    from ..data.synthetic_export import read_manifest
 
     return read_manifest(root, name) if root is not None and name != "synth" else None
 
@@ -111,8 +111,8 @@ def data_origin(cfg: dict) -> dict:
         return {"dataset": "synth", "synthetic": True, "root": None}
     root = d.get("root")
     if d.get("cache"):
-        from .data.cache import read_index
-        from .data.schemes import get_scheme
+        from ..data.cache import read_index
+        from ..data.schemes import get_scheme
 
         index = read_index(Path(d["cache"]), get_scheme(name).name, d["train_split"]) or {}
         root = index.get("root", root)
@@ -131,7 +131,7 @@ def build_augment(cfg: dict, scheme):
     opts = cfg["data"].get("augment")
     if not opts:
         return None
-    from .data.transforms import Augment
+    from ..data.transforms import Augment
 
     opts = {k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()}
     try:
@@ -143,7 +143,7 @@ def build_augment(cfg: dict, scheme):
 def build_dataset(cfg: dict, records: list, scheme, *, train: bool):
     """A ``FaceDataset`` of ``records``: for training, augmented uint8 crops (the trainer normalises
     each batch on its device); for evaluation, plain normalised crops."""
-    from .data import FaceDataset
+    from ..data import FaceDataset
 
     d = cfg["data"]
     return FaceDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"],
@@ -156,7 +156,7 @@ def build_dataset(cfg: dict, records: list, scheme, *, train: bool):
 
 def build_codec(cfg: dict):
     """The codec for the model's heatmap size and the crop size."""
-    from .codecs import get_codec
+    from ..codecs import get_codec
 
     return get_codec(cfg["codec"]["name"], input_size=cfg["data"]["input_size"],
                      heatmap_size=cfg["model"]["heatmap_size"], **(cfg["codec"].get("options") or {}))
@@ -164,7 +164,7 @@ def build_codec(cfg: dict):
 
 def build_model(cfg: dict, num_landmarks: int) -> nn.Module:
     """``models.create(model.name)`` with the codec's head, the crop size and ``model.options``."""
-    from . import models
+    from .. import models
 
     m = cfg["model"]
     opts = {"input_size": cfg["data"]["input_size"], **(m.get("options") or {})}
@@ -174,7 +174,7 @@ def build_model(cfg: dict, num_landmarks: int) -> nn.Module:
 
 def _default_head(cfg: dict) -> str:
     """The codec's head; "hih_ext" for the HIH codec where the released head cannot be built (heads.default_head)."""
-    from .models.heads import default_head
+    from ..models.heads import default_head
 
     return default_head(cfg["codec"]["name"], cfg["model"]["heatmap_size"],
                         (cfg["model"].get("options") or {}).get("decimal_size", 8))
@@ -182,7 +182,7 @@ def _default_head(cfg: dict) -> str:
 
 def build_loss(cfg: dict):
     """``losses.build_loss`` of the codec with the ``loss`` options."""
-    from .losses import build_loss as _build
+    from ..losses import build_loss as _build
 
     return _build(cfg["codec"]["name"], **(cfg.get("loss") or {}))
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .codecs import accepted_options, get_codec
-from .metrics import nme
+from ..codecs import accepted_options, get_codec
+from ..metrics import nme
 
 #: E||e|| for e uniform on the unit square centred at 0 (cells): the mean error of argmax rounding.
 ROUNDING_ERROR = (math.sqrt(2) + math.asinh(1)) / 6
@@ -78,7 +78,7 @@ def crop_coords(landmarks, boxes, input_size: int = 256, scale: float = 1.25) ->
     side scale * max(w, h) centred on the box, resized to input_size (``hihlib.data.transforms.crop_matrix``).
     Returns (coords (B, K, 2) crop pixels, zoom (B,) crop pixels per image pixel).
     """
-    from .data.transforms import apply_affine, crop_matrix
+    from ..data.transforms import apply_affine, crop_matrix
 
     m = crop_matrix(np.asarray(boxes, dtype=np.float64), input_size, scale=scale)  # (B, 2, 3)
     coords = apply_affine(np.asarray(landmarks, dtype=np.float64), m)
@@ -176,8 +176,8 @@ def published_soft_label(codec, coords: Tensor) -> Tensor:
     codec: a ``hih`` codec; coords (B, K, 2) input pixels -> (B, K, d, d) probabilities. Much flatter
     than the codec's normalised Gaussian: its peak holds only a few times 1/d^2 of the mass.
     """
-    from .codecs.gaussian import gaussian_1d
-    from .losses import official_soft_label
+    from ..codecs.gaussian import gaussian_1d
+    from ..losses import official_soft_label
 
     _, f = codec.split(coords)
     d = codec.decimal_size
@@ -193,7 +193,7 @@ def h3r_model_logits(codec, coords: Tensor, *, halo: float = 0.05, noise: float 
     leaks onto the neighbourhood; ``noise`` (std of the logits) for its prediction error.
     codec: an ``h3r`` codec; coords (B, K, 2) input pixels -> (B, K, H, W) logits.
     """
-    from .codecs.gaussian import gaussian_maps
+    from ..codecs.gaussian import gaussian_maps
 
     coords = torch.as_tensor(coords, dtype=torch.float32)
     leak = gaussian_maps(codec.to_cells(coords), codec.heatmap_size, 1.0)
@@ -209,7 +209,7 @@ def topk_errors(coords: Tensor, ks: Sequence[int], *, heatmap_size: int = 64, in
 
     coords (B, K, 2) input pixels -> (len(ks),) mean errors in pixels.
     """
-    from .codecs.h3r import topk_decode
+    from ..codecs.h3r import topk_decode
 
     codec = get_codec("h3r", input_size=input_size, heatmap_size=heatmap_size)
     coords = torch.as_tensor(coords, dtype=torch.float32)
@@ -232,7 +232,7 @@ def integral_pull(maps: Tensor, radius: int = 3) -> dict[str, Tensor]:
     window alone, "outside": (B, K, 2) the centre of mass of the rest (x = column, y = row; heatmap
     cells; a map with no mass outside the window gets its window estimate there)}.
     """
-    from .codecs.gaussian import argmax_decode
+    from ..codecs.gaussian import argmax_decode
 
     p = maps.float().clamp_min(0)                                   # (B, K, H, W)
     h, w = p.shape[-2:]

@@ -44,17 +44,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..errors import HihError
-from .heads import DecimalHead, DownBlock, LandmarkModel
-from .hourglass import ConvBNReLU, Hourglass, HourglassConfig, Residual
+from ..errors import HihError, ReleasedCheckpointError
+from ..io import read_released
+from ..models.heads import DecimalHead, DownBlock, LandmarkModel
+from ..models.hourglass import ConvBNReLU, Hourglass, HourglassConfig, Residual
 
 #: The released pipeline's preprocessing: PIL ``convert("RGB")``, ``ToTensor`` ([0, 1]), ImageNet normalisation.
 RELEASED_PREPROCESSING = {"color": "RGB", "range": [0.0, 1.0], "mean": [0.485, 0.456, 0.406],
                           "std": [0.229, 0.224, 0.225]}
-
-
-class ReleasedCheckpointError(HihError):
-    """A released HIH checkpoint that does not match the architecture (one line: file, key, shapes)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -125,25 +122,6 @@ def read_released_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
     """The state dict of a released checkpoint (a dict holding ``"state_dict"``, or a bare state dict),
     loaded on the CPU. ``ReleasedCheckpointError`` naming the file otherwise."""
     return read_released(path)[0]
-
-
-def read_released(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict]:
-    """(state dict, the file's numeric entries such as ``best_nme`` and ``epoch``) of a released checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReleasedCheckpointError(f"{path}: released checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # a truncated or foreign file
-        raise ReleasedCheckpointError(f"{path}: expected a torch.save file, could not read it: {e}") from None
-    sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(sd, dict) or not sd or not all(isinstance(v, Tensor) for v in sd.values()):
-        found = sorted(ckpt)[:6] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise ReleasedCheckpointError(f"{path}: expected a dict with a 'state_dict' of tensors, found {found}")
-    if any(k.startswith("module.") for k in sd):  # saved from DataParallel: the same network
-        sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    meta = {k: v for k, v in ckpt.items() if k in ("best_nme", "epoch") and isinstance(v, (int, float))}
-    return sd, meta
 
 
 def released_config(sd: dict[str, Tensor], *, input_size: int = 256, where: str = "released checkpoint"
@@ -233,10 +211,10 @@ def released_state_dict(model: LandmarkModel) -> dict[str, Tensor]:
 
 def released_checkpoint(model: LandmarkModel, *, source: str, extra: dict | None = None, box: str = "dataset",
                         scale: float = 1.25, dataset: str = "wflw") -> dict:
-    """The dict of a hihlib checkpoint (``hihlib.checkpoint``) holding a converted released model."""
-    from ..checkpoint import codec_spec, model_spec
+    """The dict of a hihlib checkpoint (``hihlib.pipeline.checkpoint``) holding a converted released model."""
+    from ..pipeline.checkpoint import codec_spec, model_spec
     from ..codecs import get_codec
-    from ..config import DEFAULTS, check_config
+    from ..pipeline.config import DEFAULTS, check_config
     from ..data.dataset import IMAGENET_MEAN, IMAGENET_STD
 
     if (list(IMAGENET_MEAN), list(IMAGENET_STD)) != (RELEASED_PREPROCESSING["mean"], RELEASED_PREPROCESSING["std"]):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .viz import new_figure, plot_ced, save_figure
+from . import new_figure, plot_ced, save_figure
 
 HEAD_COLORS = {"gaussian": "#1f77b4", "h3r": "#ff7f0e", "hih": "#2ca02c", "hih_local": "#9467bd", "hih_ext": "#17becf"}
 FLOOR_COLOR = "0.45"
@@ -29,7 +29,7 @@ def demo_figures(out: Path, results: dict, test_set) -> None:
     """Write the demo's figures to ``out`` from its results (``demo_results.json``'s content).
 
     ``test_set``: the run's test crops (at least its first ``num_samples``), for the sample figure: the
-    run's own, or its first faces rendered again from the run's seed (``hihlib.demo.sample_crops``; the
+    run's own, or its first faces rendered again from the run's seed (``hihlib.studies.demo.sample_crops``; the
     synthetic faces are deterministic)."""
     missing = [k for k in NEEDED if k not in results]
     if missing:
@@ -162,8 +162,8 @@ def pick_landmarks(a: np.ndarray, b: np.ndarray, truth: np.ndarray, limit: float
 def samples_figure(path: Path, results: dict, test_set, tag: str, count: int = 3) -> None:
     """Rows: heads; columns: the ``count`` landmarks where argmax and the sub-pixel decoder disagree most
     (first test faces, coarsest heatmap), zoomed, with the heatmap's cell borders."""
-    from .data import denormalize_image
-    from .data.transforms import apply_affine
+    from ..data import denormalize_image
+    from ..data.transforms import apply_affine
 
     p, SUBPIXEL = results["profile"], results["subpixel"]
     heads, hm = list(p["heads"]), min(p["heatmap_sizes"])

@@ -1,6 +1,6 @@
 """The released HIH decimal head, judged at the geometry its authors built (issue 18).
 
-``python -m hihlib.decimal_study --out figures/decimal_head`` regenerates ``results.json`` and the figures
+``python -m hihlib.studies.decimal_study --out figures/decimal_head`` regenerates ``results.json`` and the figures
 (``--tiny`` is the test suite's configuration; ``--trained`` adds the long trained runs, see
 ``tools/decimal_head_runs.sh``).
 
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # -- the released switch -------------------------------------------------------------------------------
 
@@ -93,9 +93,9 @@ def build(recipe_name: str, head: str, *, num_landmarks: int = 98, heatmap_size:
 
     The same ``seed`` gives the same trunk for every head. ``hih_local`` reads its window at the cell of the
     codec's frame (so under the released recipe it reads the released cell)."""
-    from . import models
-    from .codecs import get_codec
-    from .losses import build_loss
+    from .. import models
+    from ..codecs import get_codec
+    from ..losses import build_loss
 
     r = recipe(recipe_name)
     if seed is not None:
@@ -119,7 +119,7 @@ def training_label(targets_decimal: Tensor, recipe_name: str) -> Tensor:
     hihlib: the codec's normalised Gaussian; released: the softmax of the Gaussian values (peak 1)."""
     if recipe(recipe_name)["decimal_loss"] == "kl":
         return targets_decimal
-    from .losses import official_soft_label
+    from ..losses import official_soft_label
 
     p = targets_decimal
     return official_soft_label(p / p.amax((-2, -1), keepdim=True).clamp_min(1e-12))
@@ -174,11 +174,11 @@ class TrainedRun:
 
 
 def make_faces(run: TrainedRun, workers: int = 0):  # noqa: D103
-    """(train, test) ``hihlib.demo.CachedCrops`` of synthetic faces with the demo's appearance."""
-    from .data import FaceDataset
-    from .data.synthetic import SyntheticFaces
+    """(train, test) ``hihlib.studies.demo.CachedCrops`` of synthetic faces with the demo's appearance."""
+    from ..data import FaceDataset
+    from ..data.synthetic import SyntheticFaces
     from .demo import CLEAN_APPEARANCE, CachedCrops
-    from .train import cache_records
+    from ..training.trainer import cache_records
 
     if run.spread not in ("demo", "aligned"):
         raise ConfigError(f"spread must be 'demo' or 'aligned', got {run.spread!r}")
@@ -262,8 +262,8 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
     its recipe trains towards; ``hih_local`` reading the ground-truth cell) against the average-label KL,
     and NME (inter-ocular, %) with the decimal map (``official``: argmax + argmax / d, the released
     decoder; ``expectation``: hihlib's) and with the integer map alone (``argmax``)."""
-    from . import metrics
-    from .evaluate import crop_to_original
+    from .. import metrics
+    from ..inference.evaluate import crop_to_original
 
     model.eval()
     pts = run.points(test_set.scheme.num_points)
@@ -299,9 +299,9 @@ def _train_cli(argv=None) -> int:
     import argparse
     import json
 
-    from .io import write_json
+    from ..io import write_json
 
-    ap = argparse.ArgumentParser(prog="python -m hihlib.decimal_study train")
+    ap = argparse.ArgumentParser(prog="python -m hihlib.studies.decimal_study train")
     for f in dataclasses.fields(TrainedRun):
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     ap.add_argument("--out", required=True)
@@ -359,7 +359,7 @@ def _positive_copy(module: nn.Module) -> nn.Module:
 def decimal_head(head: str, heatmap_size: int, decimal_size: int = 8, *, in_channels: int = 1,
                  num_landmarks: int = 1, channels: int = 2) -> nn.Module:
     """A bare decimal head of ``head`` ("hih", "hih_ext" or "hih_local") for an (in_channels, H, H) feature."""
-    from .models.heads import DecimalHead, LocalDecimalHead, released_buildable
+    from ..models.heads import DecimalHead, LocalDecimalHead, released_buildable
 
     if head == "hih_local":
         return LocalDecimalHead(in_channels, num_landmarks, decimal_size=decimal_size, channels=channels)
@@ -378,7 +378,7 @@ def receptive_field(head: nn.Module, heatmap_size: int, cell: tuple[int, int] | 
     ``head``: a ``DecimalHead`` (forward(feature)) or a ``LocalDecimalHead`` (forward(feature, cells); the
     landmark's integer cell ``cell`` = (x, y), default the middle of the map). Exact: computed by
     back-propagation through a positive copy of the head (``_positive_copy``), one class at a time."""
-    from .models.heads import LocalDecimalHead
+    from ..models.heads import LocalDecimalHead
 
     m = _positive_copy(head)
     c_in = next(p for p in m.parameters() if p.dim() == 4).shape[1]
@@ -465,7 +465,7 @@ def oracle_run(head: str, heatmap_size: int, *, decimal_size: int = 8, spread="f
     """Train a bare decimal head on oracle inputs (no trunk) with the codec's decimal targets (hihlib recipe:
     normalised Gaussian label, per-landmark KL, AdamW) and return its row: decimal KL on fresh positions
     against the average-label KL of the same positions."""
-    from .codecs import get_codec
+    from ..codecs import get_codec
 
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -518,7 +518,7 @@ def merged_features(model, images: Tensor, batch_size: int = 50) -> Tensor:
 
 
 def feature_probe(model, codec, run: TrainedRun, train_set, test_set, num_fit: int = 600) -> dict:
-    """Ridge probes (``hihlib.probe.ridge_probe``, fitted on ``num_fit`` training faces, R^2 on the test faces)
+    """Ridge probes (``hihlib.studies.probe.ridge_probe``, fitted on ``num_fit`` training faces, R^2 on the test faces)
     of each landmark's sub-cell fraction (decimal position / d, x and y) from the merged feature (w values)
 
     * at the landmark's own integer cell ("cell": what ``hih_local`` reads), and
@@ -565,7 +565,7 @@ GEOMETRIES = (16, 32, 64)      # heatmap sizes, decimal 8
 
 def global_head(heatmap_size: int, decimal_size: int = 8) -> str:
     """The global decimal head's name at a geometry: "hih" where the released code builds it, else "hih_ext"."""
-    from .models.heads import released_buildable
+    from ..models.heads import released_buildable
 
     return "hih" if released_buildable(heatmap_size, decimal_size) else "hih_ext"
 
@@ -679,13 +679,13 @@ def probe_trained(rows: list[dict], runs_dir: Path, log=print) -> None:
 
 
 def study_cli(argv=None) -> int:
-    """``python -m hihlib.decimal_study --out DIR [--tiny] [--trained RUNS_DIR] [--reuse-oracle]``."""
+    """``python -m hihlib.studies.decimal_study --out DIR [--tiny] [--trained RUNS_DIR] [--reuse-oracle]``."""
     import argparse
     import json
 
-    from .io import write_json
+    from ..io import write_json
 
-    ap = argparse.ArgumentParser(prog="python -m hihlib.decimal_study",
+    ap = argparse.ArgumentParser(prog="python -m hihlib.studies.decimal_study",
                                  description="The released decimal head at its geometry: receptive fields, the "
                                              "trunk-free oracle grid, trained rows; writes results.json + figures.")
     ap.add_argument("--out", required=True)
@@ -721,7 +721,7 @@ def study_cli(argv=None) -> int:
     if a.trained and not a.no_probe:
         probe_trained(trained, Path(a.trained))
     write_json(out / "results.json", {"description": __doc__.strip().splitlines()[0],
-                                      "command": "python -m hihlib.decimal_study " + " ".join(argv or []),
+                                      "command": "python -m hihlib.studies.decimal_study " + " ".join(argv or []),
                                       "oracle_settings": kw, "rows": rf + oracle + trained})
     print(f"wrote {out}/results.json ({len(oracle)} oracle, {len(trained)} trained rows) and figures")
     return 0
@@ -735,9 +735,9 @@ def _compare_cli(argv=None) -> int:
     import json
 
     from .demo import data_workers
-    from .io import write_json
+    from ..io import write_json
 
-    ap = argparse.ArgumentParser(prog="python -m hihlib.decimal_study compare")
+    ap = argparse.ArgumentParser(prog="python -m hihlib.studies.decimal_study compare")
     for f in dataclasses.fields(TrainedRun):
         if f.name not in ("head", "steps"):
             ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)

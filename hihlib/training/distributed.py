@@ -2,7 +2,7 @@
 
 ``setup_distributed`` joins the process group that ``torchrun`` describes; ``ResumableSampler`` gives
 each rank its shard of an epoch and can start the epoch part-way; ``rng_state``/``set_rng_state``
-capture and restore every random state the training loop consumes (``hihlib.train`` saves them in
+capture and restore every random state the training loop consumes (``hihlib.training.trainer`` saves them in
 each checkpoint for exact resume).
 """
 

@@ -20,10 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics
-from .data.dataset import to_original
-from .errors import ConfigError
-from .io import write_json, write_text
+from .. import metrics
+from ..data.dataset import to_original
+from ..errors import ConfigError
+from ..io import write_json, write_text
 
 # Preferred display order of attribute subsets (WFLW's six, then anything else alphabetically).
 ATTRIBUTE_ORDER = ("pose", "largepose", "expression", "illumination", "makeup", "occlusion", "blur")
@@ -52,7 +52,7 @@ def crop_to_original(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor
 def default_mirror(num_landmarks: int) -> tuple[int, ...]:
     """The mirror permutation of hihlib's landmark scheme with ``num_landmarks`` points (98 WFLW, 68 300W,
     29 COFW); ``ConfigError`` for another count."""
-    from .data.schemes import get_scheme
+    from ..data.schemes import get_scheme
 
     for name in ("wflw", "300w", "cofw"):
         scheme = get_scheme(name)
@@ -190,7 +190,7 @@ def format_table(results: dict, data_description: str, *, title: str | None = No
 def plot_ced(curves: dict[str, np.ndarray], path: str | os.PathLike, *, title: str, threshold: float = 0.1) -> Path:
     """Cumulative error distribution, one curve per label (label -> per-face NMEs), written atomically
     (``hihlib.viz.plot_ced`` on a titled figure)."""
-    from . import viz
+    from .. import viz
 
     fig, ax = viz.new_figure(size=(6, 4.5))
     viz.plot_ced(curves, ax, max_nme=threshold)
@@ -204,7 +204,7 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | os.PathLike, *, title: s
 
 def evaluation_sets(dataset: str, root: str | None, cfg: dict, *, num: int | None = None):
     """(records, scheme, subsets, normalisers, description) for ``hih eval --dataset``."""
-    from .build import open_split
+    from ..pipeline.build import open_split
 
     cfg = {**cfg, "data": {**cfg["data"], "cache": None}}
     if dataset == "synth":
@@ -240,12 +240,12 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
     ``flip``: the flip test (``predict_batch``). ``protocol``: "hihlib" (``FaceDataset``'s crops) or "h3r"
     (H3R's released crop rule, ``hihlib.data.h3r_protocol``). ``box``: "dataset" (P2) or "landmarks"
     (P1, the optimistic protocol); default the checkpoint's."""
-    from .build import resolve_device
-    from .checkpoint import load_checkpoint
-    from .data import FaceDataset, get_scheme
+    from ..pipeline.build import resolve_device
+    from ..pipeline.checkpoint import load_checkpoint
+    from ..data import FaceDataset, get_scheme
 
     dev = resolve_device(device, "--device")
-    from .checkpoint import read_checkpoint, trained_on
+    from ..pipeline.checkpoint import read_checkpoint, trained_on
 
     ckpt = read_checkpoint(checkpoint)
     model, codec, cfg = load_checkpoint(ckpt, dev)
@@ -256,7 +256,7 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
     records, scheme, subsets, norms, desc = evaluation_sets(dataset, root, cfg, num=num)
     d = {**cfg["data"], "box": box or cfg["data"]["box"]}
     if protocol == "h3r":
-        from .data.h3r_protocol import H3RCropDataset
+        from ..data.h3r_protocol import H3RCropDataset
 
         ds = H3RCropDataset(records, scheme, input_size=d["input_size"], scale=d["scale"], box=d["box"])
     elif protocol == "hihlib":

@@ -4,7 +4,7 @@ and ``hih convert --released PATH``'s recognition of the family of a released fi
 Families, told apart by their keys (``detect_family``):
 
 * **HIH** (starhiking/HeatmapInHeatmap): ``{"state_dict": ...}`` with ``pre_conv.*``, ``hg0.*``,
-  ``hg0_conv_pred.*``, ``offset_head.*`` keys: ``hihlib.models.released``.
+  ``hg0_conv_pred.*``, ``offset_head.*`` keys: ``hihlib.inference.released_hih``.
 * **H3R**: ``model.pth``, a raw state dict of ``FacialLandmarkDetector``: ``backbone.*`` (HRNet or
   MobileNetV2, the names of ``hihlib.models.hrnet`` / ``mobilenetv2``) and ``heatmap_head.head.layers.{0,1,3}``
   (``BinaryHeadBlock``). Beside it, ``config.yaml`` (read when present) gives the input size, the box
@@ -39,8 +39,8 @@ import torch
 from torch import Tensor
 
 from ..errors import HihError
-from .backbones import BackboneConfig, BackboneModel
-from .released import RELEASED_PREPROCESSING, ReleasedCheckpointError, load_key_pairs, read_released
+from ..models.backbones import BackboneConfig, BackboneModel
+from .released_hih import RELEASED_PREPROCESSING, ReleasedCheckpointError, load_key_pairs, read_released
 
 FAMILIES = ("HIH", "H3R", "HRNet-facial")
 #: H3R's config.yaml BACKBONE.ARCH -> hihlib's model name
@@ -216,9 +216,9 @@ def released_backbone_checkpoint(model: BackboneModel, *, family: str, source: s
                                  scale: float, codec_options: dict, extra: dict | None = None,
                                  flip: bool = True) -> dict:
     """The dict of a hihlib checkpoint holding a converted H3R or HRNet-facial model."""
-    from ..checkpoint import codec_spec, model_spec
+    from ..pipeline.checkpoint import codec_spec, model_spec
     from ..codecs import get_codec
-    from ..config import DEFAULTS, check_config
+    from ..pipeline.config import DEFAULTS, check_config
     from ..data.dataset import IMAGENET_MEAN, IMAGENET_STD
     from ..data.schemes import get_scheme
 
@@ -249,7 +249,7 @@ def convert_any(path: str | os.PathLike, out: str | os.PathLike, *, input_size: 
     ``input_size``/``box``/``scale`` override what the file (or H3R's config.yaml) says; defaults 256,
     the dataset box and 1.25."""
     from ..io import torch_save
-    from .released import convert_released
+    from .released_hih import convert_released
 
     path = Path(path)
     sd, meta = read_released(path)

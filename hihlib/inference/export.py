@@ -24,7 +24,7 @@ bakes the example batch size into the decoders' ``view`` and ``arange`` calls) a
 A decoder graph depends only on the codec, the method and the map sizes: ``cache`` (a dict) reuses it
 across networks, and a network's graph across decoders (the tests export every method for every head
 and backbone this way: an export takes seconds, most of it in ``torch.export``'s tracing). Nothing here
-depends on the backbone: any model that ``hihlib.checkpoint.load_checkpoint`` builds exports.
+depends on the backbone: any model that ``hihlib.pipeline.checkpoint.load_checkpoint`` builds exports.
 
 Metadata (``read_metadata``): input size, crop scale, normalisation, frame, landmark count, scheme,
 dataset, codec, decoder, flip, and the outputs' units.
@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError, HihError
+from ..errors import ConfigError, HihError
 
 #: The opset of the exported graphs (onnxruntime >= 1.16 runs it).
 OPSET = 18
@@ -55,7 +55,7 @@ UNITS = "crop pixels, 0-based, pixel centres at integer coordinates"
 def normalisation() -> tuple[list[float], list[float]]:
     """(scale, shift) per RGB channel with normalised = v * scale + shift for v in [0, 255]: hihlib's
     ImageNet normalisation (``hihlib.data.dataset.normalize_image``), the one every checkpoint reads."""
-    from .data.dataset import _SCALE, _SHIFT
+    from ..data.dataset import _SCALE, _SHIFT
 
     return list(_SCALE), list(_SHIFT)
 
@@ -230,7 +230,7 @@ def export_onnx(model: nn.Module, codec, out: str | os.PathLike | None = None, *
     meta.update({k: str(v) for k, v in (metadata or {}).items()})
     onnx.helper.set_model_props(proto, meta)
     if out is not None:
-        from .io import atomic_path
+        from ..io import atomic_path
 
         with atomic_path(out) as tmp:
             onnx.save(proto, str(tmp))
@@ -263,8 +263,8 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *, 
                       flip: bool = False, cache: dict | None = None):
     """``hih export``: the checkpoint's model and codec, its scheme's mirror permutation and the
     checkpoint's data settings as metadata. Returns the ModelProto."""
-    from .checkpoint import load_checkpoint
-    from .data.schemes import get_scheme
+    from ..pipeline.checkpoint import load_checkpoint
+    from ..data.schemes import get_scheme
 
     _require_onnx()
     model, codec, cfg = load_checkpoint(checkpoint, "cpu")

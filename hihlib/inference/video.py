@@ -10,7 +10,7 @@ Per frame (``run_video``)::
 
 The detector runs once instead of on every frame while the faces stay found; the crop follows the face
 with the model's own landmarks. The tracking box is the landmarks' tight box, the box ``hih predict``'s
-landmark-like boxes stand for (``hihlib.predict.to_landmark_box``).
+landmark-like boxes stand for (``hihlib.inference.predict.to_landmark_box``).
 
 Smoothing (``OneEuroFilter``, Casiez et al., CHI 2012): an exponential filter whose cut-off rises with
 the landmark's speed, ``f_c = min_cutoff + beta |dx/dt|`` (Hz; speed in pixels per second), so a still
@@ -20,7 +20,7 @@ independent noise per frame, the mean frame-to-frame motion ("jitter", ``jitter`
 ``alpha / sqrt(2 - alpha)`` in RMS (``tests/test_video.py`` measures it). Tracking uses the raw
 landmarks, so smoothing never feeds back into the crops.
 
-This module imports nothing of ``hihlib.predict``: the ``Aligner`` is passed in.
+This module imports nothing of ``hihlib.inference.predict``: the ``Aligner`` is passed in.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import HihError
+from ..errors import HihError
 
 #: File suffixes read as videos by ``hih predict`` (anything else is read as an image).
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
@@ -144,7 +144,7 @@ def run_video(source: str, aligner, out: str | os.PathLike, *, boxes=None, large
     """
     import cv2
 
-    from .io import atomic_path
+    from ..io import atomic_path
 
     cap = open_video(source)
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0

@@ -24,7 +24,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .io import write_bytes
+from ..io import write_bytes
 
 DPI = 110
 
@@ -444,7 +444,7 @@ def plot_curves(curves: Mapping[str, Sequence[float]], ax: Axes | None = None, *
 
 
 def plot_comparison(rows: Sequence, ax=None, *, title: str = "", synthetic: bool = False):
-    """Horizontal bars of NME % for ``hihlib.reproduce.comparison_rows`` (rows with ``label``, ``nme``,
+    """Horizontal bars of NME % for ``hihlib.studies.reproduce.comparison_rows`` (rows with ``label``, ``nme``,
     ``measured``); measured bars hatched and coloured.
 
     A synthetic measurement puts "synthetic data, not comparable" into the title. Returns the Axes.

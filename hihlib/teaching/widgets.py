@@ -10,7 +10,7 @@ The mode comes from :func:`widget_mode`: the environment variable ``HIH_WIDGETS`
 anything else is interactive inside a Jupyter kernel and static outside one.
 
 The explorers themselves (``quantization_explorer``, ``hih_explorer``, ``rounding_explorer``)
-draw numbers computed by ``hihlib.analysis`` (``decoder_errors``, ``published_soft_label``,
+draw numbers computed by ``hihlib.teaching.analysis`` (``decoder_errors``, ``published_soft_label``,
 ``h3r_model_logits``, ``topk_errors``), where they are tested without a browser; figures are drawn
 with ``hihlib.viz``.
 ``tools/check_widgets.py`` checks the live widgets in JupyterLab with headless Chromium.
@@ -26,9 +26,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from . import viz
+from .. import viz
 from .analysis import decoder_errors, h3r_model_logits, published_soft_label, topk_errors
-from .codecs import get_codec
+from ..codecs import get_codec
 
 
 def widget_mode() -> str:
@@ -268,8 +268,8 @@ def rounding_explorer(coords: Tensor | None = None, *, n_points: int = 300, inpu
     import ipywidgets as w
 
     from .analysis import uniform_coords
-    from .codecs.gaussian import topk_cells
-    from .codecs.h3r import topk_decode
+    from ..codecs.gaussian import topk_cells
+    from ..codecs.h3r import topk_decode
 
     if coords is None:
         coords = uniform_coords(1, n_points, input_size, margin=16, generator=torch.Generator().manual_seed(seed))

@@ -5,9 +5,9 @@ the optimizer::
 
     batch -> codec.encode(landmarks) -> model(images, landmarks) -> loss(outputs, targets) -> backward -> step
 
-The configuration (``hihlib.config``) describes the run; ``hihlib.build`` turns it into the data,
-codec, model, loss, optimizer and schedule; ``hihlib.checkpoint`` says what a checkpoint holds and
-reads a trained model back; ``hihlib.distributed`` holds the process set-up and the random states.
+The configuration (``hihlib.pipeline.config``) describes the run; ``hihlib.pipeline.build`` turns it into the data,
+codec, model, loss, optimizer and schedule; ``hihlib.pipeline.checkpoint`` says what a checkpoint holds and
+reads a trained model back; ``hihlib.training.distributed`` holds the process set-up and the random states.
 
 Exact resume
 ------------
@@ -40,19 +40,19 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from .build import (build_codec, build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
+from ..pipeline.build import (build_codec, build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
                     cache_records, open_split, resolve_device)
-from .build import data_origin as data_origin_of
-from .checkpoint import (check_pieces, codec_spec, load_checkpoint, loss_spec, model_spec, prepare_run_folder,
+from ..pipeline.build import data_origin as data_origin_of
+from ..pipeline.checkpoint import (check_pieces, codec_spec, load_checkpoint, loss_spec, model_spec, prepare_run_folder,
                          read_checkpoint)
-from .config import DEFAULTS, apply_overrides, load_config
-from .data.dataset import normalize_batch
+from ..pipeline.config import DEFAULTS, apply_overrides, load_config
+from ..data.dataset import normalize_batch
 from .distributed import ResumableSampler, rng_state, seed_everything, set_rng_state, setup_distributed
-from .errors import HihError
-from .evaluate import predict_dataset, summarise
-from .io import append_jsonl, torch_save, write_text
+from ..errors import HihError
+from ..inference.evaluate import predict_dataset, summarise
+from ..io import append_jsonl, torch_save, write_text
 
-# Re-exported: notebooks, the demo and older scripts import these from ``hihlib.train``.
+# Re-exported: notebooks, the demo and older scripts import these from ``hihlib.training.trainer``.
 __all__ = ["DEFAULTS", "Trainer", "apply_overrides", "build_codec", "build_loss", "build_model", "cache_records",
            "load_checkpoint", "load_config", "resolve_device", "train"]
 
@@ -78,7 +78,7 @@ class Trainer:
     ``train_set`` is (``{"dataset", "synthetic", "root"}``, see ``build.data_origin``; unknown by default),
     recorded in the checkpoint.
     Files written to ``out_dir`` (rank 0 only): ``last.pt`` and ``best.pt`` checkpoints
-    (``hihlib.checkpoint``), ``metrics.jsonl`` (one JSON object per line: ``{"kind": "train"|"epoch"|
+    (``hihlib.pipeline.checkpoint``), ``metrics.jsonl`` (one JSON object per line: ``{"kind": "train"|"epoch"|
     "eval", ...}``; a run that does not resume starts a new file) and ``config.yaml``.
     """
 
@@ -170,7 +170,7 @@ class Trainer:
 
     # -- exact resume: what is saved, and how it is read back --------------------------------------
     def state(self) -> dict:
-        """The checkpoint: the trained pieces (``hihlib.checkpoint``) and the state of the loop."""
+        """The checkpoint: the trained pieces (``hihlib.pipeline.checkpoint``) and the state of the loop."""
         model = unwrap(self.model)
         return {
             "model": model.state_dict(),
@@ -221,7 +221,7 @@ class Trainer:
     def _resume_mismatch(self, ckpt: dict) -> str | None:
         """Why ``ckpt`` cannot continue in this run (None if it can): the landmark count, architecture or
         codec differ; names the settings of the data, model, codec and loss sections that differ."""
-        from .config import _leaves
+        from ..pipeline.config import _leaves
 
         model = unwrap(self.model)
         saved, now = _leaves(ckpt.get("config") or {}), _leaves(self.cfg)

@@ -66,7 +66,7 @@ HOW_TO_READ = (
 
 def integral_text(results: dict) -> str:
     """Why the integral decoder fails on the demo's trained maps, from the run's own measurement
-    (``results["integral"]``, written by ``hihlib.demo.integral_report``); "" when it has none."""
+    (``results["integral"]``, written by ``hihlib.studies.demo.integral_report``); "" when it has none."""
     integ = results.get("integral") or {}
     if not integ:
         return ""

@@ -1,6 +1,6 @@
 """``hih convert --released PATH --out CKPT``: released weights (HIH, H3R, HRNet-facial) as a hihlib checkpoint.
 
-The work is done by ``hihlib.models.released`` (HIH) and ``hihlib.models.released_h3r`` (the family's
+The work is done by ``hihlib.inference.released_hih`` (HIH) and ``hihlib.inference.released_h3r`` (the family's
 recognition, H3R and HRNet-facial); this module only registers the command, and imports torch when the
 command runs, not when ``hih`` starts.
 """
@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 
 def _cli(args) -> int:
-    from .models.released_h3r import convert_any
+    from .released_h3r import convert_any
 
     out, family = convert_any(args.released, args.out, input_size=args.input_size, box=args.box, scale=args.scale,
                               dataset=args.dataset)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .models.heads import cell_windows
+from ..models.heads import cell_windows
 
 
 def cell_features(feature: Tensor, cells: Tensor, window: int = 2) -> Tensor:

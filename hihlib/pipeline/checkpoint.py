@@ -9,7 +9,7 @@ A checkpoint (``torch.save`` of a dict, written atomically) holds
 * ``"config"``: the full run configuration, whose ``codec`` and ``loss`` sections agree with the above;
 * ``"data"``: what it was trained on, ``{"dataset", "synthetic", "root", "description"}``
   (``trained_on``; ``synthetic`` is None when the caller gave the data without saying);
-* the training state that exact resume needs (``hihlib.train.Trainer.state``): optimizer, scheduler,
+* the training state that exact resume needs (``hihlib.training.trainer.Trainer.state``): optimizer, scheduler,
   epoch, step, random states and data order.
 
 ``load_checkpoint`` rebuilds the model from ``model_spec`` and the codec from the configuration, so
@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ConfigError, DataError, HihError
-from .io import remove_stale_temporaries, torch_load
+from ..errors import ConfigError, DataError, HihError
+from ..io import remove_stale_temporaries, torch_load
 
 #: The files a run writes into its folder.
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.yaml")
@@ -42,7 +42,7 @@ def model_spec(model: nn.Module) -> dict:
 
 def model_from_spec(spec: dict) -> nn.Module:
     """A freshly initialised ``LandmarkModel`` of the architecture ``model_spec`` describes."""
-    from .models import BackboneConfig, BackboneModel, HourglassConfig, LandmarkModel
+    from ..models import BackboneConfig, BackboneModel, HourglassConfig, LandmarkModel
 
     if "arch" in spec["config"]:  # a single-feature backbone (HRNet, MobileNetV2)
         return BackboneModel(BackboneConfig(**spec["config"]).validate(), head=spec["head"],
@@ -57,7 +57,7 @@ def codec_spec(codec) -> dict:
 
 def loss_spec(loss_fn) -> dict:
     """Every option of a ``LandmarkLoss``; the qualified name of any other loss callable."""
-    from .losses import LandmarkLoss
+    from ..losses import LandmarkLoss
 
     if isinstance(loss_fn, LandmarkLoss):
         return dict(loss_fn.options)

@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -72,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
         "max_steps_per_epoch": None,
         "eval_every": 1,           # epochs; 0 disables periodic evaluation
         "eval_batch_size": 32,
-        "eval_flip": False,        # flip test in the periodic evaluation (hihlib.evaluate.predict_batch)
+        "eval_flip": False,        # flip test in the periodic evaluation (hihlib.inference.evaluate.predict_batch)
         "checkpoint_every": 0,     # optimizer steps; 0 = only at the end of each epoch
         "device": "auto",          # auto | cpu | cuda | cuda:N
         "amp": "bf16",             # bf16 autocast on CUDA (ignored on CPU); "none" disables it
@@ -178,10 +178,10 @@ def check_config(cfg: dict, where: str = "config") -> dict:
     if cfg["data"].get("cache") and cfg["data"]["dataset"] == "synth":
         raise ConfigError(f"{where}: data.cache expects a cache of wflw, cofw or 300w (`hih data prepare`); "
                           f"synthetic faces are rendered in memory (data.cache_images)")
-    from . import models
-    from .codecs import get_codec
-    from .data.transforms import Augment
-    from .losses import build_loss
+    from .. import models
+    from ..codecs import get_codec
+    from ..data.transforms import Augment
+    from ..losses import build_loss
 
     m = cfg["model"]
     try:

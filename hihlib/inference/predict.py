@@ -48,8 +48,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import ConfigError, HihError
-from .io import atomic_path, write_json
+from ..errors import ConfigError, HihError
+from ..io import atomic_path, write_json
 
 HAAR_FRONTAL = "haarcascade_frontalface_default.xml"
 HAAR_PROFILE = "haarcascade_profileface.xml"
@@ -228,13 +228,13 @@ def haar_to_landmark_box(boxes: np.ndarray, *, shift: float = LANDMARK_BOX["haar
 def predict_faces(model, codec, cfg: dict, image: np.ndarray, boxes: np.ndarray, *, scheme=None,
                   methods=None, device: str | torch.device = "cpu", flip: bool = False) -> dict[str, np.ndarray]:
     """Landmarks of the faces in ``boxes`` (F, 4) (landmark-like boxes, original pixels); ``flip``: with
-    the flip test (``hihlib.evaluate.predict_batch``).
+    the flip test (``hihlib.inference.evaluate.predict_batch``).
 
     Returns method -> (F, K, 2) float64 in image pixels, for every method in ``methods``
     (default: the codec's default method).
     """
-    from .data import FaceDataset
-    from .data.records import FaceRecord
+    from ..data import FaceDataset
+    from ..data.records import FaceRecord
     from .evaluate import predict_dataset
 
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -242,7 +242,7 @@ def predict_faces(model, codec, cfg: dict, image: np.ndarray, boxes: np.ndarray,
     if len(boxes) == 0:
         return {m: np.zeros((0, 0, 2)) for m in methods}
     if scheme is None:
-        from .data.schemes import get_scheme
+        from ..data.schemes import get_scheme
 
         scheme = get_scheme(cfg_scheme(cfg))
     placeholder = np.zeros((scheme.num_points, 2))  # no annotation: the crop comes from the box
@@ -328,7 +328,7 @@ class Faces:
     """Landmarks of the faces in one image (``Aligner.__call__``).
 
     landmarks: (F, K, 2) float64 (x, y) in image pixels (0-based, pixel centres at integers);
-    scores: (F, K) float64 per-landmark confidence (``hihlib.export.landmark_scores``); boxes: (F, 4) the
+    scores: (F, K) float64 per-landmark confidence (``hihlib.inference.export.landmark_scores``); boxes: (F, 4) the
     landmark-like boxes the crops were made from; detections: the detector's faces (None when boxes were
     given to the call)."""
 
@@ -345,7 +345,7 @@ def as_rgb_array(image, channels: str = "RGB") -> np.ndarray:
     """An image as (H, W, 3) uint8 RGB: a path (any format OpenCV reads), a PIL image, or a NumPy array
     (H, W) grey, (H, W, 3) or (H, W, 4) uint8 whose channel order ``channels`` names ("RGB", or "BGR" for
     what OpenCV's imread and VideoCapture return; a 4th channel, alpha, is dropped)."""
-    from .data.records import read_image
+    from ..data.records import read_image
 
     if isinstance(image, (str, os.PathLike)):
         if not Path(image).is_file():
@@ -377,7 +377,7 @@ class Aligner:
     installed, else OpenCV's Haar cascades; largest face first) and their boxes moved onto the landmarks'
     extent (``to_landmark_box``); ``boxes`` (F, 4) x0, y0, x1, y1 image pixels are taken as landmark boxes.
     Each face is cropped as in training (``crop_matrix``: a square of ``crop_scale`` x the box's side,
-    resized to the model's input), run through the graph of ``hihlib.export`` (normalisation, network,
+    resized to the model's input), run through the graph of ``hihlib.inference.export`` (normalisation, network,
     decoder; eager PyTorch or onnxruntime) and mapped back through the inverse crop.
 
     ``run``: (N, 3, S, S) float32 RGB [0, 255] crops -> (landmarks (N, K, 2) crop pixels, scores (N, K)),
@@ -387,7 +387,7 @@ class Aligner:
     def __init__(self, run, *, input_size: int, crop_scale: float, scheme: str, codec: str, method: str,
                  backend: str, detector: str = "auto", min_size: int = 40, min_score: float | None = None,
                  batch_size: int = 32):
-        from .data.schemes import get_scheme
+        from ..data.schemes import get_scheme
 
         self.run, self.input_size, self.crop_scale = run, int(input_size), float(crop_scale)
         self.scheme = get_scheme(scheme)
@@ -402,7 +402,7 @@ class Aligner:
                    device: str | torch.device | None = None, **options) -> "Aligner":
         """The eager PyTorch graph of a model in memory (``cfg``: its configuration, for the crop and the
         scheme). ``options``: detector, min_size, min_score, batch_size."""
-        from .data.schemes import get_scheme
+        from ..data.schemes import get_scheme
         from .export import LandmarkGraph
 
         method = method or codec.methods[0]
@@ -461,10 +461,10 @@ class Aligner:
     def from_checkpoint(cls, path: str | os.PathLike, backend: str = "torch", device: str = "auto", *,
                         method: str | None = None, flip: bool = False, **options) -> "Aligner":
         """A checkpoint of ``hih train`` or ``hih convert``. backend "torch" (eager) or "onnx" (the checkpoint
-        exported in memory by ``hihlib.export``, then run by onnxruntime); device: auto, cpu, cuda, cuda:N.
+        exported in memory by ``hihlib.inference.export``, then run by onnxruntime); device: auto, cpu, cuda, cuda:N.
         ``options``: detector ("auto", "dlib", "haar"), min_size, min_score, batch_size (and threads for onnx)."""
-        from .build import resolve_device
-        from .checkpoint import load_checkpoint, read_checkpoint, trained_on
+        from ..pipeline.build import resolve_device
+        from ..pipeline.checkpoint import load_checkpoint, read_checkpoint, trained_on
 
         if backend not in ("torch", "onnx"):
             raise ConfigError(f"backend={backend!r}: expected 'torch' or 'onnx'")
@@ -488,7 +488,7 @@ class Aligner:
 
     def landmarks(self, image: np.ndarray, boxes: np.ndarray) -> Faces:
         """Landmarks of the faces in ``boxes`` (F, 4) landmark-like boxes, image pixels; image (H, W, 3) RGB."""
-        from .data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
+        from ..data.transforms import apply_affine, crop_matrix, invert_affine, warp_image
 
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         k = self.scheme.num_points
@@ -547,7 +547,7 @@ def run_predict(image_path: str | os.PathLike, checkpoint: str | os.PathLike, ou
     Raises NoFaceFound (exit 2) when there is no face to predict."""
     import cv2
 
-    from .data.records import read_image
+    from ..data.records import read_image
 
     image_path = Path(image_path)
     if not image_path.is_file():

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .io import write_text
+from ..io import write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"

@@ -1,0 +1,1 @@
+"""Config -> pieces -> checkpoint: config (schema, defaults), build (config to data, codec, model, loss), checkpoint (read and write)."""

@@ -1,0 +1,1 @@
+"""Training: the Trainer (single process or torchrun DDP) and its distributed helpers."""
