@@ -202,22 +202,44 @@ def _first_argmax(x: Tensor) -> Tensor:
 def _topk_fast(flat: Tensor, k: int, rad: int) -> tuple[Tensor, Tensor, Tensor]:
     """``topk_cells`` on contiguous maps (n, H, W), 0 < k < H * W -> (n, k) values, ix, iy; see there."""
     n, h, w = flat.shape
+    row_max = flat.amax(-1)  # (n, H): the one full pass
+    everything = torch.arange(n, device=flat.device)
+    if 2 * rad + 1 <= min(h, w):
+        probe = min(PROBE_MAPS, n)
+        first = _topk_window_flags(flat[:probe], k, rad, row_max[:probe])
+        if probe == n or first[4].float().mean() <= 0.5:  # the first release's probe passed: the window
+            parts = [first] + ([_topk_window_flags(flat[probe:], k, rad, row_max[probe:])] if probe < n else [])
+            vals, ix, iy, good, slow, unique = (torch.cat(t) if len(parts) > 1 else t[0] for t in zip(*parts))
+            if good.all():
+                return vals, ix, iy
+            # the row search where the first release took it and its result could differ from the window's
+            need = (slow | ~unique) if slow.float().mean() > 0.5 else slow
+            which = (~good & need).nonzero().squeeze(-1)
+            if which.numel():
+                out = _topk_rows_exact(flat, k, row_max, which)
+                vals, ix, iy = (t.index_copy(0, which, s) for t, s in zip((vals, ix, iy), out))
+            return vals, ix, iy
+    return _topk_rows_exact(flat, k, row_max, everything)  # the first release took the row search for every map
+
+
+def _topk_rows_exact(flat: Tensor, k: int, row_max: Tensor, which: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``_topk_rows``'s result for the maps ``which``: ``_topk_merge``'s where the k + 1 best values are distinct,
+    ``_topk_rows``'s own (its order of ties) elsewhere."""
+    vals, ix, iy, clean = _topk_merge(flat, k, row_max, which)
+    if not clean.all():
+        bad = (~clean).nonzero().squeeze(-1)
+        out = _topk_rows(flat, k, row_max, which.index_select(0, bad))
+        vals, ix, iy = (t.index_copy(0, bad, s) for t, s in zip((vals, ix, iy), out))
+    return vals, ix, iy
+
+
+def _topk_window_flags(flat: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, ...]:
+    """``_topk_window``'s window and flags, cheaper: flat (n, H, W) contiguous, row_max (n, H) = flat.amax(-1) ->
+    (values, ix, iy) (n, k) its window result (torch.topk's order of ties), good (n,) where that is the map's one
+    top k (the k best distinct and above every other cell), and the first release's slow and unique flags (n,)."""
+    n, h, w = flat.shape
     dev = flat.device
     p = 2 * rad + 1
-    row_max = flat.amax(-1)  # (n, H): the one full pass
-    window = p <= min(h, w)
-    if window:
-        probe = min(PROBE_MAPS, n)
-        window = probe == n or _topk_window(flat[:probe], k, rad, row_max[:probe])[3].float().mean() <= 0.5
-    if not window:  # the first release took the row search for every map
-        vals, ix, iy, clean = _topk_merge(flat, k, row_max, torch.arange(n, device=dev))
-        if not clean.all():
-            which = (~clean).nonzero().squeeze(-1)
-            sv, sx, sy = _topk_rows(flat, k, row_max, which)
-            vals, ix, iy = (t.index_copy(0, which, s) for t, s in zip((vals, ix, iy), (sv, sx, sy)))
-        return vals, ix, iy
-
-    # the window at the argmax, as _topk_window finds it
     iy = _first_argmax(row_max)  # (n,)
     span = torch.arange(p, device=dev)
     top = iy.clamp(rad, h - 1 - rad) - rad  # first row of the window, kept inside the map
@@ -227,33 +249,27 @@ def _topk_fast(flat: Tensor, k: int, rad: int) -> tuple[Tensor, Tensor, Tensor]:
     ix = _first_argmax(band.view(n * p, w).index_select(0, torch.arange(n, device=dev) * p + iy - top))
     left = ix.clamp(rad, w - 1 - rad) - rad
     cells = (span[:, None] * w + span).view(-1) + left[:, None]  # (n, P * P): the window in the band, row-major
-    win = band.gather(-1, cells)
+    cells += (torch.arange(n, device=dev) * (p * w))[:, None]  # ... in the flattened band
+    win = band.view(-1).index_select(0, cells.view(-1)).view(n, p * p)
     vals, idx = win.topk(k, dim=-1)  # (torch.topk's cost grows with k: k + 1 would cost twice as much)
-    kth = vals[:, k - 1:]
-    # the k best window values distinct and above the others: no tie, no NaN (the first release's ``unique``)
-    above = torch.ge(win, kth, out=torch.empty(win.shape, device=dev)).sum(-1) == k
-    strict = (vals[:, :-1] > vals[:, 1:]).all(-1) & above
-    # the best value outside the window: in the band but other columns, or in other rows
-    cells_flat = (cells + (torch.arange(n, device=dev) * (p * w))[:, None]).view(-1)
-    outside = band.view(-1).index_fill_(0, cells_flat, -math.inf).view(n, p * w).amax(-1)
-    outside = torch.maximum(outside, row_max.view(-1).index_fill(0, (first_row[:, None] + rows).view(-1), -math.inf)
-                            .view(n, h).amax(-1))
-    slow = ~(kth[:, 0] > outside)  # NaN maps too
-    need = (slow | ~strict) if slow.float().mean() > 0.5 else slow  # where the first release took the row search
+    # the k best are the map's top k, in one order, when they are distinct and above every other cell: in the band
+    # (our copy, with the k best written over) and in the other rows
+    band.view(-1).index_fill_(0, cells.gather(-1, idx).view(-1), -math.inf)
+    other_rows = row_max.view(-1).index_fill(0, (first_row[:, None] + rows).view(-1), -math.inf).view(n, h).amax(-1)
+    good = (vals[:, :-1] > vals[:, 1:]).all(-1) & (vals[:, -1] > torch.maximum(band.amax(-1), other_rows))
     ix, iy = left[:, None] + idx % p, top[:, None] + torch.div(idx, p, rounding_mode="floor")
-    redo = ~(strict & ~slow)  # maps whose window result is not the one top-k of distinct values
-    if not redo.any():
-        return vals, ix, iy
-    # elsewhere the window's own result (torch.topk's order of ties) where the first release took it
-    which = (redo & need).nonzero().squeeze(-1)  # the row search's result
-    if which.numel():
-        mv, mx, my, clean = _topk_merge(flat, k, row_max, which)
-        if not clean.all():
-            bad = (~clean).nonzero().squeeze(-1)
-            sv, sx, sy = _topk_rows(flat, k, row_max, which.index_select(0, bad))
-            mv, mx, my = (t.index_copy(0, bad, s) for t, s in zip((mv, mx, my), (sv, sx, sy)))
-        vals[which], ix[which], iy[which] = mv, mx, my
-    return vals, ix, iy
+    # the first release's flags: slow (a value outside the window may be among the k best) and unique (the
+    # window's k best distinct and above its other values); good maps have neither problem
+    slow = torch.zeros(n, dtype=torch.bool, device=dev)
+    unique = torch.ones(n, dtype=torch.bool, device=dev)
+    if not good.all():
+        bad = (~good).nonzero().squeeze(-1)
+        band.view(-1).index_fill_(0, cells.index_select(0, bad).view(-1), -math.inf)  # the whole window, there
+        bv = vals.index_select(0, bad)
+        kth = bv[:, -1]
+        slow[bad] = ~(kth > torch.maximum(band.index_select(0, bad).amax(-1), other_rows.index_select(0, bad)))
+        unique[bad] = (bv[:, :-1] > bv[:, 1:]).all(-1) & ((win.index_select(0, bad) >= kth[:, None]).sum(-1) == k)
+    return vals, ix, iy, good, slow, unique
 
 
 def _topk_merge(flat: Tensor, k: int, row_max: Tensor, which: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
