@@ -295,18 +295,20 @@ def _topk_merge(flat: Tensor, k: int, row_max: Tensor, which: Tensor) -> tuple[T
     at_row = torch.empty(h, m, dtype=row_ids.dtype, device=dev)
     at_col = torch.empty(m, w, dtype=acc, device=dev)
     below = torch.empty(m, w, dtype=flat.dtype, device=dev)
+    row = torch.empty(m, w, dtype=flat.dtype, device=dev)  # (buffers: fresh memory each round costs page faults)
+    nxt = torch.empty(m, dtype=flat.dtype, device=dev)
     for r in range(k):
         v = torch.amax(cur, 0, out=vals[r])  # (m,) the best value left
         # a row that holds it (the last, on ties: then the tied row keeps it and the next round sees it again)
         j = torch.eq(cur, v, out=at_row).mul_(row_ids).amax(0).long()
-        row = rows2d.index_select(0, base + j)  # (m, W)
+        torch.index_select(rows2d, 0, base + j, out=row)  # (m, W)
         s = torch.eq(row, v[:, None], out=at_col).mul_(weights).sum(-1).long()  # count + (W + 1) * its column
         single &= s % (w + 1) == 1  # one cell of that row holds it (not NaN, no tie within the row)
         torch.div(s, w + 1, rounding_mode="floor", out=ix[r])
         iy[r] = j
         # the row's next value: its best one below v (+inf where below, -inf elsewhere, then the minimum)
         torch.lt(row, v[:, None], out=below).sub_(0.5).mul_(math.inf)
-        cur.view(-1).index_copy_(0, j * m + along, torch.minimum(row, below).amax(-1))
+        cur.view(-1).index_copy_(0, j * m + along, torch.amax(torch.minimum(row, below, out=below), -1, out=nxt))
     torch.amax(cur, 0, out=vals[k])  # the (k + 1)-th value
     clean = single & (vals[:-1] > vals[1:]).all(0)
     return vals[:k].t().contiguous(), ix.t().contiguous(), iy.t().contiguous(), clean
