@@ -246,6 +246,36 @@ def test_topk_cells_equal_the_full_topk(kind):
             assert torch.equal(a, b), (kind, k)
 
 
+def test_topk_merge_is_the_full_topk_where_the_k_plus_1_best_are_distinct_and_says_where_they_are_not():
+    """``_topk_merge`` (max extraction over the row maxima, the row search of ``topk_cells``): on maps whose k + 1
+    best values are distinct it returns exactly the full top-k, and it marks every map with a tie among them (several
+    equal maxima, a tie at the k-th value, twins inside one row) or a NaN as not clean."""
+    from hihlib.codecs.gaussian import _topk_merge
+
+    g = torch.Generator().manual_seed(11)
+    for h, w, k in ((64, 64, 9), (13, 13, 25), (5, 3, 9), (3, 5, 14), (1, 16, 9), (16, 1, 9)):
+        maps = torch.randn(40, h, w, generator=g)
+        maps[0] = torch.arange(h * w, dtype=torch.float32).view(h, w)  # the k best in the last row(s), in order
+        maps[1, h // 2] += 100.0  # one row holds the k best (when it has k cells)
+        maps[2] = torch.randn(h * w, generator=g).abs().view(h, w) - 1e3 * (torch.arange(h)[:, None] != 0)
+        c = maps.flatten(-2)
+        best = c.topk(k + 1, dim=-1).values
+        c[3].view(-1)[c[3].argmin()] = best[3, 0]  # another cell equal to the maximum
+        c[4].view(-1)[c[4].argmin()] = best[4, k - 1]  # a tie at the k-th value
+        c[5, 0], c[5, 1 if w > 1 else w] = 1e3, 1e3  # two equal maxima, in one row when the row has two cells
+        c[6, 7 % (h * w)] = float("nan")
+        c[7] = c[7].round()  # small integers: ties everywhere
+        row_max = maps.amax(-1)
+        vals, ix, iy, clean = _topk_merge(maps, k, row_max, torch.arange(40))
+        ref = _flat_topk(maps, k)
+        distinct = (best[:, :-1] > best[:, 1:]).all(-1)
+        distinct[3:8] = False
+        assert torch.equal(clean, distinct), (h, w, k)
+        for a, b in zip((vals, ix, iy), ref):
+            assert torch.equal(a[clean], b[clean]), (h, w, k)
+        assert clean[:3].all() and not clean[3:8].any()
+
+
 def test_h3r_topk_decode_equals_the_published_softmax_over_the_full_topk():
     g = torch.Generator().manual_seed(3)
     codec = get_codec("h3r")

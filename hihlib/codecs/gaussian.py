@@ -129,29 +129,46 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """The k largest values of each map and their cells, exactly as ``maps.flatten(-2).topk(k)`` finds
     them. maps (..., H, W) -> values, ix, iy, each (..., k), values in descending order.
 
-    Fast path (``_topk_window``): the top-k of a peaked map lie around its maximum, so they are searched in
-    the (2R+1)^2 window at the argmax (R = ceil((sqrt(k) - 1) / 2) + 1: 5x5 for k = 9) and then *checked*:
-    the k-th window value must beat every value outside the window, which the row maxima of the argmax pass
-    and the 2R+1 rows of the window give without another pass over the map. Maps that fail the check (no
-    clear peak, ties at the k-th value) take the slow path (``_topk_rows``), which is exact for any map: the
-    k best cells lie in the k rows with the largest maxima (a row outside them has k rows whose maxima beat
-    all its values), so only those rows are searched. Either way the cells and values equal the full top-k's
-    (up to the order of tied values).
+    What the first release returned (and this returns, bit for bit: tests/test_decoder_pinning.py). It searched the
+    (2R+1)^2 window at the argmax (R = ceil((sqrt(k) - 1) / 2) + 1: 5x5 for k = 9) and *checked* it: the k-th
+    window value must beat every value outside the window, which the row maxima of the argmax pass and the 2R+1
+    rows of the window give without another pass over the map (``_topk_window``). Maps that failed the check (no
+    clear peak, ties at the k-th value) took the slow path (``_topk_rows``), exact for any map: the k best cells lie
+    in the k rows with the largest maxima (a row outside them has k rows whose maxima beat all its values). When
+    the first ``PROBE_MAPS`` maps, or more than half of all maps, failed the check, every map took the slow path.
+    The two paths differ only in the order of tied values.
 
-    Which path a map takes, and so the order of tied values, is that of the first release: when the first
-    ``PROBE_MAPS`` maps, or more than half of all maps, fail the check, every map's top-k is the slow path's.
-    The slow path then runs only where it could differ from the window's: where the check failed or the
-    window holds a tie among its k best (the k best are otherwise one set of cells in one order, whichever path
-    finds them). So a batch of network logits where half the maps fail the check (real logits of a briefly
-    trained network do) costs the slow path on those maps only.
+    So where a map's k + 1 best values are distinct, its top k is one set of cells in one order whichever way it
+    is found, and this finds it the fast way (``_topk_fast``): the window (without ``torch.topk``'s cost on 4096
+    cells), else ``_topk_merge`` (k rounds of max extraction over the row maxima, no ``topk`` at all). Only maps
+    with ties among their k + 1 best values (and NaN maps) take the first release's exact path, the way it took
+    it (``_topk_window``, ``_topk_rows`` on those maps alone).
     """
     h, w = maps.shape[-2:]
     lead = maps.shape[:-2]
     flat = maps.reshape(-1, h, w)
+    if not flat.is_contiguous():
+        flat = flat.contiguous()
     n = flat.shape[0]
     rad = math.ceil((math.sqrt(k) - 1) / 2) + 1
+    # under torch.export (ONNX), under autograd, for k at or above the cell count: the first release's code as is
+    if n == 0 or not 0 < k < h * w or _needs_grad(maps) or torch.compiler.is_exporting():
+        out = _topk_first_release(flat, k, rad)
+    else:
+        out = _topk_fast(flat, k, rad)
+    return tuple(t.view(*lead, t.shape[-1]) for t in out)
+
+
+#: Maps that ``topk_cells`` tries with the window first, to tell a batch of peakless maps early.
+PROBE_MAPS = 64
+
+
+def _topk_first_release(flat: Tensor, k: int, rad: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The first release's ``topk_cells`` on maps (n, H, W) -> (n, k) values, ix, iy."""
+    h, w = flat.shape[-2:]
+    n = flat.shape[0]
     row_max = flat.amax(-1)  # (n, H): the one full pass
-    everything = torch.arange(n, device=maps.device)
+    everything = torch.arange(n, device=flat.device)
     out = None
     # under torch.export (ONNX) the exact row search alone: no data-dependent branches
     if 2 * rad + 1 <= min(h, w) and n > 0 and not torch.compiler.is_exporting():
@@ -167,11 +184,134 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
                 out = tuple(t.index_copy(0, which, s) for t, s in zip(out, (sv, sx, sy)))
     if out is None:  # peakless maps (the first ones tell: a batch of one network's outputs is alike)
         out = _topk_rows(flat, k, row_max, everything)
-    return tuple(t.view(*lead, t.shape[-1]) for t in out)
+    return out
 
 
-#: Maps that ``topk_cells`` tries with the window first, to tell a batch of peakless maps early.
-PROBE_MAPS = 64
+def _first_argmax(x: Tensor) -> Tensor:
+    """``x.argmax(-1)`` (the first maximum) for x (m, L), as one max-reduction and two elementwise passes (torch's
+    argmax over short rows costs several times more). (m,) long."""
+    v = x.amax(-1, keepdim=True)
+    if v.isnan().any():  # argmax's NaN rule
+        return x.argmax(-1)
+    size = x.shape[-1]
+    eq = torch.eq(x, v, out=torch.empty(x.shape, dtype=torch.float64 if size > 2**23 else torch.float32,
+                                         device=x.device))
+    return eq.mul_(torch.arange(size, device=x.device, dtype=eq.dtype) - size).amin(-1).add_(size).long()
+
+
+def _topk_fast(flat: Tensor, k: int, rad: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``topk_cells`` on contiguous maps (n, H, W), 0 < k < H * W -> (n, k) values, ix, iy; see there."""
+    n, h, w = flat.shape
+    row_max = flat.amax(-1)  # (n, H): the one full pass
+    everything = torch.arange(n, device=flat.device)
+    if 2 * rad + 1 <= min(h, w):
+        probe = min(PROBE_MAPS, n)
+        first = _topk_window_flags(flat[:probe], k, rad, row_max[:probe])
+        if probe == n or first[4].float().mean() <= 0.5:  # the first release's probe passed: the window
+            parts = [first] + ([_topk_window_flags(flat[probe:], k, rad, row_max[probe:])] if probe < n else [])
+            vals, ix, iy, good, slow, unique = (torch.cat(t) if len(parts) > 1 else t[0] for t in zip(*parts))
+            if good.all():
+                return vals, ix, iy
+            # the row search where the first release took it and its result could differ from the window's
+            need = (slow | ~unique) if slow.float().mean() > 0.5 else slow
+            which = (~good & need).nonzero().squeeze(-1)
+            if which.numel():
+                out = _topk_rows_exact(flat, k, row_max, which)
+                vals, ix, iy = (t.index_copy(0, which, s) for t, s in zip((vals, ix, iy), out))
+            return vals, ix, iy
+    return _topk_rows_exact(flat, k, row_max, everything)  # the first release took the row search for every map
+
+
+def _topk_rows_exact(flat: Tensor, k: int, row_max: Tensor, which: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``_topk_rows``'s result for the maps ``which``: ``_topk_merge``'s where the k + 1 best values are distinct,
+    ``_topk_rows``'s own (its order of ties) elsewhere."""
+    vals, ix, iy, clean = _topk_merge(flat, k, row_max, which)
+    if not clean.all():
+        bad = (~clean).nonzero().squeeze(-1)
+        out = _topk_rows(flat, k, row_max, which.index_select(0, bad))
+        vals, ix, iy = (t.index_copy(0, bad, s) for t, s in zip((vals, ix, iy), out))
+    return vals, ix, iy
+
+
+def _topk_window_flags(flat: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, ...]:
+    """``_topk_window``'s window and flags, cheaper: flat (n, H, W) contiguous, row_max (n, H) = flat.amax(-1) ->
+    (values, ix, iy) (n, k) its window result (torch.topk's order of ties), good (n,) where that is the map's one
+    top k (the k best distinct and above every other cell), and the first release's slow and unique flags (n,)."""
+    n, h, w = flat.shape
+    dev = flat.device
+    p = 2 * rad + 1
+    iy = _first_argmax(row_max)  # (n,)
+    span = torch.arange(p, device=dev)
+    top = iy.clamp(rad, h - 1 - rad) - rad  # first row of the window, kept inside the map
+    rows = top[:, None] + span  # (n, P)
+    first_row = torch.arange(n, device=dev) * h
+    band = flat.view(n * h, w).index_select(0, (first_row[:, None] + rows).view(-1)).view(n, p * w)  # our copy
+    ix = _first_argmax(band.view(n * p, w).index_select(0, torch.arange(n, device=dev) * p + iy - top))
+    left = ix.clamp(rad, w - 1 - rad) - rad
+    cells = (span[:, None] * w + span).view(-1) + left[:, None]  # (n, P * P): the window in the band, row-major
+    cells += (torch.arange(n, device=dev) * (p * w))[:, None]  # ... in the flattened band
+    win = band.view(-1).index_select(0, cells.view(-1)).view(n, p * p)
+    vals, idx = win.topk(k, dim=-1)  # (torch.topk's cost grows with k: k + 1 would cost twice as much)
+    # the k best are the map's top k, in one order, when they are distinct and above every other cell: in the band
+    # (our copy, with the k best written over) and in the other rows
+    band.view(-1).index_fill_(0, cells.gather(-1, idx).view(-1), -math.inf)
+    other_rows = row_max.view(-1).index_fill(0, (first_row[:, None] + rows).view(-1), -math.inf).view(n, h).amax(-1)
+    good = (vals[:, :-1] > vals[:, 1:]).all(-1) & (vals[:, -1] > torch.maximum(band.amax(-1), other_rows))
+    ix, iy = left[:, None] + idx % p, top[:, None] + torch.div(idx, p, rounding_mode="floor")
+    # the first release's flags: slow (a value outside the window may be among the k best) and unique (the
+    # window's k best distinct and above its other values); good maps have neither problem
+    slow = torch.zeros(n, dtype=torch.bool, device=dev)
+    unique = torch.ones(n, dtype=torch.bool, device=dev)
+    if not good.all():
+        bad = (~good).nonzero().squeeze(-1)
+        band.view(-1).index_fill_(0, cells.index_select(0, bad).view(-1), -math.inf)  # the whole window, there
+        bv = vals.index_select(0, bad)
+        kth = bv[:, -1]
+        slow[bad] = ~(kth > torch.maximum(band.index_select(0, bad).amax(-1), other_rows.index_select(0, bad)))
+        unique[bad] = (bv[:, :-1] > bv[:, 1:]).all(-1) & ((win.index_select(0, bad) >= kth[:, None]).sum(-1) == k)
+    return vals, ix, iy, good, slow, unique
+
+
+def _topk_merge(flat: Tensor, k: int, row_max: Tensor, which: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The top k of the maps ``which`` (m,) of flat (n, H, W) (contiguous; row_max (n, H) = flat.amax(-1)), where
+    their k + 1 best values are distinct: k rounds of taking the best of the rows' current maxima, from one row, whose
+    current maximum then drops to its next value. Every step is elementwise over the maps (no ``torch.topk``).
+    Returns (m, k) values, ix, iy and clean (m,): the maps whose k + 1 best values are distinct (where the result is
+    the one top-k; elsewhere it is not to be used: a tie, or a NaN)."""
+    n, h, w = flat.shape
+    m = which.shape[0]
+    dev = flat.device
+    rows2d = flat.view(n * h, w)
+    cur = row_max.index_select(0, which).t().contiguous()  # (H, m): each row's best value not yet taken
+    base = which * h
+    along = torch.arange(m, device=dev)
+    acc = torch.float32 if (w + 1) * w * w < 2**24 else torch.float64  # exact integer sums
+    row_ids = torch.arange(h, device=dev, dtype=torch.float32 if h < 2**24 else torch.float64)[:, None]
+    weights = 1 + (w + 1) * torch.arange(w, device=dev, dtype=acc)  # count + (W + 1) * column of a value
+    vals = torch.empty(k + 1, m, dtype=flat.dtype, device=dev)
+    ix = torch.empty(k, m, dtype=torch.long, device=dev)
+    iy = torch.empty(k, m, dtype=torch.long, device=dev)
+    single = torch.ones(m, dtype=torch.bool, device=dev)
+    at_row = torch.empty(h, m, dtype=row_ids.dtype, device=dev)
+    at_col = torch.empty(m, w, dtype=acc, device=dev)
+    below = torch.empty(m, w, dtype=flat.dtype, device=dev)
+    row = torch.empty(m, w, dtype=flat.dtype, device=dev)  # (buffers: fresh memory each round costs page faults)
+    nxt = torch.empty(m, dtype=flat.dtype, device=dev)
+    for r in range(k):
+        v = torch.amax(cur, 0, out=vals[r])  # (m,) the best value left
+        # a row that holds it (the last, on ties: then the tied row keeps it and the next round sees it again)
+        j = torch.eq(cur, v, out=at_row).mul_(row_ids).amax(0).long()
+        torch.index_select(rows2d, 0, base + j, out=row)  # (m, W)
+        s = torch.eq(row, v[:, None], out=at_col).mul_(weights).sum(-1).long()  # count + (W + 1) * its column
+        single &= s % (w + 1) == 1  # one cell of that row holds it (not NaN, no tie within the row)
+        torch.div(s, w + 1, rounding_mode="floor", out=ix[r])
+        iy[r] = j
+        # the row's next value: its best one below v (+inf where below, -inf elsewhere, then the minimum)
+        torch.lt(row, v[:, None], out=below).sub_(0.5).mul_(math.inf)
+        cur.view(-1).index_copy_(0, j * m + along, torch.amax(torch.minimum(row, below, out=below), -1, out=nxt))
+    torch.amax(cur, 0, out=vals[k])  # the (k + 1)-th value
+    clean = single & (vals[:-1] > vals[1:]).all(0)
+    return vals[:k].t().contiguous(), ix.t().contiguous(), iy.t().contiguous(), clean
 
 
 def _topk_window(maps: Tensor, k: int, rad: int, row_max: Tensor) -> tuple[Tensor, ...]:
