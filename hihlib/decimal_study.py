@@ -634,11 +634,14 @@ def oracle_figure(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cell = [r for r in rows if r["kind"] == "oracle" and r["mode"] == "cell"]
+    if any(r.get("oracle_size") == "issue" for r in cell):     # the issue's settings where there are such rows
+        cell = [r for r in cell if r.get("oracle_size") == "issue"]
     hms = sorted({r["heatmap"] for r in cell})
     fig, axes = plt.subplots(1, len(hms), figsize=(3.6 * len(hms), 3.2), sharey=True)
     for ax, hm in zip(np.atleast_1d(axes), hms):
         rs = [r for r in cell if r["heatmap"] == hm]
-        spreads = list(dict.fromkeys(r["spread"] for r in rs))
+        got = set(r["spread"] for r in rs)
+        spreads = [s for s in SPREADS if s in got] + [s for s in dict.fromkeys(r["spread"] for r in rs) if s not in SPREADS]
         x = np.arange(len(spreads))
         for head in dict.fromkeys(r["head"] for r in rs):
             ax.plot(x, [next(r["decimal_kl"] for r in rs if r["head"] == head and r["spread"] == s) for s in spreads],
@@ -646,10 +649,10 @@ def oracle_figure(rows: list[dict], path: Path) -> None:
         ax.plot(x, [np.mean([r["average_label_kl"] for r in rs if r["spread"] == s]) for s in spreads], "k--",
                 label="average label")
         ax.set_xticks(x, [str(s) for s in spreads])
-        ax.set_title(f"oracle input at the cell, {hm} -> 8", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.set_title(f"oracle input at the cell, {hm} -> 8\n({rs[0]['steps']} steps of {rs[0]['batch']} x {rs[0]['num_landmarks']} landmarks)", fontsize=9)
         ax.set_xlabel("landmark spread (fixed cell .. whole map)")
     np.atleast_1d(axes)[0].set_ylabel("decimal KL (nats)")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -678,6 +681,74 @@ def probe_trained(rows: list[dict], runs_dir: Path, log=print) -> None:
         log(f"probe {run.key()}: {pr}")
 
 
+#: The oracle's settings: the issue's (300 steps of 16 faces x 98 landmarks; channels 64, ``oracle_run``'s default;
+#: run on 8 CPU cores by tools/decimal_head_device.sh) and the reduced grid the study CLI runs on 2 loaded cores.
+ISSUE_ORACLE = {"steps": 300, "batch": 16, "num_landmarks": 98, "channels": 64}
+REDUCED_ORACLE = {"steps": 200, "batch": 8, "num_landmarks": 8, "channels": 16}
+
+
+def oracle_size(row: dict) -> str:
+    """"issue" or "reduced" (the two settings above) or "other", from a row's own settings."""
+    for name, kw in (("issue", ISSUE_ORACLE), ("reduced", REDUCED_ORACLE)):
+        if all(row.get(k) == v for k, v in kw.items()):
+            return name
+    return "other"
+
+
+def oracle_key(row: dict) -> tuple:
+    return tuple(row.get(k) for k in ("head", "heatmap", "decimal", "spread", "mode", "steps", "batch", "num_landmarks",
+                                      "channels", "recipe"))
+
+
+def trained_key(row: dict) -> tuple:
+    names = {f.name for f in dataclasses.fields(TrainedRun)}
+    return TrainedRun(**{k: v for k, v in row.items() if k in names}).key(), row.get("device", "cpu")
+
+
+def merge_rows(old: list[dict], new: list[dict], key) -> list[dict]:
+    """``old`` with every row whose ``key`` a row of ``new`` has replaced by that row, then the other new rows."""
+    fresh = {key(r): r for r in new}
+    kept = [fresh.pop(key(r)) if key(r) in fresh else r for r in old]
+    return kept + list(fresh.values())
+
+
+def trained_figure(rows: list[dict], path: Path) -> None:
+    """Trained runs: decimal KL minus the average-label KL (left) and NME with the decimal map vs the integer
+    map alone (right), per trunk and spread, both heads."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: (r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")))
+    cfgs = list(dict.fromkeys((r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")) for r in rows))
+    x = np.arange(len(cfgs))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, head in enumerate(("hih", "hih_local")):
+        got = {(r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")): r for r in rows if r["head"] == head}
+        dx = (i - 0.5) * 0.38
+        kl = [got[c]["decimal_kl"] - got[c]["average_label_kl"] if c in got else np.nan for c in cfgs]
+        a1.bar(x + dx, kl, 0.36, label=head)
+        for j, (m, hatch) in enumerate((("nme_decimal", None), ("nme_integer", "//"))):
+            a2.bar(x + dx + (j - 0.5) * 0.18, [got[c][m] if c in got else np.nan for c in cfgs], 0.17,
+                   color=f"C{i}", hatch=hatch, alpha=1.0 if j == 0 else 0.5,
+                   label=f"{head}: {'decimal map' if j == 0 else 'integer map alone'}")
+    labels = [f"{s}\nw{w} x{n}\n{d}" for s, w, n, d in cfgs]
+    for ax in (a1, a2):
+        ax.set_xticks(x, labels, fontsize=7)
+    a1.axhline(0, color="k", lw=0.8)
+    a1.set_ylabel("decimal KL - average-label KL (nats)")
+    a1.set_title("below 0: the decimal head learned something", fontsize=9)
+    a2.set_yscale("log")
+    a2.set_ylabel("NME (%, inter-ocular)")
+    a2.set_title("NME: decimal map (solid) vs integer map alone (hatched)", fontsize=9)
+    a1.legend(fontsize=7), a2.legend(fontsize=6)
+    fig.suptitle("Trained at heatmap 64 -> decimal 8, released recipe, 4000 steps (synthetic faces, 128 px)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def study_cli(argv=None) -> int:
     """``python -m hihlib.decimal_study --out DIR [--tiny] [--trained RUNS_DIR] [--reuse-oracle]``."""
     import argparse
@@ -690,7 +761,11 @@ def study_cli(argv=None) -> int:
                                              "trunk-free oracle grid, trained rows; writes results.json + figures.")
     ap.add_argument("--out", required=True)
     ap.add_argument("--tiny", action="store_true", help="the test suite's configuration (seconds)")
-    ap.add_argument("--trained", default=None, help="folder of trained-run rows (tools/decimal_head_runs.sh)")
+    ap.add_argument("--trained", default=None, help="folder of trained-run rows (tools/decimal_head_runs.sh or "
+                    "tools/decimal_head_device.sh); they replace rows of OUT/results.json with the same run key (device "
+                    "included), the other trained rows of OUT/results.json are kept")
+    ap.add_argument("--oracle", default=None, help="a file of oracle rows, one JSON object a line "
+                    "(tools/decimal_head_device.sh), added to (or replacing, same settings) the oracle rows")
     ap.add_argument("--reuse-oracle", action="store_true", help="keep the oracle rows of OUT/results.json")
     ap.add_argument("--no-probe", action="store_true", help="leave out the feature probes of the trained trunks")
     ap.add_argument("--threads", type=int, default=1)
@@ -699,8 +774,7 @@ def study_cli(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     geoms = (16, 32) if a.tiny else GEOMETRIES
-    kw = dict(steps=5, batch=2, num_landmarks=2, channels=4, eval_batches=1) if a.tiny else \
-        dict(steps=200, batch=8, num_landmarks=8, channels=16)
+    kw = dict(steps=5, batch=2, num_landmarks=2, channels=4, eval_batches=1) if a.tiny else dict(REDUCED_ORACLE)
     spreads = ("fixed", 1.0) if a.tiny else SPREADS
     rf, fields = rf_rows(geoms)
     rf_figure(fields, out / "receptive_fields.png")
@@ -709,20 +783,28 @@ def study_cli(argv=None) -> int:
         oracle = [r for r in old["rows"] if r["kind"] == "oracle"]
     else:
         oracle = oracle_rows(geoms, spreads, **kw)
+    if a.oracle:
+        oracle = merge_rows(oracle, [json.loads(line) for line in Path(a.oracle).read_text().splitlines() if line.strip()],
+                            oracle_key)
+    for r in oracle:
+        r["oracle_size"] = oracle_size(r)
     oracle_figure(oracle, out / "oracle.png")
-    trained = []
+    trained = [r for r in old["rows"] if r["kind"] == "trained"]
     if a.trained:
+        new = []
         for p in sorted(Path(a.trained).glob("*.json")):
             got = json.loads(p.read_text())
-            trained += [r for r in (got if isinstance(got, list) else [got])
-                        if isinstance(r, dict) and r.get("kind") == "trained"]
-    else:
-        trained = [r for r in old["rows"] if r["kind"] == "trained"]
-    if a.trained and not a.no_probe:
-        probe_trained(trained, Path(a.trained))
+            new += [r for r in (got if isinstance(got, list) else [got])
+                    if isinstance(r, dict) and r.get("kind") == "trained"]
+        if not a.no_probe:
+            probe_trained(new, Path(a.trained))
+        trained = merge_rows(trained, new, trained_key)
+    if trained:
+        trained_figure(trained, out / "trained.png")
     write_json(out / "results.json", {"description": __doc__.strip().splitlines()[0],
                                       "command": "python -m hihlib.decimal_study " + " ".join(argv or []),
-                                      "oracle_settings": kw, "rows": rf + oracle + trained})
+                                      "oracle_settings": {"reduced": REDUCED_ORACLE, "issue": ISSUE_ORACLE},
+                                      "rows": rf + oracle + trained})
     print(f"wrote {out}/results.json ({len(oracle)} oracle, {len(trained)} trained rows) and figures")
     return 0
 
