@@ -165,3 +165,46 @@ def test_feature_probe_reads_the_fraction_where_the_feature_holds_it():
     r = ds.feature_probe(Trunk(), codec, run, train, test, num_fit=N)
     assert r["cell"] > 0.99
     assert r["class_mean"] < 0.05 and r["class_best"] < 0.1
+
+
+def _gen_woo_head_1landmark(pt, size, sigma):
+    """Independent transcription of the released gen_woo_head (lib/dataset/gen_heads.py) for one point with an
+    integer sigma: gen_heat's (6 sigma + 1)^2 patch pasted at ul = round(pt - 3 sigma), clipped to the map."""
+    tmp = int(3 * sigma)
+    n = 2 * tmp + 1
+    x = np.arange(n, dtype=np.float32)
+    heat = np.exp(-((x - tmp) ** 2 + (x[:, None] - tmp) ** 2) / (2 * sigma ** 2))
+    out = np.zeros((size, size), np.float32)
+    ul = [int(round(pt[0] - tmp)), int(round(pt[1] - tmp))]
+    br = [int(round(pt[0] + tmp)) + 1, int(round(pt[1] + tmp)) + 1]
+    gx = max(0, -ul[0]), min(br[0], size) - ul[0]
+    gy = max(0, -ul[1]), min(br[1], size) - ul[1]
+    ix = max(0, ul[0]), min(br[0], size)
+    iy = max(0, ul[1]), min(br[1], size)
+    out[iy[0]:iy[1], ix[0]:ix[1]] = heat[gy[0]:gy[1], gx[0]:gx[1]]
+    return out
+
+
+def test_released_decimal_values_are_the_released_generator():
+    """Against a transcription of gen_hih_head: integer cell floor(64 x_norm), decimal map gen_woo_head at
+    8 * frac (7 x 7 window at sigma 1, a peak at 8 when frac rounds up, cut by the map)."""
+    _, codec, _ = ds.build("released", "hih", num_landmarks=1, heatmap_size=32, input_size=64, width=8, num_stacks=1,
+                           depth=2)
+    g = torch.Generator().manual_seed(1)
+    coords = torch.rand(1, 40, 2, generator=g) * 60 + 2
+    coords[0, 0] = torch.tensor([2.0 * (10 + 0.97) - 0.5, 2.0 * (7 + 0.02) - 0.5])   # frac 0.97 -> c = 8; 0.02 -> 0
+    cells, values = ds.released_decimal_values(codec, coords)
+    x_norm = (coords[0].numpy().astype(np.float64) + 0.5) / 64          # released labels: [0, 1] across the crop
+    w = x_norm * 32
+    for k in range(coords.shape[1]):
+        cell = np.floor(w[k])
+        assert cells[0, k].tolist() == cell.astype(int).tolist()
+        expected = _gen_woo_head_1landmark((w[k] - cell) * 8, 8, 1.0)
+        assert np.allclose(values[0, k].numpy(), expected, atol=1e-6), k
+    assert values[0, 0].argmax().item() == 7 and values[0, 0, 0, 7].item() == pytest.approx(math.exp(-0.5))
+    # hihlib's released-recipe label differs: it carries frac 0.97 into the next cell, and centres its Gaussian
+    # at the exact position (so the labels differ a little everywhere)
+    ours, _ = codec.split(coords)
+    assert ours[0, 0, 0].item() == 11 and cells[0, 0, 0].item() == 10
+    mis = ds.label_mismatch(codec, coords)
+    assert mis["cell_differs"] > 0 and 0 < mis["tv_mean"] < mis["tv_max"] < 0.2
