@@ -2,7 +2,9 @@
 
 ``python -m hihlib.decimal_study --out figures/decimal_head`` regenerates ``results.json`` and the figures
 (``--tiny`` is the test suite's configuration; ``--trained`` adds the long trained runs, see
-``tools/decimal_head_runs.sh``).
+``tools/decimal_head_runs.sh``; ``--oracle`` adds oracle rows run elsewhere). The committed results.json is
+``--out figures/decimal_head --reuse-oracle --oracle figures/decimal_head/runs/oracle.jsonl --trained
+figures/decimal_head/runs`` (rows of ``tools/decimal_head_device.sh``).
 
 Pieces:
 

@@ -1,3 +1,18 @@
+#!/usr/bin/env bash
+# The decimal-head study's runs on a lent GPU machine (issue 18), as sent there in one call (its body is the
+# `run` command; OUT is the folder that comes back). From the repository root there:
+#   * the oracle grid at the issue's size (300 steps of 16 faces x 98 landmarks, head width 64): 33 runs,
+#     heatmaps 64, 32, 16, both heads, every spread + the "class" control, 8 CPU processes of 1 thread;
+#   * trained runs at heatmap 64 -> decimal 8, released recipe, 4000 steps of batch 8, 128 px, 25 landmarks:
+#     trunks width 32 x 1 stack and width 64 x 2 stacks, spreads demo and aligned, heads hih and hih_local,
+#     8 processes side by side on the GPU, each followed by its feature probe;
+#   -> OUT/r.tgz: r/<run key>.json, r/oracle.jsonl and the logs (committed as figures/decimal_head/runs/).
+# Measured 2026-12-04 on one H200 machine: 318 s in all; trained runs 207-212 s (width 32) and 274-284 s
+# (2 x 64) for 4000 steps with 8 runs sharing the GPU; oracle runs 112-123 s (global head) and 193-217 s
+# (hih_local) at 64 -> 8. Then: python -m hihlib.decimal_study --out figures/decimal_head --reuse-oracle
+#   --oracle figures/decimal_head/runs/oracle.jsonl --trained figures/decimal_head/runs
+# S (steps), OS (oracle steps), DEV (device), NT (training faces), OJ (oracle jobs), NP (oracle processes),
+# OT (oracle time limit) shrink it for a smoke run on a CPU.
 M=hihlib.studies.decimal_study;[ -f hihlib/studies/decimal_study.py ]||M=hihlib.decimal_study
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 M T0=$(date +%s) S=${S:-4000} DEV=${DEV:-cuda} OS=${OS:-300}
 L=/tmp/r;mkdir -p $L;echo $M;nvidia-smi -L;nproc
