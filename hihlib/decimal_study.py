@@ -11,7 +11,8 @@ Pieces:
 * ``RECIPES`` / ``build(...)``: the one switch. ``recipe="released"`` sets every knob the released code
   (starhiking/HeatmapInHeatmap, experiments/Data_WFLW/HIHC_64x8_hg_l2.py and lib/model/get_hourglass.py)
   sets: the split frame (``frame="released_hih"``: the cell containing the landmark, decimal offset from
-  its corner), the soft label (softmax of the Gaussian *values*, KL averaged over elements:
+  its corner), the soft label (softmax of the Gaussian *values* on the rounded decimal cell in a 7 x 7 window,
+  integer cell floor(u'): ``ReleasedLabelCodec``, the released ``gen_hih_head``; KL averaged over elements:
   ``decimal_loss="official"``), the loss weight (MSE x 1 + 0.05 x CSC), the initialisation (every conv
   and linear weight N(0, 0.001^2), BN weight 1 / bias 0), ``align_corners=True`` up-sampling, sigma 1.5
   on the integer map and 1.0 on the decimal map. ``recipe="hihlib"`` is hihlib's defaults.
@@ -54,6 +55,7 @@ RECIPES: dict[str, dict] = {
         "decimal_weight": 0.05 / 64,    # = 0.05 x a KL averaged over the 64 cells
         "init": "pytorch",              # PyTorch's default (Kaiming-uniform) conv init
         "align_corners": False,
+        "decimal_label": "hihlib",      # the codec's normalised Gaussian at the exact decimal position
     },
     "released": {
         "frame": "released_hih",        # the cell containing the landmark, offset from its corner
@@ -63,6 +65,7 @@ RECIPES: dict[str, dict] = {
         "decimal_weight": 0.05,         # loss_offset_weight = 0.05 (loss_heatmap_weight = 1)
         "init": "released",             # N(0, 0.001^2) on every conv / linear weight, BN 1 / 0
         "align_corners": True,          # bilinear up-sampling in the hourglass
+        "decimal_label": "released",    # gen_hih_head: cell floor(u'), Gaussian on the rounded decimal cell, 7 x 7
     },
 }
 
@@ -107,19 +110,29 @@ def build(recipe_name: str, head: str, *, num_landmarks: int = 98, heatmap_size:
                           width=width, num_stacks=num_stacks, depth=depth, align_corners=r["align_corners"])
     if r["init"] == "released":
         released_init(model)
-    codec = get_codec("hih", input_size=input_size, heatmap_size=heatmap_size, sigma=r["sigma"],
-                      decimal_size=decimal_size, decimal_sigma=r["decimal_sigma"], frame=r["frame"])
+    kw = dict(input_size=input_size, heatmap_size=heatmap_size, sigma=r["sigma"], decimal_size=decimal_size,
+              decimal_sigma=r["decimal_sigma"], frame=r["frame"])
+    if r["decimal_label"] == "released":
+        codec = ReleasedLabelCodec(**kw)
+        # the released loss, weight x mean over the B*K*d*d elements of KL(softmax(values) || softmax(logits)), is
+        # weight / d^2 x the per-landmark KL to the codec's target (already softmax(values)); csc_official cannot
+        # be used: it recovers the values from a normalised label, which fails when the peak lies off the map (c = d)
+        loss = build_loss("hih", decimal_loss="kl", decimal_weight=r["decimal_weight"] / decimal_size ** 2)
+    else:
+        codec = get_codec("hih", **kw)
+        loss = build_loss("hih", decimal_loss=r["decimal_loss"], decimal_weight=r["decimal_weight"])
     if head == "hih_local":
         model._cells = codec.split   # the window sits at the codec's integer cell
-    loss = build_loss("hih", decimal_loss=r["decimal_loss"], decimal_weight=r["decimal_weight"])
     return model, codec, loss
 
 
 def training_label(targets_decimal: Tensor, recipe_name: str) -> Tensor:
     """The probability distribution a recipe's CSC loss trains the decimal map towards, (B, K, d, d).
 
-    hihlib: the codec's normalised Gaussian; released: the softmax of the Gaussian values (peak 1)."""
-    if recipe(recipe_name)["decimal_loss"] == "kl":
+    hihlib: the codec's normalised Gaussian; released: the softmax of the Gaussian values (peak 1), which
+    ``ReleasedLabelCodec`` already returns."""
+    r = recipe(recipe_name)
+    if r["decimal_loss"] == "kl" or r["decimal_label"] == "released":
         return targets_decimal
     from .losses import official_soft_label
 
@@ -137,7 +150,7 @@ def released_decimal_values(codec, coords: Tensor) -> tuple[Tensor, Tensor]:
     |g - c| <= 3 sigma per axis (7 x 7 at sigma 1: ``gen_heat``) and 0 outside it. The released soft label is
     ``official_soft_label`` of these values.
 
-    hihlib's ``recipe="released"`` label differs (see ``label_mismatch``): its codec centres the Gaussian at the
+    hihlib's ``recipe="released"`` label differed before ``ReleasedLabelCodec`` (see ``label_mismatch``): its codec centres the Gaussian at the
     exact decimal position on the whole d x d map and carries a position that rounds to d into the next cell."""
     u = codec.to_cells(coords.float()) + 0.5                               # (B, K, 2) released frame
     h, d, sigma = codec.heatmap_size, codec.decimal_size, codec.decimal_sigma
@@ -149,16 +162,47 @@ def released_decimal_values(codec, coords: Tensor) -> tuple[Tensor, Tensor]:
     return cells.long(), v[..., 1, :, None] * v[..., 0, None, :]
 
 
-def label_mismatch(codec, coords: Tensor) -> dict:
-    """How far hihlib's ``recipe="released"`` training label (``training_label``) is from the released one
-    (``released_decimal_values``) at ``coords`` (B, K, 2): the share of landmarks whose integer cell differs
-    (the carry), and the total-variation distance between the two soft labels (mean and max over landmarks)."""
-    cells, values = released_decimal_values(codec, coords)
-    ours_cells, _ = codec.split(coords)
+def _released_label_codec():
+    from .codecs.hih import HIHCodec
+    from .codecs.gaussian import gaussian_maps
     from .losses import official_soft_label
 
+    class ReleasedLabelCodec(HIHCodec):
+        """The HIH codec with the released target generator (``released_decimal_values``): integer cell floor(u')
+        (no carry), decimal target the released soft label, softmax of the Gaussian values on the rounded decimal
+        cell in a 7 x 7 window. Decoders are HIHCodec's (frame "released_hih")."""
+
+        def split(self, coords: Tensor) -> tuple[Tensor, Tensor]:
+            u = self.frame_cells(coords)
+            i = torch.floor(u).clamp(0, self.heatmap_size - 1)
+            return i, (u - i) * self.decimal_size
+
+        def encode(self, coords: Tensor, *, generator=None) -> dict[str, Tensor]:
+            cells, values = released_decimal_values(self, coords)
+            return {"heatmap": gaussian_maps(cells.float(), self.heatmap_size, self.sigma),
+                    "decimal": official_soft_label(values)}
+
+    return ReleasedLabelCodec
+
+
+def ReleasedLabelCodec(**kw):  # noqa: N802
+    """A ``ReleasedLabelCodec`` (see ``_released_label_codec``); keyword arguments as ``HIHCodec``."""
+    return _released_label_codec()(**kw)
+
+
+def label_mismatch(codec, coords: Tensor) -> dict:
+    """How far the label hihlib's ``recipe="released"`` used before ``ReleasedLabelCodec`` (HIHCodec's: softmax of
+    its Gaussian centred at the exact position, integer cell carried) is from the released one
+    (``released_decimal_values``) at ``coords`` (B, K, 2): the share of landmarks whose integer cell differs
+    (the carry), and the total-variation distance between the two soft labels (mean and max over landmarks)."""
+    from .codecs.hih import HIHCodec
+    from .losses import official_soft_label
+
+    cells, values = released_decimal_values(codec, coords)
+    ours_cells, _ = HIHCodec.split(codec, coords)
     theirs = official_soft_label(values)
-    ours = training_label(codec.encode(coords)["decimal"], "released")
+    p = HIHCodec.encode(codec, coords)["decimal"]
+    ours = official_soft_label(p / p.amax((-2, -1), keepdim=True))
     tv = 0.5 * (theirs - ours).abs().flatten(-2).sum(-1)                 # (B, K)
     return {"cell_differs": float((ours_cells.long() != cells).any(-1).float().mean()),
             "tv_mean": float(tv.mean()), "tv_max": float(tv.max())}
@@ -314,7 +358,9 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
         dec = model(images, landmarks=coords)["decimal"]
         kls.append(kl_per_landmark(label, dec).cpu())
         labels.append(label.cpu())
-        sharp = codec.encode(coords)["decimal"]   # the normalised Gaussian (hihlib's label), for comparison
+        from .codecs.hih import HIHCodec
+
+        sharp = HIHCodec.encode(codec, coords)["decimal"]   # the normalised Gaussian (hihlib's label), for comparison
         kls_n.append(kl_per_landmark(sharp, dec).cpu())
         labels_n.append(sharp.cpu())
         out = model(images)
@@ -727,7 +773,7 @@ REDUCED_ORACLE = {"steps": 200, "batch": 8, "num_landmarks": 8, "channels": 16}
 
 
 #: What the trained rows' released-recipe label is (``label_mismatch`` measures the difference).
-TRAINED_LABEL_NOTE = ("every trained row used hihlib's recipe='released' label: the softmax of the codec's Gaussian "
+TRAINED_LABEL_NOTE = ("every trained row predates ReleasedLabelCodec and used hihlib's earlier released-recipe label: the softmax of the codec's Gaussian "
                       "values centred at the exact decimal position on the whole 8 x 8 map, integer cell carried when "
                       "the position rounds to 8; the released gen_hih_head centres it on the rounded decimal cell in a "
                       "7 x 7 window and keeps floor(u') (released_decimal_values); about 12 % of landmarks get another "

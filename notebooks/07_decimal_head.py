@@ -232,7 +232,10 @@ for spread, w, n in groups:
 #   2 × 64 trunks carry some of it (R² 0.11–0.42), while the demo-spread 2 × 64 trunks' cell probes do not generalise
 #   (R² < 0). The trunk does not spread each landmark's fraction across the map, which is what the released head
 #   would need.
-# * **Label**: hihlib's `recipe="released"` soft label is the softmax of a Gaussian centred at the *exact* decimal
-#   position on the whole 8 × 8 map; the released `gen_hih_head` centres it on the *rounded* decimal cell
-#   round(8 · frac), cut to a 7 × 7 window, and keeps the integer cell floor(u) when that rounds to 8 (hihlib carries
-#   into the next cell). Every trained row above was trained with hihlib's version (see docs/REFERENCE.md).
+# * **Label**: the trained rows above used hihlib's earlier released-recipe label: the softmax of a Gaussian
+#   centred at the *exact* decimal position on the whole 8 × 8 map, the integer cell carried into the next one
+#   when the position rounds to 8. The released `gen_hih_head` centres it on the *rounded* decimal cell
+#   round(8 · frac), cut to a 7 × 7 window, and keeps the cell floor(u). `recipe="released"` now uses the released
+#   generator (`decimal_study.ReleasedLabelCodec`, tested against a transcription of it); the difference
+#   (`decimal_study.label_mismatch`: about 12 % of landmarks in another integer cell, total variation between the
+#   two nearly flat labels about 0.03) has not been re-trained here.

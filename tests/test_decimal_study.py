@@ -11,6 +11,7 @@ from torch import nn
 from hihlib import decimal_study as ds
 from hihlib.errors import ConfigError
 from hihlib.losses import csc_official
+from hihlib.losses import official_soft_label as csc_soft
 from hihlib.models import create
 from hihlib.models.heads import released_buildable
 
@@ -36,7 +37,15 @@ def test_the_released_switch_sets_every_knob_on_the_built_model_codec_and_loss()
     model, codec, loss = ds.build("released", "hih", num_landmarks=5, heatmap_size=32, input_size=64, width=16,
                                   num_stacks=1, depth=3, seed=0)
     assert codec.frame == "released_hih" and codec.sigma == 1.5 and codec.decimal_sigma == 1.0
-    assert loss.decimal is csc_official and loss.decimal_weight == 0.05
+    # the released loss, 0.05 x csc_official on the Gaussian values, realised as 0.05 / 64 x the per-landmark KL to
+    # the codec's target (the released soft label): equal wherever csc_official can recover the values (peak on the map)
+    assert loss.decimal_weight == pytest.approx(0.05 / 64)
+    coords = torch.tensor([[[20.3, 40.1], [33.6, 12.2], [50.0, 7.7], [9.1, 60.4], [25.25, 30.6]]])
+    _, values = ds.released_decimal_values(codec, coords)
+    assert bool((values.amax((-2, -1)) == 1).all())
+    logits = torch.randn(1, 5, 8, 8, generator=torch.Generator().manual_seed(0))
+    ours = loss.decimal_weight * loss.decimal(logits, codec.encode(coords)["decimal"])
+    assert ours.item() == pytest.approx(0.05 * csc_official(logits, values).item(), rel=1e-5)
     assert model.config.align_corners is True
     convs = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     w = torch.cat([c.flatten() for c in convs])
@@ -60,7 +69,8 @@ def test_the_released_soft_label_is_the_softmax_of_gaussian_values():
     coords = codec.to_pixels(torch.full((1, 1, 2), u))
     label = ds.training_label(codec.encode(coords)["decimal"], "released")[0, 0]
     g = np.arange(8)
-    vals = np.exp(-((g[:, None] - 3) ** 2 + (g[None, :] - 3) ** 2) / 2.0)
+    win = np.abs(g - 3) <= 3                   # the released 7 x 7 window: cell 7 is left at 0
+    vals = np.exp(-((g[:, None] - 3) ** 2 + (g[None, :] - 3) ** 2) / 2.0) * win[:, None] * win[None, :]
     expected = np.exp(vals) / np.exp(vals).sum()
     assert np.allclose(label.numpy(), expected, atol=1e-6)
     assert 0.03 < expected.max() < 0.05
@@ -202,9 +212,14 @@ def test_released_decimal_values_are_the_released_generator():
         expected = _gen_woo_head_1landmark((w[k] - cell) * 8, 8, 1.0)
         assert np.allclose(values[0, k].numpy(), expected, atol=1e-6), k
     assert values[0, 0].argmax().item() == 7 and values[0, 0, 0, 7].item() == pytest.approx(math.exp(-0.5))
-    # hihlib's released-recipe label differs: it carries frac 0.97 into the next cell, and centres its Gaussian
-    # at the exact position (so the labels differ a little everywhere)
+    # the released recipe's codec uses it: same cells, the released soft label
     ours, _ = codec.split(coords)
-    assert ours[0, 0, 0].item() == 11 and cells[0, 0, 0].item() == 10
+    assert torch.equal(ours.long(), cells)
+    assert torch.allclose(codec.encode(coords)["decimal"], csc_soft(values))
+    # hihlib's earlier label (HIHCodec's) differs: it carries frac 0.97 into the next cell, and centres its
+    # Gaussian at the exact position (so the labels differ a little everywhere)
+    from hihlib.codecs.hih import HIHCodec
+
+    assert HIHCodec.split(codec, coords)[0][0, 0, 0].item() == 11 and cells[0, 0, 0].item() == 10
     mis = ds.label_mismatch(codec, coords)
     assert mis["cell_differs"] > 0 and 0 < mis["tv_mean"] < mis["tv_max"] < 0.2
