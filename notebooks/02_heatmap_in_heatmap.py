@@ -357,11 +357,14 @@ assert final["interval classification"] < final["regression"]
 # map, and the decimal map is pooled 2× below the integer map) with hihlib's recipe (normalised label,
 # per-landmark KL × 0.05/64, PyTorch init, align_corners=False). At the released geometry, 64 → 8 (each class
 # sees up to 39×39 cells, 37 % of the map), with the released recipe (notebook 07: 128 px crops at stride
-# 2, a 1-stack width-16 hourglass, 4,000 steps, synthetic faces), the released head's decimal KL also stays
-# at the average-label level (0.0319 vs 0.0318 nats) and reading its decimal map does not beat the integer
-# map alone (NME 29.62 % vs 29.39 %; 17.52 % vs 17.49 % on tightly aligned faces), while `hih_local` on the
-# same trunk goes below it (0.0264) and improves on the integer map (25.83 % vs 26.12 %); at that CPU budget
-# the trunk itself is far from trained, so the paper-scale answer is left to `benchmarks/gpu_check.sh decimal`.
+# 2, 25 of 98 landmarks, 4,000 steps of 8 faces, synthetic faces; hourglass trunks of 1 stack × width 16, the
+# demo's 1 stack × width 32 and 2 stacks × width 64), the released head's decimal KL also stays at the
+# average-label level on every trunk (0.0319 vs 0.0317–0.0318 nats), with the demo's spread of faces and with
+# tightly aligned ones, and reading its decimal map makes the landmarks worse than the integer map alone (demo spread, NME
+# 2.00 % vs 1.88 % at width 32, 1.79 % vs 1.66 % at 2 × 64), while `hih_local` on the same trunk goes below it
+# (0.025) and improves on the integer map (1.38 % vs 1.92 %, 1.05 % vs 1.64 %). Trunk-free oracles (300 steps of
+# 16 faces × 98 landmarks) agree at 16, 32 and 64 → 8 and every landmark spread. The paper-scale answer (4 stacks
+# of width 256, 256 px) is left to `benchmarks/gpu_check.sh decimal`.
 #
 # Measured at 16 → 8: notebook 04 trains both heads on the same backbone, data and budget (with a linear probe of the
 # features and a sweep of the released head's loss weight), and `hih demo --long` trains them 8× longer.

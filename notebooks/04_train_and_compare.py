@@ -321,11 +321,13 @@ display(Markdown("\n".join([
 # The global-head model diagnosed here is `hih_ext` at heatmap 16 → decimal 8 (64 px crops, stride 4,
 # hihlib's recipe), a size the released code cannot build; it is not the released head, and hihlib refuses
 # to build `head="hih"` there. Notebook 07 measures the released head at its own geometry (64 → 8) with the
-# released recipe: there too its decimal KL stays at the average-label level (0.0319 vs 0.0318) and its
-# decimal map does not beat the integer map alone (NME 29.62 % vs 29.39 %), trunk-free oracles show that no
-# geometry or landmark spread lets it read a fraction given at the landmark's cell, and probes of the trained
-# trunk find the fraction at the landmark's cell (R² ≈ 0.25) but not at the positions its classes read
-# (R² ≤ 0) — all on a 1-stack width-16 trunk that at this CPU budget is itself far from trained (NME 14–30 %).
+# released recipe (128 px crops at stride 2, 4,000 steps, trunks of 1 stack × width 16, the demo's 1 stack ×
+# width 32 and 2 stacks × width 64, synthetic faces with the demo's spread and tightly aligned): there too its
+# decimal KL stays at the average-label level (0.0319 vs 0.0317–0.0318) and its decimal map makes the landmarks
+# worse than the integer map alone (demo spread, NME 2.00 % vs 1.88 % at width 32, 1.79 % vs 1.66 % at 2 × 64)
+# while `hih_local` on the same trunk improves on it (1.38 % vs 1.92 %, 1.05 % vs 1.64 %); trunk-free oracles
+# show that no geometry or landmark spread lets it read a fraction given at the landmark's cell, and probes of
+# the trained trunks never find the fraction at the positions its classes read (R² ≤ 0.001).
 #
 # **Geometry first.** The HIH authors' code builds its decimal head for one geometry only: a 64×64 integer
 # heatmap and an 8×8 decimal map, reached by a max-pool and two down-sampling blocks (64 → 31 → 16 → 8;

@@ -11,6 +11,7 @@ from torch import nn
 from hihlib.studies import decimal_study as ds
 from hihlib.errors import ConfigError
 from hihlib.losses import csc_official
+from hihlib.losses import official_soft_label as csc_soft
 from hihlib.models import create
 from hihlib.models.heads import released_buildable
 
@@ -36,7 +37,15 @@ def test_the_released_switch_sets_every_knob_on_the_built_model_codec_and_loss()
     model, codec, loss = ds.build("released", "hih", num_landmarks=5, heatmap_size=32, input_size=64, width=16,
                                   num_stacks=1, depth=3, seed=0)
     assert codec.frame == "released_hih" and codec.sigma == 1.5 and codec.decimal_sigma == 1.0
-    assert loss.decimal is csc_official and loss.decimal_weight == 0.05
+    # the released loss, 0.05 x csc_official on the Gaussian values, realised as 0.05 / 64 x the per-landmark KL to
+    # the codec's target (the released soft label): equal wherever csc_official can recover the values (peak on the map)
+    assert loss.decimal_weight == pytest.approx(0.05 / 64)
+    coords = torch.tensor([[[20.3, 40.1], [33.6, 12.2], [50.0, 7.7], [9.1, 60.4], [25.25, 30.6]]])
+    _, values = ds.released_decimal_values(codec, coords)
+    assert bool((values.amax((-2, -1)) == 1).all())
+    logits = torch.randn(1, 5, 8, 8, generator=torch.Generator().manual_seed(0))
+    ours = loss.decimal_weight * loss.decimal(logits, codec.encode(coords)["decimal"])
+    assert ours.item() == pytest.approx(0.05 * csc_official(logits, values).item(), rel=1e-5)
     assert model.config.align_corners is True
     convs = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     w = torch.cat([c.flatten() for c in convs])
@@ -60,7 +69,8 @@ def test_the_released_soft_label_is_the_softmax_of_gaussian_values():
     coords = codec.to_pixels(torch.full((1, 1, 2), u))
     label = ds.training_label(codec.encode(coords)["decimal"], "released")[0, 0]
     g = np.arange(8)
-    vals = np.exp(-((g[:, None] - 3) ** 2 + (g[None, :] - 3) ** 2) / 2.0)
+    win = np.abs(g - 3) <= 3                   # the released 7 x 7 window: cell 7 is left at 0
+    vals = np.exp(-((g[:, None] - 3) ** 2 + (g[None, :] - 3) ** 2) / 2.0) * win[:, None] * win[None, :]
     expected = np.exp(vals) / np.exp(vals).sum()
     assert np.allclose(label.numpy(), expected, atol=1e-6)
     assert 0.03 < expected.max() < 0.05
@@ -165,3 +175,51 @@ def test_feature_probe_reads_the_fraction_where_the_feature_holds_it():
     r = ds.feature_probe(Trunk(), codec, run, train, test, num_fit=N)
     assert r["cell"] > 0.99
     assert r["class_mean"] < 0.05 and r["class_best"] < 0.1
+
+
+def _gen_woo_head_1landmark(pt, size, sigma):
+    """Independent transcription of the released gen_woo_head (lib/dataset/gen_heads.py) for one point with an
+    integer sigma: gen_heat's (6 sigma + 1)^2 patch pasted at ul = round(pt - 3 sigma), clipped to the map."""
+    tmp = int(3 * sigma)
+    n = 2 * tmp + 1
+    x = np.arange(n, dtype=np.float32)
+    heat = np.exp(-((x - tmp) ** 2 + (x[:, None] - tmp) ** 2) / (2 * sigma ** 2))
+    out = np.zeros((size, size), np.float32)
+    ul = [int(round(pt[0] - tmp)), int(round(pt[1] - tmp))]
+    br = [int(round(pt[0] + tmp)) + 1, int(round(pt[1] + tmp)) + 1]
+    gx = max(0, -ul[0]), min(br[0], size) - ul[0]
+    gy = max(0, -ul[1]), min(br[1], size) - ul[1]
+    ix = max(0, ul[0]), min(br[0], size)
+    iy = max(0, ul[1]), min(br[1], size)
+    out[iy[0]:iy[1], ix[0]:ix[1]] = heat[gy[0]:gy[1], gx[0]:gx[1]]
+    return out
+
+
+def test_released_decimal_values_are_the_released_generator():
+    """Against a transcription of gen_hih_head: integer cell floor(64 x_norm), decimal map gen_woo_head at
+    8 * frac (7 x 7 window at sigma 1, a peak at 8 when frac rounds up, cut by the map)."""
+    _, codec, _ = ds.build("released", "hih", num_landmarks=1, heatmap_size=32, input_size=64, width=8, num_stacks=1,
+                           depth=2)
+    g = torch.Generator().manual_seed(1)
+    coords = torch.rand(1, 40, 2, generator=g) * 60 + 2
+    coords[0, 0] = torch.tensor([2.0 * (10 + 0.97) - 0.5, 2.0 * (7 + 0.02) - 0.5])   # frac 0.97 -> c = 8; 0.02 -> 0
+    cells, values = ds.released_decimal_values(codec, coords)
+    x_norm = (coords[0].numpy().astype(np.float64) + 0.5) / 64          # released labels: [0, 1] across the crop
+    w = x_norm * 32
+    for k in range(coords.shape[1]):
+        cell = np.floor(w[k])
+        assert cells[0, k].tolist() == cell.astype(int).tolist()
+        expected = _gen_woo_head_1landmark((w[k] - cell) * 8, 8, 1.0)
+        assert np.allclose(values[0, k].numpy(), expected, atol=1e-6), k
+    assert values[0, 0].argmax().item() == 7 and values[0, 0, 0, 7].item() == pytest.approx(math.exp(-0.5))
+    # the released recipe's codec uses it: same cells, the released soft label
+    ours, _ = codec.split(coords)
+    assert torch.equal(ours.long(), cells)
+    assert torch.allclose(codec.encode(coords)["decimal"], csc_soft(values))
+    # hihlib's earlier label (HIHCodec's) differs: it carries frac 0.97 into the next cell, and centres its
+    # Gaussian at the exact position (so the labels differ a little everywhere)
+    from hihlib.codecs.hih import HIHCodec
+
+    assert HIHCodec.split(codec, coords)[0][0, 0, 0].item() == 11 and cells[0, 0, 0].item() == 10
+    mis = ds.label_mismatch(codec, coords)
+    assert mis["cell_differs"] > 0 and 0 < mis["tv_mean"] < mis["tv_max"] < 0.2

@@ -2,14 +2,17 @@
 
 ``python -m hihlib.studies.decimal_study --out figures/decimal_head`` regenerates ``results.json`` and the figures
 (``--tiny`` is the test suite's configuration; ``--trained`` adds the long trained runs, see
-``tools/decimal_head_runs.sh``).
+``tools/decimal_head_runs.sh``; ``--oracle`` adds oracle rows run elsewhere). The committed results.json is
+``--out figures/decimal_head --reuse-oracle --oracle figures/decimal_head/runs/oracle.jsonl --trained
+figures/decimal_head/runs`` (rows of ``tools/decimal_head_device.sh``).
 
 Pieces:
 
 * ``RECIPES`` / ``build(...)``: the one switch. ``recipe="released"`` sets every knob the released code
   (starhiking/HeatmapInHeatmap, experiments/Data_WFLW/HIHC_64x8_hg_l2.py and lib/model/get_hourglass.py)
   sets: the split frame (``frame="released_hih"``: the cell containing the landmark, decimal offset from
-  its corner), the soft label (softmax of the Gaussian *values*, KL averaged over elements:
+  its corner), the soft label (softmax of the Gaussian *values* on the rounded decimal cell in a 7 x 7 window,
+  integer cell floor(u'): ``ReleasedLabelCodec``, the released ``gen_hih_head``; KL averaged over elements:
   ``decimal_loss="official"``), the loss weight (MSE x 1 + 0.05 x CSC), the initialisation (every conv
   and linear weight N(0, 0.001^2), BN weight 1 / bias 0), ``align_corners=True`` up-sampling, sigma 1.5
   on the integer map and 1.0 on the decimal map. ``recipe="hihlib"`` is hihlib's defaults.
@@ -52,6 +55,7 @@ RECIPES: dict[str, dict] = {
         "decimal_weight": 0.05 / 64,    # = 0.05 x a KL averaged over the 64 cells
         "init": "pytorch",              # PyTorch's default (Kaiming-uniform) conv init
         "align_corners": False,
+        "decimal_label": "hihlib",      # the codec's normalised Gaussian at the exact decimal position
     },
     "released": {
         "frame": "released_hih",        # the cell containing the landmark, offset from its corner
@@ -61,6 +65,7 @@ RECIPES: dict[str, dict] = {
         "decimal_weight": 0.05,         # loss_offset_weight = 0.05 (loss_heatmap_weight = 1)
         "init": "released",             # N(0, 0.001^2) on every conv / linear weight, BN 1 / 0
         "align_corners": True,          # bilinear up-sampling in the hourglass
+        "decimal_label": "released",    # gen_hih_head: cell floor(u'), Gaussian on the rounded decimal cell, 7 x 7
     },
 }
 
@@ -105,24 +110,102 @@ def build(recipe_name: str, head: str, *, num_landmarks: int = 98, heatmap_size:
                           width=width, num_stacks=num_stacks, depth=depth, align_corners=r["align_corners"])
     if r["init"] == "released":
         released_init(model)
-    codec = get_codec("hih", input_size=input_size, heatmap_size=heatmap_size, sigma=r["sigma"],
-                      decimal_size=decimal_size, decimal_sigma=r["decimal_sigma"], frame=r["frame"])
+    kw = dict(input_size=input_size, heatmap_size=heatmap_size, sigma=r["sigma"], decimal_size=decimal_size,
+              decimal_sigma=r["decimal_sigma"], frame=r["frame"])
+    if r["decimal_label"] == "released":
+        codec = ReleasedLabelCodec(**kw)
+        # the released loss, weight x mean over the B*K*d*d elements of KL(softmax(values) || softmax(logits)), is
+        # weight / d^2 x the per-landmark KL to the codec's target (already softmax(values)); csc_official cannot
+        # be used: it recovers the values from a normalised label, which fails when the peak lies off the map (c = d)
+        loss = build_loss("hih", decimal_loss="kl", decimal_weight=r["decimal_weight"] / decimal_size ** 2)
+    else:
+        codec = get_codec("hih", **kw)
+        loss = build_loss("hih", decimal_loss=r["decimal_loss"], decimal_weight=r["decimal_weight"])
     if head == "hih_local":
         model._cells = codec.split   # the window sits at the codec's integer cell
-    loss = build_loss("hih", decimal_loss=r["decimal_loss"], decimal_weight=r["decimal_weight"])
     return model, codec, loss
 
 
 def training_label(targets_decimal: Tensor, recipe_name: str) -> Tensor:
     """The probability distribution a recipe's CSC loss trains the decimal map towards, (B, K, d, d).
 
-    hihlib: the codec's normalised Gaussian; released: the softmax of the Gaussian values (peak 1)."""
-    if recipe(recipe_name)["decimal_loss"] == "kl":
+    hihlib: the codec's normalised Gaussian; released: the softmax of the Gaussian values (peak 1), which
+    ``ReleasedLabelCodec`` already returns."""
+    r = recipe(recipe_name)
+    if r["decimal_loss"] == "kl" or r["decimal_label"] == "released":
         return targets_decimal
     from ..losses import official_soft_label
 
     p = targets_decimal
     return official_soft_label(p / p.amax((-2, -1), keepdim=True).clamp_min(1e-12))
+
+
+def released_decimal_values(codec, coords: Tensor) -> tuple[Tensor, Tensor]:
+    """The released code's decimal target (``gen_hih_head`` of starhiking/HeatmapInHeatmap, lib/dataset/gen_heads.py),
+    ported: (integer cells (B, K, 2) long, Gaussian values (B, K, d, d)).
+
+    In the released frame (u' = u + 1/2 cells): integer cell floor(u') clamped onto the map (no carry), decimal
+    centre c = round(d * (u' - cell)) (round half to even, as numpy's round; c = d is possible and then the peak
+    lies off the map), values exp(-|g - c|^2 / (2 sigma^2)) (peak 1) inside the (6 sigma + 1)-cell window
+    |g - c| <= 3 sigma per axis (7 x 7 at sigma 1: ``gen_heat``) and 0 outside it. The released soft label is
+    ``official_soft_label`` of these values.
+
+    hihlib's ``recipe="released"`` label differed before ``ReleasedLabelCodec`` (see ``label_mismatch``): its codec centres the Gaussian at the
+    exact decimal position on the whole d x d map and carries a position that rounds to d into the next cell."""
+    u = codec.to_cells(coords.float()) + 0.5                               # (B, K, 2) released frame
+    h, d, sigma = codec.heatmap_size, codec.decimal_size, codec.decimal_sigma
+    cells = torch.floor(u).clamp(0, h - 1)
+    c = torch.round((u - cells) * d)                                      # half to even, as numpy's round
+    g = torch.arange(d, dtype=u.dtype, device=u.device)
+    dist = g - c[..., None]                                                # (B, K, 2, d)
+    v = torch.exp(-dist ** 2 / (2 * sigma ** 2)) * (dist.abs() <= 3 * sigma)
+    return cells.long(), v[..., 1, :, None] * v[..., 0, None, :]
+
+
+def _released_label_codec():
+    from ..codecs.hih import HIHCodec
+    from ..codecs.gaussian import gaussian_maps
+    from ..losses import official_soft_label
+
+    class ReleasedLabelCodec(HIHCodec):
+        """The HIH codec with the released target generator (``released_decimal_values``): integer cell floor(u')
+        (no carry), decimal target the released soft label, softmax of the Gaussian values on the rounded decimal
+        cell in a 7 x 7 window. Decoders are HIHCodec's (frame "released_hih")."""
+
+        def split(self, coords: Tensor) -> tuple[Tensor, Tensor]:
+            u = self.frame_cells(coords)
+            i = torch.floor(u).clamp(0, self.heatmap_size - 1)
+            return i, (u - i) * self.decimal_size
+
+        def encode(self, coords: Tensor, *, generator=None) -> dict[str, Tensor]:
+            cells, values = released_decimal_values(self, coords)
+            return {"heatmap": gaussian_maps(cells.float(), self.heatmap_size, self.sigma),
+                    "decimal": official_soft_label(values)}
+
+    return ReleasedLabelCodec
+
+
+def ReleasedLabelCodec(**kw):  # noqa: N802
+    """A ``ReleasedLabelCodec`` (see ``_released_label_codec``); keyword arguments as ``HIHCodec``."""
+    return _released_label_codec()(**kw)
+
+
+def label_mismatch(codec, coords: Tensor) -> dict:
+    """How far the label hihlib's ``recipe="released"`` used before ``ReleasedLabelCodec`` (HIHCodec's: softmax of
+    its Gaussian centred at the exact position, integer cell carried) is from the released one
+    (``released_decimal_values``) at ``coords`` (B, K, 2): the share of landmarks whose integer cell differs
+    (the carry), and the total-variation distance between the two soft labels (mean and max over landmarks)."""
+    from ..codecs.hih import HIHCodec
+    from ..losses import official_soft_label
+
+    cells, values = released_decimal_values(codec, coords)
+    ours_cells, _ = HIHCodec.split(codec, coords)
+    theirs = official_soft_label(values)
+    p = HIHCodec.encode(codec, coords)["decimal"]
+    ours = official_soft_label(p / p.amax((-2, -1), keepdim=True))
+    tv = 0.5 * (theirs - ours).abs().flatten(-2).sum(-1)                 # (B, K)
+    return {"cell_differs": float((ours_cells.long() != cells).any(-1).float().mean()),
+            "tv_mean": float(tv.mean()), "tv_max": float(tv.max())}
 
 
 def kl_per_landmark(label: Tensor, logits: Tensor) -> Tensor:
@@ -275,7 +358,9 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
         dec = model(images, landmarks=coords)["decimal"]
         kls.append(kl_per_landmark(label, dec).cpu())
         labels.append(label.cpu())
-        sharp = codec.encode(coords)["decimal"]   # the normalised Gaussian (hihlib's label), for comparison
+        from ..codecs.hih import HIHCodec
+
+        sharp = HIHCodec.encode(codec, coords)["decimal"]   # the normalised Gaussian (hihlib's label), for comparison
         kls_n.append(kl_per_landmark(sharp, dec).cpu())
         labels_n.append(sharp.cpu())
         out = model(images)
@@ -634,11 +719,14 @@ def oracle_figure(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cell = [r for r in rows if r["kind"] == "oracle" and r["mode"] == "cell"]
+    if any(r.get("oracle_size") == "issue" for r in cell):     # the issue's settings where there are such rows
+        cell = [r for r in cell if r.get("oracle_size") == "issue"]
     hms = sorted({r["heatmap"] for r in cell})
     fig, axes = plt.subplots(1, len(hms), figsize=(3.6 * len(hms), 3.2), sharey=True)
     for ax, hm in zip(np.atleast_1d(axes), hms):
         rs = [r for r in cell if r["heatmap"] == hm]
-        spreads = list(dict.fromkeys(r["spread"] for r in rs))
+        got = set(r["spread"] for r in rs)
+        spreads = [s for s in SPREADS if s in got] + [s for s in dict.fromkeys(r["spread"] for r in rs) if s not in SPREADS]
         x = np.arange(len(spreads))
         for head in dict.fromkeys(r["head"] for r in rs):
             ax.plot(x, [next(r["decimal_kl"] for r in rs if r["head"] == head and r["spread"] == s) for s in spreads],
@@ -646,10 +734,10 @@ def oracle_figure(rows: list[dict], path: Path) -> None:
         ax.plot(x, [np.mean([r["average_label_kl"] for r in rs if r["spread"] == s]) for s in spreads], "k--",
                 label="average label")
         ax.set_xticks(x, [str(s) for s in spreads])
-        ax.set_title(f"oracle input at the cell, {hm} -> 8", fontsize=9)
+        ax.legend(fontsize=7)
+        ax.set_title(f"oracle input at the cell, {hm} -> 8\n({rs[0]['steps']} steps of {rs[0]['batch']} x {rs[0]['num_landmarks']} landmarks)", fontsize=9)
         ax.set_xlabel("landmark spread (fixed cell .. whole map)")
     np.atleast_1d(axes)[0].set_ylabel("decimal KL (nats)")
-    np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -678,6 +766,82 @@ def probe_trained(rows: list[dict], runs_dir: Path, log=print) -> None:
         log(f"probe {run.key()}: {pr}")
 
 
+#: The oracle's settings: the issue's (300 steps of 16 faces x 98 landmarks; channels 64, ``oracle_run``'s default;
+#: run on 8 CPU cores by tools/decimal_head_device.sh) and the reduced grid the study CLI runs on 2 loaded cores.
+ISSUE_ORACLE = {"steps": 300, "batch": 16, "num_landmarks": 98, "channels": 64}
+REDUCED_ORACLE = {"steps": 200, "batch": 8, "num_landmarks": 8, "channels": 16}
+
+
+#: What the trained rows' released-recipe label is (``label_mismatch`` measures the difference).
+TRAINED_LABEL_NOTE = ("every trained row predates ReleasedLabelCodec and used hihlib's earlier released-recipe label: the softmax of the codec's Gaussian "
+                      "values centred at the exact decimal position on the whole 8 x 8 map, integer cell carried when "
+                      "the position rounds to 8; the released gen_hih_head centres it on the rounded decimal cell in a "
+                      "7 x 7 window and keeps floor(u') (released_decimal_values); about 12 % of landmarks get another "
+                      "cell, the labels' total variation is 0.03 on average")
+
+
+def oracle_size(row: dict) -> str:
+    """"issue" or "reduced" (the two settings above) or "other", from a row's own settings."""
+    for name, kw in (("issue", ISSUE_ORACLE), ("reduced", REDUCED_ORACLE)):
+        if all(row.get(k) == v for k, v in kw.items()):
+            return name
+    return "other"
+
+
+def oracle_key(row: dict) -> tuple:
+    return tuple(row.get(k) for k in ("head", "heatmap", "decimal", "spread", "mode", "steps", "batch", "num_landmarks",
+                                      "channels", "recipe"))
+
+
+def trained_key(row: dict) -> tuple:
+    names = {f.name for f in dataclasses.fields(TrainedRun)}
+    return TrainedRun(**{k: v for k, v in row.items() if k in names}).key(), row.get("device", "cpu")
+
+
+def merge_rows(old: list[dict], new: list[dict], key) -> list[dict]:
+    """``old`` with every row whose ``key`` a row of ``new`` has replaced by that row, then the other new rows."""
+    fresh = {key(r): r for r in new}
+    kept = [fresh.pop(key(r)) if key(r) in fresh else r for r in old]
+    return kept + list(fresh.values())
+
+
+def trained_figure(rows: list[dict], path: Path) -> None:
+    """Trained runs: decimal KL minus the average-label KL (left) and NME with the decimal map vs the integer
+    map alone (right), per trunk and spread, both heads."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: (r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")))
+    cfgs = list(dict.fromkeys((r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")) for r in rows))
+    x = np.arange(len(cfgs))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, head in enumerate(("hih", "hih_local")):
+        got = {(r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")): r for r in rows if r["head"] == head}
+        dx = (i - 0.5) * 0.38
+        kl = [got[c]["decimal_kl"] - got[c]["average_label_kl"] if c in got else np.nan for c in cfgs]
+        a1.bar(x + dx, kl, 0.36, label=head)
+        for j, (m, hatch) in enumerate((("nme_decimal", None), ("nme_integer", "//"))):
+            a2.bar(x + dx + (j - 0.5) * 0.18, [got[c][m] if c in got else np.nan for c in cfgs], 0.17,
+                   color=f"C{i}", hatch=hatch, alpha=1.0 if j == 0 else 0.5,
+                   label=f"{head}: {'decimal map' if j == 0 else 'integer map alone'}")
+    labels = [f"{s}\nw{w} x{n}\n{d}" for s, w, n, d in cfgs]
+    for ax in (a1, a2):
+        ax.set_xticks(x, labels, fontsize=7)
+    a1.axhline(0, color="k", lw=0.8)
+    a1.set_ylabel("decimal KL - average-label KL (nats)")
+    a1.set_title("below 0: the decimal head learned something", fontsize=9)
+    a2.set_yscale("log")
+    a2.set_ylabel("NME (%, inter-ocular)")
+    a2.set_title("NME: decimal map (solid) vs integer map alone (hatched)", fontsize=9)
+    a1.legend(fontsize=7), a2.legend(fontsize=6)
+    fig.suptitle("Trained at heatmap 64 -> decimal 8, released recipe, 4000 steps (synthetic faces, 128 px)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def study_cli(argv=None) -> int:
     """``python -m hihlib.studies.decimal_study --out DIR [--tiny] [--trained RUNS_DIR] [--reuse-oracle]``."""
     import argparse
@@ -690,7 +854,11 @@ def study_cli(argv=None) -> int:
                                              "trunk-free oracle grid, trained rows; writes results.json + figures.")
     ap.add_argument("--out", required=True)
     ap.add_argument("--tiny", action="store_true", help="the test suite's configuration (seconds)")
-    ap.add_argument("--trained", default=None, help="folder of trained-run rows (tools/decimal_head_runs.sh)")
+    ap.add_argument("--trained", default=None, help="folder of trained-run rows (tools/decimal_head_runs.sh or "
+                    "tools/decimal_head_device.sh); they replace rows of OUT/results.json with the same run key (device "
+                    "included), the other trained rows of OUT/results.json are kept")
+    ap.add_argument("--oracle", default=None, help="a file of oracle rows, one JSON object a line "
+                    "(tools/decimal_head_device.sh), added to (or replacing, same settings) the oracle rows")
     ap.add_argument("--reuse-oracle", action="store_true", help="keep the oracle rows of OUT/results.json")
     ap.add_argument("--no-probe", action="store_true", help="leave out the feature probes of the trained trunks")
     ap.add_argument("--threads", type=int, default=1)
@@ -699,8 +867,7 @@ def study_cli(argv=None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     geoms = (16, 32) if a.tiny else GEOMETRIES
-    kw = dict(steps=5, batch=2, num_landmarks=2, channels=4, eval_batches=1) if a.tiny else \
-        dict(steps=200, batch=8, num_landmarks=8, channels=16)
+    kw = dict(steps=5, batch=2, num_landmarks=2, channels=4, eval_batches=1) if a.tiny else dict(REDUCED_ORACLE)
     spreads = ("fixed", 1.0) if a.tiny else SPREADS
     rf, fields = rf_rows(geoms)
     rf_figure(fields, out / "receptive_fields.png")
@@ -709,20 +876,29 @@ def study_cli(argv=None) -> int:
         oracle = [r for r in old["rows"] if r["kind"] == "oracle"]
     else:
         oracle = oracle_rows(geoms, spreads, **kw)
+    if a.oracle:
+        oracle = merge_rows(oracle, [json.loads(line) for line in Path(a.oracle).read_text().splitlines() if line.strip()],
+                            oracle_key)
+    for r in oracle:
+        r["oracle_size"] = oracle_size(r)
     oracle_figure(oracle, out / "oracle.png")
-    trained = []
+    trained = [r for r in old["rows"] if r["kind"] == "trained"]
     if a.trained:
+        new = []
         for p in sorted(Path(a.trained).glob("*.json")):
             got = json.loads(p.read_text())
-            trained += [r for r in (got if isinstance(got, list) else [got])
-                        if isinstance(r, dict) and r.get("kind") == "trained"]
-    else:
-        trained = [r for r in old["rows"] if r["kind"] == "trained"]
-    if a.trained and not a.no_probe:
-        probe_trained(trained, Path(a.trained))
+            new += [r for r in (got if isinstance(got, list) else [got])
+                    if isinstance(r, dict) and r.get("kind") == "trained"]
+        if not a.no_probe:
+            probe_trained(new, Path(a.trained))
+        trained = merge_rows(trained, new, trained_key)
+    if trained:
+        trained_figure(trained, out / "trained.png")
     write_json(out / "results.json", {"description": __doc__.strip().splitlines()[0],
                                       "command": "python -m hihlib.studies.decimal_study " + " ".join(argv or []),
-                                      "oracle_settings": kw, "rows": rf + oracle + trained})
+                                      "oracle_settings": {"reduced": REDUCED_ORACLE, "issue": ISSUE_ORACLE},
+                                      "trained_label": TRAINED_LABEL_NOTE,
+                                      "rows": rf + oracle + trained})
     print(f"wrote {out}/results.json ({len(oracle)} oracle, {len(trained)} trained rows) and figures")
     return 0
 
