@@ -372,7 +372,10 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
     gt = full[:, pts]
     nme = {m: 100 * float(metrics.nme(crop_to_original(torch.cat(p), test_set.matrices).numpy(), gt, norm).mean())
            for m, p in preds.items()}
-    return {"kind": "trained", **dataclasses.asdict(run), "decimal_kl": float(torch.cat(kls).mean()),
+    return {"kind": "trained", **dataclasses.asdict(run),
+            # rows written before the port of the released label lack "label" (TRAINED_LABEL_NOTE)
+            "label": "released gen_hih_head (ReleasedLabelCodec)" if run.recipe == "released" else "hihlib codec",
+            "decimal_kl": float(torch.cat(kls).mean()),
             "average_label_kl": average_label_kl(torch.cat(labels)),
             "decimal_kl_normalised_label": float(torch.cat(kls_n).mean()),
             "average_label_kl_normalised_label": average_label_kl(torch.cat(labels_n)), "nme_decimal": nme["official"],
