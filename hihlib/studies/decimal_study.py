@@ -95,7 +95,7 @@ def build(recipe_name: str, head: str, *, num_landmarks: int = 98, heatmap_size:
     codec's frame (so under the released recipe it reads the released cell)."""
     from .. import models
     from ..codecs import get_codec
-    from ..losses import build_loss
+    from ..losses import make_loss
 
     r = recipe(recipe_name)
     if seed is not None:
@@ -109,7 +109,7 @@ def build(recipe_name: str, head: str, *, num_landmarks: int = 98, heatmap_size:
                       decimal_size=decimal_size, decimal_sigma=r["decimal_sigma"], frame=r["frame"])
     if head == "hih_local":
         model._cells = codec.split   # the window sits at the codec's integer cell
-    loss = build_loss("hih", decimal_loss=r["decimal_loss"], decimal_weight=r["decimal_weight"])
+    loss = make_loss("hih", decimal_loss=r["decimal_loss"], decimal_weight=r["decimal_weight"])
     return model, codec, loss
 
 
@@ -178,7 +178,7 @@ def make_faces(run: TrainedRun, workers: int = 0):  # noqa: D103
     from ..data import FaceDataset
     from ..data.synthetic import SyntheticFaces
     from .demo import CLEAN_APPEARANCE, CachedCrops
-    from ..training.trainer import cache_records
+    from ..pipeline.build import cache_records
 
     if run.spread not in ("demo", "aligned"):
         raise ConfigError(f"spread must be 'demo' or 'aligned', got {run.spread!r}")
