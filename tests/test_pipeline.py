@@ -81,6 +81,7 @@ def test_build_pieces_with_a_split_builds_the_data_and_sizes_the_model_from_its_
     cfg["data"].update(num_train=3, num_val=2, image_size=48)
     pieces = build_pieces(cfg, "test")
     assert len(pieces.data) == 2 and "2 images, seed 10000" in pieces.description
+    assert pieces.origin == {"dataset": "synth", "synthetic": True, "root": None}
     assert pieces.model.num_landmarks == pieces.data.scheme.num_points == 98
     item = pieces.data[0]
     assert item["image"].dtype == torch.float32  # the validation split: normalised crops, not uint8

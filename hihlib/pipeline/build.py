@@ -204,6 +204,7 @@ class Pieces(NamedTuple):
     model: nn.Module
     loss: Any          # loss(outputs, targets) -> (total, parts); None with with_loss=False
     description: str | None  # one line on the data (None without data)
+    origin: dict | None      # what the data is, as a checkpoint records it (``data_origin``; None: data given)
 
 
 def build_pieces(cfg: dict, split: str | None = None, *, train: bool | None = None, num_landmarks: int | None = None,
@@ -214,8 +215,10 @@ def build_pieces(cfg: dict, split: str | None = None, *, train: bool | None = No
     ones ``cfg`` describes (``check_pieces``). ``train``: augmented uint8 crops (default: ``split`` is
     ``data.train_split``). The model predicts ``num_landmarks`` landmarks (default: the data's scheme's).
     ``with_loss=False``: no loss (``loss`` None), for a model that is only read back to predict."""
+    origin = None
     if data is None and split is not None:
         data, description = build_split(cfg, split, train=split == cfg["data"]["train_split"] if train is None else train)
+        origin = data_origin(cfg)
     codec = codec if codec is not None else build_codec(cfg)
     if model is None:
         if num_landmarks is None and data is None:
@@ -224,7 +227,7 @@ def build_pieces(cfg: dict, split: str | None = None, *, train: bool | None = No
     check_pieces(cfg, model, codec)
     if loss is None and with_loss:
         loss = build_loss(cfg)
-    return Pieces(data, codec, model, loss, description)
+    return Pieces(data, codec, model, loss, description, origin)
 
 
 def build_split(cfg: dict, split: str, *, train: bool) -> tuple[Any, str]:

@@ -42,7 +42,6 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..pipeline.build import (build_optimizer, build_pieces, build_scheduler, build_split, codec_spec, loss_spec,
                               model_spec, resolve_device)
-from ..pipeline.build import data_origin as data_origin_of
 from ..pipeline.checkpoint import checkpoint_dict, codec_record, prepare_run_folder, read_checkpoint
 from ..pipeline.config import load_config
 from ..data.dataset import normalize_batch
@@ -97,10 +96,10 @@ class Trainer:
         seed_everything(self.cfg["seed"])
 
         # data, codec, model, loss (built in that order): the configuration records exactly what is trained
-        self.data_origin = dict(data_origin) if data_origin is not None else (
-            data_origin_of(self.cfg) if train_set is None else {"dataset": None, "synthetic": None, "root": None})
         pieces = build_pieces(self.cfg, d["train_split"], train=True, data=train_set, codec=codec, model=model,
                               loss=loss_fn, description=data_description or "data given by the caller")
+        self.data_origin = dict(data_origin if data_origin is not None else  # what the checkpoint says it was trained on
+                                pieces.origin or {"dataset": None, "synthetic": None, "root": None})
         self.val_description = val_description or "validation data given by the caller"
         if train_set is None and val_set is None and t["eval_every"]:
             val_set, self.val_description = build_split(self.cfg, d["val_split"], train=False)
@@ -133,17 +132,21 @@ class Trainer:
         if resume:
             self.restore(read_checkpoint(self.last_path) if self.last_path.is_file() else None)
 
-        self.net = self.model
+        self.net = self._wrapped()
+
+    def _wrapped(self) -> nn.Module:
+        """The model as the loop calls it: under DistributedDataParallel when distributed, compiled
+        when ``train.compile``."""
+        net = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             # static_graph: the graph is the same at every step, which lets DDP skip parameters that
             # never receive a gradient (e.g. the last stack's remap convolutions) without the
             # per-step graph traversal of find_unused_parameters=True
-            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.cuda else None,
-                                               static_graph=True)
-        if t.get("compile"):
-            self.net = torch.compile(self.net)
+            net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.cuda else None,
+                                          static_graph=True)
+        return torch.compile(net) if self.cfg["train"].get("compile") else net
 
     # -- files ---------------------------------------------------------------------------------
     @property
