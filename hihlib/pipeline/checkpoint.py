@@ -14,8 +14,9 @@ A checkpoint (``torch.save`` of a dict, written atomically) holds
 * the training state that exact resume needs (``hihlib.training.trainer.Trainer.state``): optimizer, scheduler,
   epoch, step, random states and data order.
 
-One writer, ``checkpoint_dict`` / ``write_checkpoint``, composes every checkpoint: the trainer's and the
-released-weight converters' (``hihlib.inference.released_hih``, ``released_h3r``), so they have one shape.
+One writer, ``checkpoint_dict``, composes every checkpoint: the trainer's and the released-weight
+converters' (``hihlib.inference.released_hih``, ``released_h3r``), so they have one shape; every one is
+written atomically by ``hihlib.io.torch_save``.
 ``load_checkpoint`` rebuilds the model from ``model_spec`` and the codec from the configuration, so
 ``hih eval`` and ``hih predict`` need nothing but the file. ``prepare_run_folder`` guards a run folder and
 ``read_metrics`` reads its ``metrics.jsonl``.
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, DataError, HihError
-from ..io import remove_stale_temporaries, torch_load, torch_save
+from ..io import remove_stale_temporaries, torch_load
 from .build import build_pieces, codec_spec, loss_spec, model_from_spec, model_spec
 
 #: The files a run writes into its folder.
@@ -55,12 +56,6 @@ def checkpoint_dict(model: nn.Module, codec, loss, config: dict, *, data: dict |
     ckpt.update(state if state is not None else {"epoch": 0, "global_step": 0})
     ckpt.update(extra)
     return ckpt
-
-
-def write_checkpoint(path: str | os.PathLike, model: nn.Module, codec, loss, config: dict, *,
-                     data: dict | None = None, state: dict | None = None, **extra) -> Path:
-    """Write ``checkpoint_dict(...)`` to ``path`` atomically; returns the path."""
-    return torch_save(checkpoint_dict(model, codec, loss, config, data=data, state=state, **extra), path)
 
 
 def codec_record(ckpt: dict) -> dict | None:
