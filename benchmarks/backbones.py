@@ -29,7 +29,7 @@ import torch
 
 from hihlib.studies.benchmarking import machine_description, markdown_table, time_it, write_section
 from hihlib.codecs import get_codec
-from hihlib.losses import build_loss
+from hihlib.losses import make_loss
 from hihlib.models import count_macs, count_parameters, create
 from hihlib.models.heads import codec_name
 
@@ -69,7 +69,7 @@ def inference_ms(model, size: int, batch: int, device, *, repeat: int, bf16: boo
 
 def train_images_per_s(model, head: str, size: int, batch: int, device, *, steps: int, bf16: bool = False) -> float:
     codec = get_codec(codec_name(head), input_size=size, heatmap_size=model.heatmap_size)
-    loss = build_loss(codec_name(head))
+    loss = make_loss(codec_name(head))
     x = torch.randn(batch, 3, size, size, device=device)
     coords = 4 + torch.rand(batch, model.num_landmarks, 2, device=device) * (size - 8)
     targets = codec.encode(coords)

@@ -29,7 +29,7 @@ STEP = r"""
 import sys, time, torch
 from hihlib import models
 from hihlib.codecs import get_codec
-from hihlib.losses import build_loss
+from hihlib.losses import make_loss
 from hihlib.models.heads import codec_name
 head, S, H, threads, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 torch.set_num_threads(threads)
@@ -37,7 +37,7 @@ torch.manual_seed(0)
 depth = max(1, (H // 4).bit_length() - 1)
 m = models.create("hg_tiny", num_landmarks=98, head=head, heatmap_size=H, input_size=S, width=32, depth=depth)
 name = codec_name(head)
-codec, loss = get_codec(name, input_size=S, heatmap_size=H), build_loss(name)
+codec, loss = get_codec(name, input_size=S, heatmap_size=H), make_loss(name)
 opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
 x, y = torch.randn(16, 3, S, S), torch.rand(16, 98, 2) * (S - 1)
 g = torch.Generator().manual_seed(0)

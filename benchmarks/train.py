@@ -25,7 +25,7 @@ import torch
 
 from hihlib.studies.benchmarking import machine_description, markdown_table, time_it, write_section
 from hihlib.codecs import get_codec
-from hihlib.losses import build_loss
+from hihlib.losses import make_loss
 from hihlib.models import count_parameters, create
 
 
@@ -60,7 +60,7 @@ def measure(name: str, device: torch.device, batch: int, *, bf16=False, channels
         images = images.contiguous(memory_format=torch.channels_last)
     if compile:
         model = torch.compile(model)
-    step = make_step(model, build_loss("hih"), images, targets, bf16=bf16)
+    step = make_step(model, make_loss("hih"), images, targets, bf16=bf16)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     if device.type == "cuda":
         torch.cuda.empty_cache()

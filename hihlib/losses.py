@@ -1,4 +1,4 @@
-"""Training losses for the three codecs, and ``build_loss(codec_name, **cfg)`` that assembles them.
+"""Training losses for the three codecs, and ``make_loss(codec_name, **options)`` that assembles them.
 
 Shapes: ``B`` faces, ``S`` stacks, ``K`` landmarks, ``H x W`` heatmap cells, ``d x d`` decimal cells.
 Predictions may carry the stack axis, (B, S, K, H, W); every stack is then trained on the same
@@ -199,7 +199,7 @@ class LandmarkLoss:
         self.decimal = decimal
         self.decimal_weight = decimal_weight
         self.description = description
-        self.options: dict = {}   # set by ``build_loss``: every option, defaults included
+        self.options: dict = {}   # set by ``make_loss``: every option, defaults included
 
     def __call__(self, outputs: dict[str, Tensor], targets: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         pred = outputs["heatmaps"] if "heatmaps" in outputs else outputs["heatmap"]
@@ -223,7 +223,7 @@ DECIMAL_WEIGHT = 0.05 / 64
 
 @dataclasses.dataclass(frozen=True)
 class LossOptions:
-    """The options of a codec's loss (see ``make_loss``); a checkpoint stores them as a dict."""
+    """The options of a codec's loss and their defaults (see ``make_loss``); a checkpoint stores them as a dict."""
 
     heatmap_loss: str = "mse"
     awing: dict | None = None
@@ -234,25 +234,10 @@ class LossOptions:
     gamma: float = 0.0
 
 
-def build_loss(codec_name: str, **cfg) -> LandmarkLoss:
-    """The training loss of codec ``codec_name`` ("gaussian", "h3r" or "hih"); options as ``make_loss``.
-
-    Unknown options raise ``ConfigError`` (so a typo in a YAML config is reported, not ignored). The
-    loss's ``options`` holds every option, defaults included.
-    """
-    allowed = [f.name for f in dataclasses.fields(LossOptions)]
-    unknown = sorted(set(cfg) - set(allowed))
-    if unknown:
-        raise ConfigError(f"unknown loss option(s) {unknown}; expected some of {allowed}")
-    loss = make_loss(codec_name, **cfg)
-    loss.options = dataclasses.asdict(LossOptions(**cfg))
-    return loss
-
-
-def make_loss(codec_name: str, *, heatmap_loss: str = "mse", awing: dict | None = None,
-               decimal_loss: str = "kl", decimal_weight: float = DECIMAL_WEIGHT, h3r_loss: str = "softmax",
-               pos_weight: float | None = None, gamma: float = 0.0) -> LandmarkLoss:
-    """The training loss of codec ``codec_name`` ("gaussian", "h3r" or "hih").
+def make_loss(codec_name: str, **options) -> LandmarkLoss:
+    """The training loss of codec ``codec_name`` ("gaussian", "h3r" or "hih"); ``options`` are fields of
+    ``LossOptions`` (their defaults are the only ones). ``hihlib.pipeline.build.build_loss`` builds the
+    loss of a configuration through it.
 
     * gaussian: ``heatmap_loss`` "mse" (default) or "awing" (keyword options in ``awing``, e.g.
       ``{"weighted": True}``) on every stack.
@@ -264,8 +249,22 @@ def make_loss(codec_name: str, *, heatmap_loss: str = "mse", awing: dict | None 
       default H*W - 1, and focal ``gamma``).
 
     Options that do not concern the codec (e.g. ``decimal_loss`` for gaussian) are ignored, so one
-    loss section can serve configs of every codec.
+    loss section can serve configs of every codec. Unknown options raise ``ConfigError`` (so a typo in
+    a YAML config is reported, not ignored). The loss's ``options`` holds every option, defaults included.
     """
+    allowed = [f.name for f in dataclasses.fields(LossOptions)]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown loss option(s) {unknown}; expected some of {allowed}")
+    opts = LossOptions(**options)
+    loss = _assemble(codec_name, opts)
+    loss.options = dataclasses.asdict(opts)
+    return loss
+
+
+def _assemble(codec_name: str, o: LossOptions) -> LandmarkLoss:
+    heatmap_loss, awing, decimal_loss, decimal_weight = o.heatmap_loss, o.awing, o.decimal_loss, o.decimal_weight
+    h3r_loss, pos_weight, gamma = o.h3r_loss, o.pos_weight, o.gamma
     if codec_name not in ("gaussian", "h3r", "hih"):
         raise ConfigError(f"no loss for codec {codec_name!r}; expected 'gaussian', 'h3r' or 'hih'")
     if codec_name == "h3r":

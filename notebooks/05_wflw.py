@@ -59,7 +59,9 @@ from hihlib.cli import main as hih
 from hihlib.data import WFLW, FaceDataset
 from hihlib.data.source import data_source
 from hihlib.inference.evaluate import attribute_subsets, evaluate_predictions, format_table, predict_dataset
-from hihlib.training.trainer import Trainer, load_checkpoint, load_config
+from hihlib.training.trainer import Trainer
+from hihlib.pipeline.checkpoint import load_checkpoint
+from hihlib.pipeline.config import load_config
 
 torch.set_num_threads(1)  # on shared cores, more threads per process are slower, not faster
 

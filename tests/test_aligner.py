@@ -22,7 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
+    from hihlib.pipeline.config import DEFAULTS, apply_overrides
+    from hihlib.training.trainer import Trainer
 
     cfg = apply_overrides(DEFAULTS, ["data.input_size=64", "model.name=hg_tiny", "model.heatmap_size=16",
                                      "model.options={width: 16, depth: 2}", "codec.name=hih", "train.eval_every=0",

@@ -4,7 +4,7 @@ fuse up-sampling, checkpoints. Full-size models on the meta device only; forward
 import pytest
 import torch
 
-from hihlib.pipeline.checkpoint import model_from_spec, model_spec
+from hihlib.pipeline.build import model_from_spec, model_spec
 from hihlib.errors import ConfigError
 from hihlib.models import HEADS, count_parameters, create, model_config
 
@@ -167,11 +167,11 @@ def test_a_training_step_on_hrnet_with_the_h3r_recipe_pieces(tmp_path):
     """The recipe's codec and loss train the HRNet + BinaryHeadBlock model (64 px, one step): plane 1 gets
     gradients, and a converted-style checkpoint round trip keeps the model."""
     from hihlib.codecs import get_codec
-    from hihlib.losses import build_loss
+    from hihlib.losses import make_loss
 
     torch.manual_seed(0)
     model = create("hrnet_w18_small_v2", head="h3r", num_landmarks=5, input_size=64)
-    codec, loss_fn = get_codec("h3r", input_size=64, heatmap_size=16), build_loss("h3r", h3r_loss="softmax")
+    codec, loss_fn = get_codec("h3r", input_size=64, heatmap_size=16), make_loss("h3r", h3r_loss="softmax")
     coords = 8 + torch.rand(2, 5, 2) * 48
     out = model(torch.randn(2, 3, 64, 64))
     total, parts = loss_fn(out, codec.encode(coords, generator=torch.Generator().manual_seed(0)))

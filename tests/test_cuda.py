@@ -10,7 +10,7 @@ import torch
 
 from hihlib import models
 from hihlib.codecs import get_codec
-from hihlib.losses import build_loss
+from hihlib.losses import make_loss
 from hihlib.models.heads import codec_name
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -47,7 +47,7 @@ def test_training_step_bf16_channels_last_on_cuda_lowers_the_loss(head):
     """bf16 autocast + channels_last (the GPU recipe): 30 steps on one batch must lower the loss."""
     model = small_model(head).cuda().to(memory_format=torch.channels_last).train()
     codec = codec_of(head, input_size=64, heatmap_size=16)
-    loss_fn = build_loss(codec_name(head))
+    loss_fn = make_loss(codec_name(head))
     g = torch.Generator(device="cuda").manual_seed(0)
     coords = torch.rand(8, 7, 2, device="cuda", generator=g) * 50 + 7
     images = torch.randn(8, 3, 64, 64, device="cuda", generator=g).contiguous(memory_format=torch.channels_last)

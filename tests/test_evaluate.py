@@ -92,7 +92,8 @@ def test_subset_tables_use_the_named_normalisers_and_attribute_subsets():
 
 
 def _tiny_checkpoint(tmp_path, root, dataset="wflw"):
-    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
+    from hihlib.pipeline.config import DEFAULTS, apply_overrides
+    from hihlib.training.trainer import Trainer
 
     cfg = apply_overrides(DEFAULTS, [f"data.dataset={dataset}", f"data.root={root}", "data.input_size=64",
                                      "model.name=hg_tiny", "model.heatmap_size=16", "model.options={width: 16, depth: 2}",
@@ -149,7 +150,8 @@ def test_hih_eval_of_a_98_point_model_on_a_dataset_of_other_points_is_one_line_n
                                                                                            dataset, points):
     from formats import build_300w_fixture, build_cofw_fixture
 
-    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
+    from hihlib.pipeline.config import DEFAULTS, apply_overrides
+    from hihlib.training.trainer import Trainer
 
     root = tmp_path / dataset
     (build_300w_fixture if dataset == "300w" else build_cofw_fixture)(root)

@@ -8,7 +8,7 @@ import torch
 from hihlib.codecs import get_codec
 from hihlib.codecs.h3r import topk_decode
 from hihlib.errors import ConfigError
-from hihlib.losses import (adaptive_wing, build_loss, csc_kl, csc_official, h3r_bce, h3r_softmax_ce,
+from hihlib.losses import (adaptive_wing, make_loss, csc_kl, csc_official, h3r_bce, h3r_softmax_ce,
                            heatmap_mse)
 
 
@@ -194,7 +194,7 @@ def test_bce_optimum_1d_weights_nine_to_one():
     assert topk_decode(z, k=9)[0, 0, 0].item() == pytest.approx(2.1, abs=1e-6)
 
 
-# -- build_loss -------------------------------------------------------------------------------------
+# -- make_loss -------------------------------------------------------------------------------------
 
 def _hih_batch():
     torch.manual_seed(0)
@@ -207,33 +207,33 @@ def _hih_batch():
 
 def test_build_loss_hih_total_is_mse_plus_weighted_csc():
     outputs, targets = _hih_batch()
-    total, parts = build_loss("hih")(outputs, targets)
+    total, parts = make_loss("hih")(outputs, targets)
     mse = heatmap_mse(outputs["heatmaps"], targets["heatmap"]).item()
     kl = csc_kl(outputs["decimal"], targets["decimal"]).item()
     assert parts["heatmap"].item() == pytest.approx(mse)
     assert parts["decimal"].item() == pytest.approx(kl)
     assert total.item() == pytest.approx(mse + 0.05 / 64 * kl, rel=1e-6)  # the released balance, per-landmark KL
-    total2, _ = build_loss("hih", decimal_weight=1.0, decimal_loss="official")(outputs, targets)
+    total2, _ = make_loss("hih", decimal_weight=1.0, decimal_loss="official")(outputs, targets)
     assert total2.item() == pytest.approx(mse + csc_official(outputs["decimal"], targets["decimal"]).item(), rel=1e-6)
 
 
 def test_build_loss_gaussian_awing_and_h3r_variants():
     outputs, targets = _hih_batch()
-    total, parts = build_loss("gaussian", heatmap_loss="awing", awing={"weighted": True})(outputs, targets)
+    total, parts = make_loss("gaussian", heatmap_loss="awing", awing={"weighted": True})(outputs, targets)
     assert set(parts) == {"heatmap", "total"}
     assert total.item() == pytest.approx(adaptive_wing(outputs["heatmaps"], targets["heatmap"], weighted=True).item())
     onehot = get_codec("h3r", input_size=64, heatmap_size=16).encode(torch.rand(2, 3, 2) * 63)
-    total, _ = build_loss("h3r")(outputs, onehot)
+    total, _ = make_loss("h3r")(outputs, onehot)
     assert total.item() == pytest.approx(h3r_softmax_ce(outputs["heatmaps"], onehot["heatmap"]).item())
-    total, _ = build_loss("h3r", h3r_loss="bce", gamma=1.0)(outputs, onehot)
+    total, _ = make_loss("h3r", h3r_loss="bce", gamma=1.0)(outputs, onehot)
     assert total.item() == pytest.approx(h3r_bce(outputs["heatmaps"], onehot["heatmap"], gamma=1.0).item())
 
 
 def test_build_loss_accepts_bf16_outputs_and_returns_float32():
     outputs, targets = _hih_batch()
-    total, parts = build_loss("hih")({k: v.bfloat16() for k, v in outputs.items()}, targets)
+    total, parts = make_loss("hih")({k: v.bfloat16() for k, v in outputs.items()}, targets)
     assert total.dtype == torch.float32
-    ref, _ = build_loss("hih")(outputs, targets)
+    ref, _ = make_loss("hih")(outputs, targets)
     assert total.item() == pytest.approx(ref.item(), rel=2e-2)
 
 
@@ -243,4 +243,4 @@ def test_build_loss_accepts_bf16_outputs_and_returns_float32():
                                                                                       "awing": {"omgea": 1}})])
 def test_build_loss_rejects_bad_options(codec, cfg):
     with pytest.raises(ConfigError):
-        build_loss(codec, **cfg)
+        make_loss(codec, **cfg)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hihlib.errors import ConfigError
-from hihlib.losses import build_loss
+from hihlib.losses import make_loss
 from hihlib.models.heads import HIH_HEADS, LocalDecimalHead, codec_name
 from hihlib.models import (HEADS, DecimalHead, HourglassConfig, count_macs, count_parameters, create,
                            list_models, model_config)
@@ -177,7 +177,7 @@ def _train_step(model, head, k=5, seed=0):
     coords = torch.rand(2, k, 2) * (model.input_size - 1)
     targets = codec.encode(coords)
     out = model(torch.randn(2, 3, model.input_size, model.input_size), landmarks=coords)
-    total, _ = build_loss(name)(out, targets)
+    total, _ = make_loss(name)(out, targets)
     total.backward()
     return total
 
@@ -238,7 +238,7 @@ def test_a_few_steps_fit_one_batch():
     codec = get_codec("gaussian", input_size=64, heatmap_size=16)
     x = torch.randn(2, 3, 64, 64)
     targets = codec.encode(torch.rand(2, 3, 2) * 63)
-    loss = build_loss("gaussian")
+    loss = make_loss("gaussian")
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
     for _ in range(12):
@@ -312,7 +312,7 @@ def test_hih_local_learns_one_batch_decimal_kl_falls_far_below_the_label_entropy
     torch.manual_seed(0)
     model = create("hg_tiny", head="hih_local", num_landmarks=6, width=16, depth=2, input_size=64, heatmap_size=16)
     codec = get_codec("hih", input_size=64, heatmap_size=16)
-    loss_fn = build_loss("hih", decimal_weight=0.05)
+    loss_fn = make_loss("hih", decimal_weight=0.05)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, 3, 64, 64, generator=g)
     coords = torch.rand(4, 6, 2, generator=g) * 56 + 4

@@ -114,7 +114,8 @@ def test_predictions_are_mapped_back_through_the_inverse_crop_exactly():
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides
+    from hihlib.pipeline.config import DEFAULTS, apply_overrides
+    from hihlib.training.trainer import Trainer
 
     cfg = apply_overrides(DEFAULTS, ["data.input_size=64", "model.name=hg_tiny", "model.heatmap_size=16",
                                      "model.options={width: 16, depth: 2}", "codec.name=h3r", "train.eval_every=0",

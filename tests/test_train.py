@@ -22,7 +22,8 @@ from hihlib.codecs import get_codec
 from hihlib.data.records import FaceRecord
 from hihlib.data.schemes import LandmarkScheme
 from hihlib.errors import ConfigError, HihError
-from hihlib.training.trainer import DEFAULTS, Trainer, apply_overrides, load_config, train
+from hihlib.pipeline.config import DEFAULTS, apply_overrides, load_config
+from hihlib.training.trainer import Trainer, train
 
 K, SIZE, HM = 5, 32, 16
 
@@ -210,7 +211,7 @@ POINTS = {"wflw": 98, "synth": 98, "cofw": 29, "300w": 68}
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_config_builds_its_model_codec_and_loss(path):
-    from hihlib.training.trainer import build_codec, build_loss, build_model
+    from hihlib.pipeline.build import build_codec, build_loss, build_model
 
     cfg = load_config(path)
     codec, loss = build_codec(cfg), build_loss(cfg)
@@ -398,17 +399,17 @@ def test_hih_train_refuses_a_folder_holding_a_run_and_force_replaces_it(tmp_path
 
 def test_checkpoint_records_the_loss_codec_and_model_it_was_trained_with(tmp_path):
     from hihlib.pipeline.checkpoint import load_checkpoint
-    from hihlib.losses import build_loss
+    from hihlib.losses import make_loss
 
     cfg = toy_cfg(epochs=1)
     cfg["codec"]["name"] = "hih"
     cfg["loss"] = {"decimal_weight": 0.5}  # the trainer is given another loss: the checkpoint says which
     model = tiny_model("hih_ext")   # heatmap 16 -> decimal 8: the released head is not buildable there
     t = train(cfg, tmp_path, model=model, codec=get_codec("hih", input_size=SIZE, heatmap_size=HM),
-              loss_fn=build_loss("hih", decimal_weight=0.25), train_set=ToyFaces(8))
+              loss_fn=make_loss("hih", decimal_weight=0.25), train_set=ToyFaces(8))
     ckpt = load(tmp_path / "last.pt")
     assert ckpt["loss"]["decimal_weight"] == 0.25 == ckpt["config"]["loss"]["decimal_weight"]
-    assert ckpt["codec"] == {"name": "hih", "input_size": SIZE, "heatmap_size": HM}
+    assert ckpt["codec"] == {"name": "hih", "input_size": SIZE, "heatmap_size": HM, "options": {}}
     assert ckpt["model_spec"]["config"]["width"] == 16 and ckpt["model_spec"]["config"]["depth"] == 2
     back, codec, saved = load_checkpoint(tmp_path / "last.pt")
     assert back.num_landmarks == K and codec.name == "hih" and saved["loss"]["decimal_weight"] == 0.25
@@ -448,7 +449,7 @@ def test_config_accepts_integers_as_numbers_and_null_where_an_option_allows_it()
 @pytest.mark.parametrize("head", ["gaussian", "h3r", "hih_ext", "hih_local"])
 def test_a_checkpoints_model_spec_rebuilds_the_same_architecture_for_every_head(head):
     from hihlib import models
-    from hihlib.pipeline.checkpoint import model_from_spec, model_spec
+    from hihlib.pipeline.build import model_from_spec, model_spec
 
     model = models.create("hg_tiny", num_landmarks=K, head=head, heatmap_size=HM, input_size=SIZE, width=16, depth=2)
     back = model_from_spec(model_spec(model))

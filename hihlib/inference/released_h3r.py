@@ -216,8 +216,8 @@ def released_backbone_checkpoint(model: BackboneModel, *, family: str, source: s
                                  scale: float, codec_options: dict, extra: dict | None = None,
                                  flip: bool = True) -> dict:
     """The dict of a hihlib checkpoint holding a converted H3R or HRNet-facial model."""
-    from ..pipeline.checkpoint import codec_spec, model_spec
     from ..codecs import get_codec
+    from ..pipeline.checkpoint import checkpoint_dict
     from ..pipeline.config import DEFAULTS, check_config
     from ..data.dataset import IMAGENET_MEAN, IMAGENET_STD
     from ..data.schemes import get_scheme
@@ -235,11 +235,9 @@ def released_backbone_checkpoint(model: BackboneModel, *, family: str, source: s
     check_config(cfg, where=source)
     codec = get_codec(codec_name, input_size=c.input_size, heatmap_size=c.heatmap_size, **codec_options)
     mirror = list(get_scheme(dataset).mirror)
-    return {"model": model.state_dict(), "model_spec": model_spec(model),
-            "codec": {**codec_spec(codec), "options": codec_options}, "loss": {}, "config": cfg,
-            "num_landmarks": c.num_landmarks, "epoch": 0, "global_step": 0, "mirror": mirror,
-            "released": {"family": family, "source": source, "preprocessing": RELEASED_PREPROCESSING,
-                         "flip_test": flip, "flip_order": mirror, **(extra or {})}}
+    return checkpoint_dict(model, codec, None, cfg, mirror=mirror,
+                           released={"family": family, "source": source, "preprocessing": RELEASED_PREPROCESSING,
+                                     "flip_test": flip, "flip_order": mirror, **(extra or {})})
 
 
 def convert_any(path: str | os.PathLike, out: str | os.PathLike, *, input_size: int | None = None,

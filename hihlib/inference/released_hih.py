@@ -212,8 +212,8 @@ def released_state_dict(model: LandmarkModel) -> dict[str, Tensor]:
 def released_checkpoint(model: LandmarkModel, *, source: str, extra: dict | None = None, box: str = "dataset",
                         scale: float = 1.25, dataset: str = "wflw") -> dict:
     """The dict of a hihlib checkpoint (``hihlib.pipeline.checkpoint``) holding a converted released model."""
-    from ..pipeline.checkpoint import codec_spec, model_spec
     from ..codecs import get_codec
+    from ..pipeline.checkpoint import checkpoint_dict
     from ..pipeline.config import DEFAULTS, check_config
     from ..data.dataset import IMAGENET_MEAN, IMAGENET_STD
 
@@ -225,15 +225,13 @@ def released_checkpoint(model: LandmarkModel, *, source: str, extra: dict | None
     cfg = copy.deepcopy(DEFAULTS)
     cfg["data"].update(dataset=dataset, input_size=c.input_size, box=box, scale=float(scale))
     cfg["codec"] = {"name": "hih", "options": codec_options}
-    cfg["model"] = {"name": "hih_b", "heatmap_size": c.heatmap_size,
+    cfg["model"] = {"name": "hih_b", "heatmap_size": c.heatmap_size, "head": model.head,
                     "options": {"num_stacks": c.num_stacks, "depth": c.depth, "width": c.width,
                                 "official_unused_shortcut": True, "align_corners": True}}
     check_config(cfg, where=source)
     codec = get_codec("hih", input_size=c.input_size, heatmap_size=c.heatmap_size, **codec_options)
-    return {"model": model.state_dict(), "model_spec": model_spec(model),
-            "codec": {**codec_spec(codec), "options": codec_options}, "loss": {}, "config": cfg,
-            "num_landmarks": c.num_landmarks, "epoch": 0, "global_step": 0,
-            "released": {"source": source, "preprocessing": RELEASED_PREPROCESSING, **(extra or {})}}
+    return checkpoint_dict(model, codec, None, cfg,
+                           released={"source": source, "preprocessing": RELEASED_PREPROCESSING, **(extra or {})})
 
 
 def convert_released(path: str | os.PathLike, out: str | os.PathLike, *, input_size: int = 256, box: str = "dataset",

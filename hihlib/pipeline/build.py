@@ -2,6 +2,14 @@
 loss, optimizer and learning-rate schedule. ``hih train``, ``hih eval`` and the notebooks all build
 through these functions, so a piece is described by the configuration in one way only.
 
+One path from the configuration to the pieces and back:
+
+* ``build_pieces(cfg, split)``: the data of a split, the codec, the model and the loss, checked
+  against each other (``check_pieces``); the trainer, the demo and ``load_checkpoint`` (hence
+  evaluation and prediction) build through it.
+* the inverses, what a checkpoint records of each piece: ``model_spec`` (and ``model_from_spec``),
+  ``codec_spec``, ``loss_spec``.
+
 Data of one split comes from ``open_split``: the synthetic generator, a ``hih data prepare`` cache
 (``data.cache``) or the dataset's own files (``hihlib.data.open_dataset``).
 """
@@ -12,6 +20,7 @@ import dataclasses
 import math
 import os
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -181,10 +190,116 @@ def _default_head(cfg: dict) -> str:
 
 
 def build_loss(cfg: dict):
-    """``losses.build_loss`` of the codec with the ``loss`` options."""
-    from ..losses import build_loss as _build
+    """The codec's loss with the ``loss`` options (``losses.make_loss``; defaults: ``losses.LossOptions``)."""
+    from ..losses import make_loss
 
-    return _build(cfg["codec"]["name"], **(cfg.get("loss") or {}))
+    return make_loss(cfg["codec"]["name"], **(cfg.get("loss") or {}))
+
+
+class Pieces(NamedTuple):
+    """What ``build_pieces`` returns."""
+
+    data: Any          # a FaceDataset of the split (None when no split was asked for)
+    codec: Any
+    model: nn.Module
+    loss: Any          # loss(outputs, targets) -> (total, parts); None with with_loss=False
+    description: str | None  # one line on the data (None without data)
+    origin: dict | None      # what the data is, as a checkpoint records it (``data_origin``; None: data given)
+
+
+def build_pieces(cfg: dict, split: str | None = None, *, train: bool | None = None, num_landmarks: int | None = None,
+                 data=None, codec=None, model: nn.Module | None = None, loss=None,
+                 description: str | None = None, with_loss: bool = True) -> Pieces:
+    """The data of ``split`` (None: no data), the codec, the model and the loss that ``cfg`` describes,
+    built in that order. A piece given is kept; the model and the codec, given or built, must be the
+    ones ``cfg`` describes (``check_pieces``). ``train``: augmented uint8 crops (default: ``split`` is
+    ``data.train_split``). The model predicts ``num_landmarks`` landmarks (default: the data's scheme's).
+    ``with_loss=False``: no loss (``loss`` None), for a model that is only read back to predict."""
+    origin = None
+    if data is None and split is not None:
+        data, description = build_split(cfg, split, train=split == cfg["data"]["train_split"] if train is None else train)
+        origin = data_origin(cfg)
+    codec = codec if codec is not None else build_codec(cfg)
+    if model is None:
+        if num_landmarks is None and data is None:
+            raise ValueError("build_pieces: give a split, the data or num_landmarks to size the model")
+        model = build_model(cfg, num_landmarks=num_landmarks if num_landmarks is not None else data.scheme.num_points)
+    check_pieces(cfg, model, codec)
+    if loss is None and with_loss:
+        loss = build_loss(cfg)
+    return Pieces(data, codec, model, loss, description, origin)
+
+
+def build_split(cfg: dict, split: str, *, train: bool) -> tuple[Any, str]:
+    """(``FaceDataset`` of one split, one-line description): ``open_split`` then ``build_dataset``."""
+    records, scheme, description = open_split(cfg, split)
+    return build_dataset(cfg, records, scheme, train=train), description
+
+
+def check_pieces(cfg: dict, model: nn.Module, codec) -> None:
+    """``ConfigError`` unless the model and the codec are the ones ``cfg`` describes (same head,
+    sizes), so that the checkpoint's configuration says what was trained."""
+    sizes = (cfg["data"]["input_size"], cfg["model"]["heatmap_size"])
+    head = cfg["model"].get("head") or _default_head(cfg)
+    for what, got, want in (("codec", (codec.name, codec.input_size, codec.heatmap_size), (cfg["codec"]["name"], *sizes)),
+                            ("model", (model.head, model.input_size, model.heatmap_size), (head, *sizes))):
+        if got != want:
+            raise ConfigError(f"the {what} is (head/codec, input size, heatmap size) = {got}, "
+                              f"but the configuration says {want}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The inverses: what a checkpoint records of each piece
+# ----------------------------------------------------------------------------------------------
+
+def model_spec(model: nn.Module) -> dict:
+    """The architecture of a ``LandmarkModel`` or ``BackboneModel``: its config's fields and its head."""
+    return {"config": dataclasses.asdict(model.config), "head": model.head,
+            "decimal_size": model.decimal_size, "decimal_channels": model.decimal_channels}
+
+
+def model_from_spec(spec: dict) -> nn.Module:
+    """A freshly initialised model of the architecture ``model_spec`` describes."""
+    from ..models import BackboneConfig, BackboneModel, HourglassConfig, LandmarkModel
+
+    if "arch" in spec["config"]:  # a single-feature backbone (HRNet, MobileNetV2)
+        return BackboneModel(BackboneConfig(**spec["config"]).validate(), head=spec["head"],
+                             decimal_size=spec["decimal_size"] or 8, decimal_channels=spec["decimal_channels"])
+    return LandmarkModel(HourglassConfig(**spec["config"]).validate(), head=spec["head"],
+                         decimal_size=spec["decimal_size"] or 8, decimal_channels=spec["decimal_channels"])
+
+
+def codec_spec(codec, options: dict | None = None) -> dict:
+    """A codec as a checkpoint records it: ``{"name", "input_size", "heatmap_size", "options"}``;
+    ``options``: the keyword options it was built with (``codec.options`` of the configuration)."""
+    return {"name": codec.name, "input_size": codec.input_size, "heatmap_size": codec.heatmap_size,
+            "options": dict(options or {})}
+
+
+def codec_from_spec(spec: dict):
+    """The codec ``codec_spec`` describes (``get_codec``)."""
+    from ..codecs import get_codec
+
+    return get_codec(spec["name"], input_size=spec["input_size"], heatmap_size=spec["heatmap_size"],
+                     **(spec.get("options") or {}))
+
+
+def loss_spec(loss_fn) -> dict:
+    """Every option of a ``LandmarkLoss``; the qualified name of any other loss callable."""
+    from ..losses import LandmarkLoss
+
+    if isinstance(loss_fn, LandmarkLoss):
+        return dict(loss_fn.options)
+    return {"custom": f"{getattr(loss_fn, '__module__', '?')}.{getattr(loss_fn, '__qualname__', type(loss_fn).__name__)}"}
+
+
+def loss_from_spec(codec_name: str, spec: dict):
+    """The loss ``loss_spec`` describes (``losses.make_loss``); ``ConfigError`` for a custom loss."""
+    from ..losses import make_loss
+
+    if "custom" in spec:
+        raise ConfigError(f"the loss {spec['custom']} is not a hihlib loss: it cannot be rebuilt from its record")
+    return make_loss(codec_name, **spec)
 
 
 # ----------------------------------------------------------------------------------------------

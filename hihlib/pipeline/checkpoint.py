@@ -3,7 +3,9 @@
 A checkpoint (``torch.save`` of a dict, written atomically) holds
 
 * ``"model"``: the state dict; ``"model_spec"``: the architecture it belongs to (``model_spec``);
-* ``"codec"``: name, input and heatmap size of the codec the targets came from;
+* ``"codec"``: name, input and heatmap size and options of the codec the targets came from
+  (``build.codec_spec``; files written before it recorded the options: ``codec_record`` fills them in
+  from the configuration);
 * ``"loss"``: every option of the loss it was trained with (or ``{"custom": name}`` for a loss
   that is not a ``hihlib.losses.LandmarkLoss``);
 * ``"config"``: the full run configuration, whose ``codec`` and ``loss`` sections agree with the above;
@@ -12,6 +14,9 @@ A checkpoint (``torch.save`` of a dict, written atomically) holds
 * the training state that exact resume needs (``hihlib.training.trainer.Trainer.state``): optimizer, scheduler,
   epoch, step, random states and data order.
 
+One writer, ``checkpoint_dict``, composes every checkpoint: the trainer's and the released-weight
+converters' (``hihlib.inference.released_hih``, ``released_h3r``), so they have one shape; every one is
+written atomically by ``hihlib.io.torch_save``.
 ``load_checkpoint`` rebuilds the model from ``model_spec`` and the codec from the configuration, so
 ``hih eval`` and ``hih predict`` need nothing but the file. ``prepare_run_folder`` guards a run folder and
 ``read_metrics`` reads its ``metrics.jsonl``.
@@ -19,7 +24,6 @@ A checkpoint (``torch.save`` of a dict, written atomically) holds
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -29,39 +33,40 @@ from torch import nn
 
 from ..errors import ConfigError, DataError, HihError
 from ..io import remove_stale_temporaries, torch_load
+from .build import build_pieces, codec_spec, loss_spec, model_from_spec, model_spec
 
 #: The files a run writes into its folder.
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.yaml")
 
 
-def model_spec(model: nn.Module) -> dict:
-    """The architecture of a ``LandmarkModel`` or ``BackboneModel``: its config's fields and its head."""
-    return {"config": dataclasses.asdict(model.config), "head": model.head,
-            "decimal_size": model.decimal_size, "decimal_channels": model.decimal_channels}
+def checkpoint_dict(model: nn.Module, codec, loss, config: dict, *, data: dict | None = None,
+                    state: dict | None = None, **extra) -> dict:
+    """The dict of a hihlib checkpoint: ``model`` (a plain module, not a DDP wrapper) with its
+    architecture, the ``codec`` (``codec_spec``, with the configuration's ``codec.options``), the
+    ``loss`` (a loss callable, recorded by ``loss_spec``; None: no loss, recorded as ``{}``), the run
+    ``config``, what it was trained on (``data``: ``{"dataset", "synthetic", "root", "description"}``,
+    see ``trained_on``; None: not recorded), the training ``state`` (the trainer's loop state; None:
+    ``epoch`` and ``global_step`` 0) and ``extra`` entries (e.g. a converter's ``released``)."""
+    ckpt = {"model": model.state_dict(), "model_spec": model_spec(model),
+            "codec": codec_spec(codec, (config.get("codec") or {}).get("options")),
+            "loss": {} if loss is None else loss_spec(loss), "config": config,
+            "num_landmarks": model.num_landmarks}
+    if data is not None:
+        ckpt["data"] = data
+    ckpt.update(state if state is not None else {"epoch": 0, "global_step": 0})
+    ckpt.update(extra)
+    return ckpt
 
 
-def model_from_spec(spec: dict) -> nn.Module:
-    """A freshly initialised ``LandmarkModel`` of the architecture ``model_spec`` describes."""
-    from ..models import BackboneConfig, BackboneModel, HourglassConfig, LandmarkModel
-
-    if "arch" in spec["config"]:  # a single-feature backbone (HRNet, MobileNetV2)
-        return BackboneModel(BackboneConfig(**spec["config"]).validate(), head=spec["head"],
-                             decimal_size=spec["decimal_size"] or 8, decimal_channels=spec["decimal_channels"])
-    return LandmarkModel(HourglassConfig(**spec["config"]).validate(), head=spec["head"],
-                         decimal_size=spec["decimal_size"] or 8, decimal_channels=spec["decimal_channels"])
-
-
-def codec_spec(codec) -> dict:
-    return {"name": codec.name, "input_size": codec.input_size, "heatmap_size": codec.heatmap_size}
-
-
-def loss_spec(loss_fn) -> dict:
-    """Every option of a ``LandmarkLoss``; the qualified name of any other loss callable."""
-    from ..losses import LandmarkLoss
-
-    if isinstance(loss_fn, LandmarkLoss):
-        return dict(loss_fn.options)
-    return {"custom": f"{getattr(loss_fn, '__module__', '?')}.{getattr(loss_fn, '__qualname__', type(loss_fn).__name__)}"}
+def codec_record(ckpt: dict) -> dict | None:
+    """A checkpoint's ``"codec"`` entry in today's shape (``codec_spec``): files written before the
+    entry held the codec's options get the options of their configuration. None if there is none."""
+    entry = ckpt.get("codec")
+    if entry is None:
+        return None
+    if "options" not in entry:
+        entry = {**entry, "options": dict(((ckpt.get("config") or {}).get("codec") or {}).get("options") or {})}
+    return entry
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -86,31 +91,14 @@ def trained_on(ckpt: dict) -> dict:
 def load_checkpoint(path: str | os.PathLike | dict, device: str | torch.device = "cpu"):
     """(model in eval mode, codec, config) from a checkpoint written by ``Trainer`` (its path, or the
     dict ``read_checkpoint`` returned)."""
-    from .build import build_codec, build_model
-
     ckpt = path if isinstance(path, dict) else read_checkpoint(path)
     cfg = ckpt["config"]
-    if "model_spec" in ckpt:
-        model = model_from_spec(ckpt["model_spec"])
-    else:  # written before checkpoints named their architecture
-        model = build_model(cfg, num_landmarks=ckpt["num_landmarks"])
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    return model, build_codec(cfg), cfg
-
-
-def check_pieces(cfg: dict, model: nn.Module, codec) -> None:
-    """``ConfigError`` unless the model and the codec are the ones ``cfg`` describes (same head,
-    sizes), so that the checkpoint's configuration says what was trained."""
-    sizes = (cfg["data"]["input_size"], cfg["model"]["heatmap_size"])
-    from .build import _default_head
-
-    head = cfg["model"].get("head") or _default_head(cfg)
-    for what, got, want in (("codec", (codec.name, codec.input_size, codec.heatmap_size), (cfg["codec"]["name"], *sizes)),
-                            ("model", (model.head, model.input_size, model.heatmap_size), (head, *sizes))):
-        if got != want:
-            raise ConfigError(f"the {what} given to the trainer is (head/codec, input size, heatmap size) = {got}, "
-                              f"but the configuration says {want}")
+    # written before checkpoints named their architecture: the model the configuration describes
+    model = model_from_spec(ckpt["model_spec"]) if "model_spec" in ckpt else None
+    pieces = build_pieces(cfg, num_landmarks=ckpt.get("num_landmarks"), model=model, with_loss=False)
+    pieces.model.load_state_dict(ckpt["model"])
+    pieces.model.to(device).eval()
+    return pieces.model, pieces.codec, cfg
 
 
 def prepare_run_folder(out: str | os.PathLike, *, resume: bool, force: bool) -> Path:

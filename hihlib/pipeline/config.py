@@ -7,7 +7,7 @@ unknown key names the nearest known one, a value of the wrong type names the opt
 expects, and names (model, codec, dataset, optimizer, ...) are checked against what exists.
 
 The sections ``codec.options``, ``model.options``, ``loss`` and ``data.augment`` hold the keyword
-arguments of ``get_codec``, ``models.create``, ``losses.build_loss`` and ``data.transforms.Augment``;
+arguments of ``get_codec``, ``models.create``, ``losses.make_loss`` and ``data.transforms.Augment``;
 their keys are checked against those functions' options.
 """
 
@@ -54,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "codec": {"name": "hih", "options": {}},
     "model": {"name": "hih_b", "heatmap_size": 64, "options": {},
               "head": None},           # null: the codec's head; "hih_local" (HIH codec) is hihlib's extension
-    "loss": {},                    # keyword arguments of hihlib.losses.build_loss
+    "loss": {},                    # keyword arguments of hihlib.losses.make_loss
     "optim": {
         "name": "adam",            # adam | adamw | sgd
         "lr": 1e-3,
@@ -167,7 +167,7 @@ def check_config(cfg: dict, where: str = "config") -> dict:
     """Check every option of ``cfg`` (keys, types, names) and the free sections' keys; returns ``cfg``.
 
     The free sections are checked by the functions that take them, without building anything large:
-    the model name and options by ``models.model_config``, the loss options by ``losses.build_loss``,
+    the model name and options by ``models.model_config``, the loss options by ``losses.make_loss``,
     the codec options by the codec's constructor, the augmentation options against ``Augment``'s fields.
     """
     unknown = sorted(set(cfg) - set(DEFAULTS))
@@ -181,7 +181,7 @@ def check_config(cfg: dict, where: str = "config") -> dict:
     from .. import models
     from ..codecs import get_codec
     from ..data.transforms import Augment
-    from ..losses import build_loss
+    from ..losses import make_loss
 
     m = cfg["model"]
     try:
@@ -195,7 +195,7 @@ def check_config(cfg: dict, where: str = "config") -> dict:
     except (TypeError, ValueError, ConfigError) as e:
         raise ConfigError(f"{where}: codec.options: {e}") from None
     try:
-        build_loss(cfg["codec"]["name"], **(cfg.get("loss") or {}))
+        make_loss(cfg["codec"]["name"], **(cfg.get("loss") or {}))
     except ConfigError as e:
         raise ConfigError(f"{where}: loss: {e}") from None
     fields = {f.name for f in dataclasses.fields(Augment)} - {"mirror", "size"}

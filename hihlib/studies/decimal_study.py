@@ -100,7 +100,7 @@ def build(recipe_name: str, head: str, *, num_landmarks: int = 98, heatmap_size:
     codec's frame (so under the released recipe it reads the released cell)."""
     from .. import models
     from ..codecs import get_codec
-    from ..losses import build_loss
+    from ..losses import make_loss
 
     r = recipe(recipe_name)
     if seed is not None:
@@ -117,10 +117,10 @@ def build(recipe_name: str, head: str, *, num_landmarks: int = 98, heatmap_size:
         # the released loss, weight x mean over the B*K*d*d elements of KL(softmax(values) || softmax(logits)), is
         # weight / d^2 x the per-landmark KL to the codec's target (already softmax(values)); csc_official cannot
         # be used: it recovers the values from a normalised label, which fails when the peak lies off the map (c = d)
-        loss = build_loss("hih", decimal_loss="kl", decimal_weight=r["decimal_weight"] / decimal_size ** 2)
+        loss = make_loss("hih", decimal_loss="kl", decimal_weight=r["decimal_weight"] / decimal_size ** 2)
     else:
         codec = get_codec("hih", **kw)
-        loss = build_loss("hih", decimal_loss=r["decimal_loss"], decimal_weight=r["decimal_weight"])
+        loss = make_loss("hih", decimal_loss=r["decimal_loss"], decimal_weight=r["decimal_weight"])
     if head == "hih_local":
         model._cells = codec.split   # the window sits at the codec's integer cell
     return model, codec, loss
@@ -261,7 +261,7 @@ def make_faces(run: TrainedRun, workers: int = 0):  # noqa: D103
     from ..data import FaceDataset
     from ..data.synthetic import SyntheticFaces
     from .demo import CLEAN_APPEARANCE, CachedCrops
-    from ..training.trainer import cache_records
+    from ..pipeline.build import cache_records
 
     if run.spread not in ("demo", "aligned"):
         raise ConfigError(f"spread must be 'demo' or 'aligned', got {run.spread!r}")

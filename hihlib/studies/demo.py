@@ -149,7 +149,7 @@ def make_data(p: Profile, seed: int = 0, workers: int = 0):
     """(train CachedCrops, test CachedCrops, description of the data)."""
     from ..data import FaceDataset
     from ..data.synthetic import SyntheticFaces
-    from ..training.trainer import cache_records
+    from ..pipeline.build import cache_records
 
     sets = []
     for n, s in ((p.num_train, seed), (p.num_test, seed + 10_000)):
@@ -167,7 +167,7 @@ def make_data(p: Profile, seed: int = 0, workers: int = 0):
 
 def demo_config(p: Profile, head: str, heatmap_size: int, device: str) -> dict:
     """The training configuration of one demo model (stored in its checkpoint)."""
-    from ..training.trainer import DEFAULTS
+    from ..pipeline.config import DEFAULTS
 
     cfg = copy.deepcopy(DEFAULTS)
     cfg["data"].update(dataset="synth", input_size=p.input_size, box="dataset", num_train=p.num_train,
@@ -203,22 +203,18 @@ class _Repeat(Dataset):
 def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str, seed: int = 0,
               val_set=None):
     """Train one demo model with the library's ``Trainer``. Returns (model, codec, seconds)."""
-    from .. import models
-    from ..codecs import get_codec
-    from ..losses import build_loss
+    from ..pipeline.build import build_pieces
     from ..training.trainer import Trainer
 
     cfg = demo_config(p, head, hm, device)
     cfg["seed"] = seed
     torch.manual_seed(seed)  # the same initial backbone weights for every head of a heatmap size
-    model = models.create("hg_tiny", num_landmarks=train_set.scheme.num_points, head=head, heatmap_size=hm,
-                          **cfg["model"]["options"])
-    codec = get_codec(codec_name(head), input_size=p.input_size, heatmap_size=hm)
     per_eval = cfg["train"]["max_steps_per_epoch"]
-    data = _Repeat(train_set, per_eval * p.batch_size)
+    pieces = build_pieces(cfg, data=_Repeat(train_set, per_eval * p.batch_size))
+    codec = pieces.codec
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, out / f"{head}_{hm}", model=model, codec=codec, loss_fn=build_loss(codec.name, **cfg["loss"]),
-                      train_set=data, val_set=val_set if p.evaluations > 1 else None,
+    trainer = Trainer(cfg, out / f"{head}_{hm}", model=pieces.model, codec=codec, loss_fn=pieces.loss,
+                      train_set=pieces.data, val_set=val_set if p.evaluations > 1 else None,
                       data_description="demo training crops (synthetic faces, hihlib.data.synthetic)",
                       data_origin={"dataset": "synth", "synthetic": True, "root": None})
     # the demo prints one line per model itself; the trainer's own lines (its data, its evaluations)
@@ -292,7 +288,7 @@ def run_demo(out: str | os.PathLike = "runs/demo", *, profile: str | None = None
     fields of the profile (e.g. ``steps=50``). ``threads``: torch CPU threads (default: the idle
     cores, measured before each model by ``choose_threads``).
     """
-    from ..training.trainer import resolve_device
+    from ..pipeline.build import resolve_device
 
     dev = resolve_device(device, "--device")
     if profile is None:
@@ -443,7 +439,7 @@ def sample_crops(p: dict, seed: int, n: int):
     as the run cropped them: face i of a seed is always the same face (``hihlib.data.synthetic``)."""
     from ..data import FaceDataset
     from ..data.synthetic import SyntheticFaces
-    from ..training.trainer import cache_records
+    from ..pipeline.build import cache_records
 
     faces = SyntheticFaces(n, seed=seed + 10_000, image_size=p["image_size"], attribute_prob=attribute_prob(p["appearance"]))
     return FaceDataset(cache_records(list(faces.records)), faces.scheme, input_size=p["input_size"], box="dataset")

@@ -40,21 +40,17 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from ..pipeline.build import (build_codec, build_dataset, build_loss, build_model, build_optimizer, build_scheduler,
-                    cache_records, open_split, resolve_device)
-from ..pipeline.build import data_origin as data_origin_of
-from ..pipeline.checkpoint import (check_pieces, codec_spec, load_checkpoint, loss_spec, model_spec, prepare_run_folder,
-                         read_checkpoint)
-from ..pipeline.config import DEFAULTS, apply_overrides, load_config
+from ..pipeline.build import (build_optimizer, build_pieces, build_scheduler, build_split, codec_spec, loss_spec,
+                              model_spec, resolve_device)
+from ..pipeline.checkpoint import checkpoint_dict, codec_record, prepare_run_folder, read_checkpoint
+from ..pipeline.config import load_config
 from ..data.dataset import normalize_batch
 from .distributed import ResumableSampler, rng_state, seed_everything, set_rng_state, setup_distributed
 from ..errors import HihError
 from ..inference.evaluate import predict_dataset, summarise
 from ..io import append_jsonl, torch_save, write_text
 
-# Re-exported: notebooks, the demo and older scripts import these from ``hihlib.training.trainer``.
-__all__ = ["DEFAULTS", "Trainer", "apply_overrides", "build_codec", "build_loss", "build_model", "cache_records",
-           "load_checkpoint", "load_config", "resolve_device", "train"]
+__all__ = ["Trainer", "register", "train"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -99,38 +95,27 @@ class Trainer:
             torch.cuda.set_device(self.device)
         seed_everything(self.cfg["seed"])
 
-        # data
-        self.data_description = data_description or "data given by the caller"
+        # data, codec, model, loss (built in that order): the configuration records exactly what is trained
+        pieces = build_pieces(self.cfg, d["train_split"], train=True, data=train_set, codec=codec, model=model,
+                              loss=loss_fn, description=data_description or "data given by the caller")
+        self.data_origin = dict(data_origin if data_origin is not None else  # what the checkpoint says it was trained on
+                                pieces.origin or {"dataset": None, "synthetic": None, "root": None})
         self.val_description = val_description or "validation data given by the caller"
-        # what the checkpoint says it was trained on (hih predict warns about synthetic faces)
-        self.data_origin = dict(data_origin) if data_origin is not None else (
-            data_origin_of(self.cfg) if train_set is None else {"dataset": None, "synthetic": None, "root": None})
-        if train_set is None:
-            records, scheme, self.data_description = open_split(self.cfg, d["train_split"])
-            train_set = build_dataset(self.cfg, records, scheme, train=True)
-            if val_set is None and t["eval_every"]:
-                records, scheme, self.val_description = open_split(self.cfg, d["val_split"])
-                val_set = build_dataset(self.cfg, records, scheme, train=False)
-        self.train_set, self.val_set = train_set, val_set
+        if train_set is None and val_set is None and t["eval_every"]:
+            val_set, self.val_description = build_split(self.cfg, d["val_split"], train=False)
+        self.train_set, self.val_set, self.codec, self.loss_fn = pieces.data, val_set, pieces.codec, pieces.loss
+        self.data_description = pieces.description
+        if "custom" not in loss_spec(self.loss_fn):
+            self.cfg["loss"] = loss_spec(self.loss_fn)
 
-        # codec, model, loss: the configuration records exactly what is trained
-        self.codec = codec if codec is not None else build_codec(self.cfg)
-        if model is None:
-            model = build_model(self.cfg, num_landmarks=train_set.scheme.num_points)
-        check_pieces(self.cfg, model, self.codec)
-        self.loss_fn = loss_fn if loss_fn is not None else build_loss(self.cfg)
-        self.loss_record = loss_spec(self.loss_fn)
-        if "custom" not in self.loss_record:
-            self.cfg["loss"] = self.loss_record
-
-        self.model = model.to(self.device)
+        self.model = pieces.model.to(self.device)
         self.cuda = self.device.type == "cuda"
         if self.cuda and t.get("channels_last"):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.amp = self.cuda and str(t.get("amp", "none")).lower() == "bf16"
 
         # optimisation
-        self.sampler = ResumableSampler(train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
+        self.sampler = ResumableSampler(self.train_set, num_replicas=self.dist.world_size, rank=self.dist.rank,
                                         seed=self.cfg["seed"])
         self.steps_per_epoch = math.ceil(self.sampler.num_samples / t["batch_size"])
         if t.get("max_steps_per_epoch"):
@@ -147,17 +132,21 @@ class Trainer:
         if resume:
             self.restore(read_checkpoint(self.last_path) if self.last_path.is_file() else None)
 
-        self.net = self.model
+        self.net = self._wrapped()
+
+    def _wrapped(self) -> nn.Module:
+        """The model as the loop calls it: under DistributedDataParallel when distributed, compiled
+        when ``train.compile``."""
+        net = self.model
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             # static_graph: the graph is the same at every step, which lets DDP skip parameters that
             # never receive a gradient (e.g. the last stack's remap convolutions) without the
             # per-step graph traversal of find_unused_parameters=True
-            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.cuda else None,
-                                               static_graph=True)
-        if t.get("compile"):
-            self.net = torch.compile(self.net)
+            net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.cuda else None,
+                                          static_graph=True)
+        return torch.compile(net) if self.cfg["train"].get("compile") else net
 
     # -- files ---------------------------------------------------------------------------------
     @property
@@ -171,15 +160,13 @@ class Trainer:
     # -- exact resume: what is saved, and how it is read back --------------------------------------
     def state(self) -> dict:
         """The checkpoint: the trained pieces (``hihlib.pipeline.checkpoint``) and the state of the loop."""
-        model = unwrap(self.model)
+        return checkpoint_dict(unwrap(self.model), self.codec, self.loss_fn, self.cfg,
+                               data={**self.data_origin, "description": self.data_description},  # checkpoint.trained_on
+                               state=self.loop_state())
+
+    def loop_state(self) -> dict:
+        """The state of the loop that exact resume needs (beside the weights)."""
         return {
-            "model": model.state_dict(),
-            "model_spec": model_spec(model),
-            "codec": codec_spec(self.codec),
-            "loss": self.loss_record,
-            "config": self.cfg,
-            "num_landmarks": model.num_landmarks,
-            "data": {**self.data_origin, "description": self.data_description},  # checkpoint.trained_on
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,                  # epochs completed
@@ -233,11 +220,14 @@ class Trainer:
                         f"{model.num_landmarks}")
         elif "model_spec" in ckpt and ckpt["model_spec"] != model_spec(model):
             what.append("the checkpoint's architecture differs from this run's")
-        elif "codec" in ckpt and ckpt["codec"] != codec_spec(self.codec):
-            what.append(f"the checkpoint's codec is {ckpt['codec']}, this run's {codec_spec(self.codec)}")
+        elif "codec" in ckpt and codec_record(ckpt) != self._codec_spec():
+            what.append(f"the checkpoint's codec is {codec_record(ckpt)}, this run's {self._codec_spec()}")
         if not what:
             return None
         return "; ".join(what) + ("; settings that differ: " + ", ".join(differ) if differ else "")
+
+    def _codec_spec(self) -> dict:
+        return codec_spec(self.codec, self.cfg["codec"].get("options"))
 
     def save(self, path: Path | None = None) -> None:
         if self.dist.is_main:
