@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, HihError
+from .datasets import dataset_info
 from .records import FaceRecord
 from .schemes import LandmarkScheme
 
@@ -141,7 +142,7 @@ def data_source(dataset: str, root: str | os.PathLike | None = None, *, env: str
     """
     from .synthetic_export import export
 
-    name = {"wflw": "WFLW", "cofw": "COFW", "300w": "300W"}[dataset]
+    name = dataset_info(dataset).title
     given = root if root is not None else (os.environ.get(env) if env else None)
     if given:
         path = Path(given).expanduser()
