@@ -21,12 +21,12 @@ from .datasets import DATASETS, FILE_DATASETS, DatasetInfo, dataset_info
 
 
 def open_dataset(name: str, root, split: str, *, skip_bad: bool = False):
-    """The loader of a dataset of ``FILE_DATASETS`` by name or alias (``"wflw"``, ``"cofw"``, ``"300w"`` /
+    """The loader of a dataset read from files by name or alias (``"wflw"``, ``"cofw"``, ``"300w"`` /
     ``"w300"``), from the table of ``datasets.py``; every loader takes ``(root, split, *, skip_bad=False)``."""
     key = name.lower()
-    info = next((DATASETS[n] for n in FILE_DATASETS if key == n or key in DATASETS[n].aliases), None)
+    info = next((d for d in DATASETS.values() if d.loader and (key == d.name or key in d.aliases)), None)
     if info is None:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(FILE_DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(n for n, d in DATASETS.items() if d.loader)}")
     return info.open(root, split, skip_bad=skip_bad)
 
 

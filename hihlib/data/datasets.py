@@ -126,10 +126,10 @@ def dataset_info(name: str) -> DatasetInfo:
 def attribute_order() -> tuple[str, ...]:
     """Display order of attribute subsets: each attribute, then its subset file's name where it differs
     (WFLW: pose, largepose, expression, ...)."""
-    order: list[str] = []
+    order: dict[str, None] = {}
     for info in DATASETS.values():
         for a in info.attributes:
-            order += [x for x in (a, info.subset_files.get(a, a)) if x not in order]
+            order.update(dict.fromkeys((a, info.subset_files.get(a, a))))
     return tuple(order)
 
 

@@ -170,6 +170,18 @@ def evaluate_predictions(preds: Predictions, scheme, subsets: dict[str, np.ndarr
     return {"metrics": out, "nmes": nmes}
 
 
+def decimal_map_report(per_method: dict[str, dict], norm: str = "inter_ocular") -> str:
+    """What the decimal map adds on a model: the NMEs of the HIH decoders (``expectation``, ``official``)
+    beside the integer map read alone (``argmax``), per_method: method -> {"nme", ...} of one subset and
+    normaliser; a second line when the decimal map does not pay off (argmax as good or better)."""
+    rows = {m: per_method[m]["nme"] for m in ("expectation", "official", "argmax") if m in per_method}
+    text = f"HIH decoders, {norm.replace('_', '-')} NME %: " + str({m: round(v, 3) for m, v in rows.items()})
+    if "argmax" in rows and "expectation" in rows and rows["argmax"] <= rows["expectation"]:
+        text += ("\nthe decimal map does not pay off yet on this briefly trained model: reading the integer map "
+                 "alone (argmax) is as good or better (notebook 04 measures why)")
+    return text
+
+
 def format_table(results: dict, data_description: str, *, title: str | None = None) -> str:
     """Markdown: one row per (normaliser, subset, method) with NME %, FR@0.1 %, AUC@0.1."""
     lines = []
