@@ -16,18 +16,18 @@ from hihlib.data import datasets
 from hihlib.data.datasets import DATASETS, FILE_DATASETS, dataset_info
 from hihlib.errors import ConfigError
 
-REFERENCE = (Path(__file__).resolve().parent.parent / "docs" / "REFERENCE.md").read_text(encoding="utf-8")
+REFERENCE = (Path(__file__).resolve().parent.parent / "docs/REFERENCE.md").read_text(encoding="utf-8")
 
 
 def section(title: str) -> str:
-    """The text of REFERENCE.md's ``### <title> (...)`` section."""
+    """The text of docs/REFERENCE.md's ``### <title> (...)`` section."""
     m = re.search(rf"^### {re.escape(title)} \((.*?)\)\n(.*?)(?=^###|^## )", REFERENCE, re.S | re.M)
     assert m, title
     return m.group(1) + "\n" + m.group(2)
 
 
 def permutation(text: str) -> list[int]:
-    """A mirror permutation as REFERENCE.md writes it: comma-separated indices and ``a..b`` runs."""
+    """A mirror permutation as docs/REFERENCE.md writes it: comma-separated indices and ``a..b`` runs."""
     out = []
     for tok in re.sub(r"\s+", "", text).split(","):
         if ".." in tok:
