@@ -54,14 +54,14 @@ from IPython.display import Markdown, display
 from hihlib import metrics, viz
 from hihlib.studies import reproduce
 from hihlib.teaching import analysis
-from hihlib.teaching.analysis import ROUNDING_ERROR, crop_coords, error_vs_resolution
+from hihlib.teaching.analysis import ROUNDING_ERROR, error_vs_resolution, record_crops
 from hihlib.cli import main as hih
-from hihlib.data import WFLW, FaceDataset
+from hihlib.data import WFLW
 from hihlib.data.source import data_source
-from hihlib.inference.evaluate import attribute_subsets, evaluate_predictions, format_table, predict_dataset
-from hihlib.training.trainer import Trainer
+from hihlib.inference.evaluate import decimal_map_report, evaluate_dataset, format_table
 from hihlib.pipeline.checkpoint import load_checkpoint
 from hihlib.pipeline.config import load_config
+from hihlib.training.recipes import train_briefly
 
 torch.set_num_threads(1)  # on shared cores, more threads per process are slower, not faster
 
@@ -80,11 +80,12 @@ CHECKPOINT = None         # e.g. "runs/wflw_hih_b/best.pt"
 # another folder than runs/), printed relative
 WORK = Path(tempfile.mkdtemp(prefix="hih_nb05_")) if SMOKE else Path(os.path.relpath(viz.runs_dir("nb05")))
 FIGURES = viz.figure_dir()  # runs/figures unless HIH_FIGURES says otherwise (figures/ for the committed ones)
-CONFIG = Path("../configs/wflw_hih_b.yaml") if Path("../configs").is_dir() else Path("configs/wflw_hih_b.yaml")
+CONFIGS = Path("../configs") if Path("../configs").is_dir() else Path("configs")
+CONFIG = CONFIGS / "wflw_hih_b.yaml"
 CHECKPOINT = CHECKPOINT or os.environ.get("HIH_WFLW_CHECKPOINT") or None
 n_train, n_test = (16, 12) if SMOKE else (600, 300)
-src = data_source("wflw", WFLW_ROOT, env="HIH_WFLW_ROOT", synth_dir=WORK / "wflw_synthetic",
-                  synth={"train": n_train, "test": n_test, "seed": 0})
+# WFLW_ROOT, else $HIH_WFLW_ROOT (WFLW's row of hihlib.data.datasets), else a synthetic export
+src = data_source("wflw", WFLW_ROOT, synth_dir=WORK / "wflw_synthetic", synth={"train": n_train, "test": n_test, "seed": 0})
 SYNTHETIC = src.synthetic
 ROOT = src.root
 DATA = src.description
@@ -139,11 +140,7 @@ _ = viz.show(fig, dpi=80)  # photos compress poorly: a lower resolution keeps th
 # %%
 NORM = test_faces.scheme.normaliser("inter_ocular")
 quant = analysis.quantization_table(test_faces.records, NORM, heatmap_size=64, input_size=256)
-landmarks = np.stack([r.landmarks for r in test_faces.records])
-boxes = np.stack([r.box for r in test_faces.records])
-crop, _ = crop_coords(landmarks, boxes, input_size=256)
-inside = analysis.inside_crop(crop, 256)
-crop = crop[inside]  # a landmark outside the crop has no cell to encode it in: such faces are left out
+crop, inside = record_crops(test_faces.records, input_size=256)  # faces with a landmark outside their crop
 print(f"{(~inside).sum()} of {len(inside)} test faces have a landmark outside their crop and are left out ({LABEL})")
 iod = np.linalg.norm(crop[:, NORM[0]] - crop[:, NORM[1]], axis=-1)
 closed_form = 100 * np.mean(ROUNDING_ERROR * 4 / iod)
@@ -197,69 +194,40 @@ recipe = load_config(CONFIG)
 assert (recipe["model"]["name"], recipe["train"]["epochs"], recipe["optim"]["milestones"]) == ("hih_b", 60, [30, 50])
 
 # %% [markdown]
-# **Without a checkpoint** the notebook trains the same recipe scaled down to a CPU: the `hg_tiny` hourglass
-# (1 stack, width 32) on 128×128 crops with 32×32 integer maps (the same stride 4) and 8×8 decimal maps, for a
-# few hundred steps. This is *not* HIH_B and not 60 epochs; its NME is far above the paper's even on WFLW.
+# **Without a checkpoint** the notebook trains the same recipe scaled down to a CPU (`configs/cpu_recipe.yaml`
+# merged onto it): the `hg_tiny` hourglass (1 stack, width 32) on 128×128 crops with 32×32 integer maps (the
+# same stride 4) and 8×8 decimal maps, for a few hundred steps. This is *not* HIH_B and not 60 epochs; its NME
+# is far above the paper's even on WFLW.
 
 # %%
 if CHECKPOINT:
-    ckpt = Path(CHECKPOINT)
-    how = f"checkpoint {ckpt}"
+    ckpt, how = Path(CHECKPOINT), f"checkpoint {CHECKPOINT}"
 else:
-    steps = 3 if SMOKE else 600
-    per_epoch = -(-len(train_faces.records) // 16)
-    epochs = -(-steps // per_epoch)
-    overrides = ["model.name=hg_tiny", "model.heatmap_size=32", "model.options={width: 32, depth: 3}",
-                 "data.input_size=128", f"data.root={ROOT}", "data.workers=0", f"train.epochs={epochs}",
-                 f"train.max_steps_per_epoch={min(steps, per_epoch)}", "train.batch_size=16", "train.eval_every=0",
-                 "train.progress=false", "optim.lr=2e-3", "optim.schedule=cosine", "optim.warmup_steps=10"]
-    cfg = load_config(CONFIG, overrides)
-    print("$ hih train --config", CONFIG, "--out", WORK / "run", " ".join(overrides))
-    t0 = time.perf_counter()
-    log = io.StringIO()
-    with contextlib.redirect_stdout(log):
-        trainer = Trainer(cfg, WORK / "run")
-        trainer.fit()
-        trainer.close()
-    seconds = time.perf_counter() - t0
-    ckpt = WORK / "run" / "last.pt"
-    how = f"hg_tiny trained on the CPU for {trainer.global_step} steps of batch 16 ({seconds:.0f} s), not HIH_B"
-    assert trainer.global_step == epochs * min(steps, per_epoch)
-    print(how)
+    cpu_recipe = load_config([CONFIG, CONFIGS / "cpu_recipe.yaml"], [f"data.root={ROOT}"])
+    ckpt, how = train_briefly(cpu_recipe, WORK / "run", train_faces=len(train_faces.records), steps=3 if SMOKE else 600,
+                              command=f"configs: {CONFIG} + {CONFIGS / 'cpu_recipe.yaml'}, data.root={ROOT}")
 model, codec, cfg = load_checkpoint(ckpt)
 print(f"model: {cfg['model']['name']}, {codec}")
 
 # %% [markdown]
 # ### Evaluation per subset
 #
-# As `hih eval --dataset wflw` does it: crops from the dataset's boxes (the protocol of the published
-# numbers), one forward pass, every decoder of the codec, predictions mapped back to the original image,
-# NME against the annotation, per attribute subset.
+# `hih eval --dataset wflw` as a function (`evaluate_dataset`): crops from the dataset's boxes (the protocol of
+# the published numbers), one forward pass, every decoder of the codec, predictions mapped back to the original
+# image, NME against the annotation, per attribute subset (the policy of WFLW's row in `hihlib.data.datasets`).
 
 # %%
-d = cfg["data"]
-test_set = FaceDataset(test_faces.records, test_faces.scheme, input_size=d["input_size"], scale=d["scale"],
-                       box="dataset")
-preds = predict_dataset(model, codec, test_set, batch_size=32, progress=False)
-subsets = attribute_subsets(test_faces.records)
-result = evaluate_predictions(preds, test_faces.scheme, subsets, norms=["inter_ocular"])
-res = result["metrics"]["inter_ocular"]
-display(Markdown(format_table(result["metrics"], f"{DATA}; model: {how}",
+ev = evaluate_dataset(model, codec, "wflw", ROOT, cfg, box="dataset")
+res = ev.metrics["inter_ocular"]
+display(Markdown(format_table(ev.metrics, f"{ev.description}; model: {how}",
                               title=f"{LABEL} test set, boxes from the dataset")))
 main = codec.methods[0]
 assert res["full"][main]["n"] == len(test_faces.records)
-nm = result["nmes"]["inter_ocular"][main]
-assert abs(res["full"][main]["nme"] - 100 * nm.mean()) < 1e-9
-
-# what the decimal map adds on this model: the HIH decoders against the integer map read alone
-hih_rows = {m: res["full"][m]["nme"] for m in ("expectation", "official", "argmax") if m in res["full"]}
-print("HIH decoders, inter-ocular NME %:", {m: round(v, 3) for m, v in hih_rows.items()})
-if "argmax" in hih_rows and hih_rows["argmax"] <= hih_rows["expectation"]:
-    print("the decimal map does not pay off yet on this briefly trained model: reading the integer map alone "
-          "(argmax) is as good or better (notebook 04 measures why)")
+assert abs(res["full"][main]["nme"] - 100 * ev.nmes["inter_ocular"][main].mean()) < 1e-9
+print(decimal_map_report(res["full"]))  # what the decimal map adds: HIH decoders against the integer map alone
 
 fig, ax = viz.new_figure(size=(6, 4.2))
-viz.plot_ced({f"{codec.name}/{m}": v for m, v in result["nmes"]["inter_ocular"].items()}, ax)
+viz.plot_ced({f"{codec.name}/{m}": v for m, v in ev.nmes["inter_ocular"].items()}, ax)
 ax.set_title(f"CED on the test set; data: {LABEL}; model: {cfg['model']['name']}", fontsize=8)
 _ = viz.show(fig, save_to=FIGURES / "nb05_ced.png")
 
@@ -335,16 +303,11 @@ rel_model, rel_codec, rel_cfg = load_checkpoint(WORK / "released_hih.pt")
 print(rel_codec, "| up-sampling align_corners:", rel_model.config.align_corners)
 
 # %%
-rd = rel_cfg["data"]
-rel_set = FaceDataset(test_faces.records, test_faces.scheme, input_size=rd["input_size"], scale=rd["scale"],
-                      box="dataset")
 t0 = time.perf_counter()
-rel_preds = predict_dataset(rel_model, rel_codec, rel_set, methods=("official", "expectation"), batch_size=16,
-                            progress=False)
-print(f"{len(rel_set)} test faces in {time.perf_counter() - t0:.0f} s")
-rel_result = evaluate_predictions(rel_preds, test_faces.scheme, attribute_subsets(test_faces.records),
-                                  norms=["inter_ocular"])
-rel_res = rel_result["metrics"]["inter_ocular"]
+rel_ev = evaluate_dataset(rel_model, rel_codec, "wflw", ROOT, rel_cfg, box="dataset", batch_size=16,
+                          methods=("official", "expectation"))
+print(f"{len(rel_ev.records)} test faces in {time.perf_counter() - t0:.0f} s")
+rel_res = rel_ev.metrics["inter_ocular"]
 rel_label = "released HIH_B" if use_released else "random init., released format"
 rel_data = f"{LABEL}, {len(test_faces.records)} test faces, crops of 1.25 × the dataset box; model: {released_how}"
 display(Markdown(reproduce.wflw_subset_table(

@@ -47,9 +47,7 @@ SMOKE = os.environ.get("HIH_SMOKE", "0") == "1"
 
 import contextlib
 import io
-import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -59,14 +57,14 @@ from IPython.display import Markdown, display
 from hihlib import metrics, viz
 from hihlib.studies import reproduce
 from hihlib.teaching import analysis
-from hihlib.teaching.analysis import ROUNDING_ERROR, crop_coords
+from hihlib.teaching.analysis import ROUNDING_ERROR, record_crops
 from hihlib.cli import main as hih
-from hihlib.data import COFW, FaceDataset
+from hihlib.data import COFW
 from hihlib.data.source import data_source
-from hihlib.inference.evaluate import evaluate_predictions, format_table, predict_dataset
-from hihlib.training.trainer import Trainer
+from hihlib.inference.evaluate import decimal_map_report, evaluate_dataset, format_table
 from hihlib.pipeline.checkpoint import load_checkpoint
 from hihlib.pipeline.config import load_config
+from hihlib.training.recipes import train_briefly
 
 torch.set_num_threads(1)  # on shared cores, more threads per process are slower, not faster
 
@@ -82,11 +80,11 @@ CHECKPOINT = None         # e.g. "runs/cofw_hih_b/best.pt"
 # ones). Smoke runs use a temporary folder.
 WORK = Path(tempfile.mkdtemp(prefix="hih_nb06_")) if SMOKE else Path(os.path.relpath(viz.runs_dir("nb06")))
 FIGURES = WORK if SMOKE else viz.figure_dir()
-CONFIG = Path("../configs/cofw_hih_b.yaml") if Path("../configs").is_dir() else Path("configs/cofw_hih_b.yaml")
+CONFIGS = Path("../configs") if Path("../configs").is_dir() else Path("configs")
+CONFIG = CONFIGS / "cofw_hih_b.yaml"
 CHECKPOINT = CHECKPOINT or os.environ.get("HIH_COFW_CHECKPOINT") or None
 n_train, n_test = (16, 12) if SMOKE else (600, 300)
-src = data_source("cofw", COFW_ROOT, env="HIH_COFW_ROOT", synth_dir=WORK / "cofw_synthetic",
-                  synth={"train": n_train, "test": n_test, "seed": 0})
+src = data_source("cofw", COFW_ROOT, synth_dir=WORK / "cofw_synthetic", synth={"train": n_train, "test": n_test, "seed": 0})
 SYNTHETIC, ROOT, DATA = src.synthetic, src.root, src.description
 LABEL = "synthetic COFW-format export (NOT COFW)" if SYNTHETIC else "COFW"
 warning = "> ⚠️ " + reproduce.synthetic_warning("cofw") + "\n\n" if SYNTHETIC else ""
@@ -139,11 +137,7 @@ _ = viz.show(fig, dpi=80, save_to=FIGURES / "nb06_faces.png")  # photos: keep th
 # each face's inter-ocular (or inter-pupil) distance in the crop.
 
 # %%
-landmarks = np.stack([r.landmarks for r in test_faces.records])
-boxes = np.stack([r.box for r in test_faces.records])
-crop, _ = crop_coords(landmarks, boxes, input_size=256)
-inside = analysis.inside_crop(crop, 256)
-crop = crop[inside]  # a landmark outside the crop has no cell to encode it in: such faces are left out
+crop, inside = record_crops(test_faces.records, input_size=256)  # faces with a landmark outside their crop
 print(f"{(~inside).sum()} of {len(inside)} test faces have a landmark outside their crop and are left out ({LABEL})")
 quant, closed = {}, {}
 for kind in ("inter_ocular", "inter_pupil"):
@@ -181,71 +175,45 @@ recipe = load_config(CONFIG)
 assert (recipe["model"]["name"], recipe["data"]["dataset"]) == ("hih_b", "cofw")
 
 # %% [markdown]
-# **Without a checkpoint**, the recipe scaled down to a CPU (the `hg_tiny` hourglass on 128×128 crops, 32×32
-# integer maps, 8×8 decimal maps, a few hundred steps). Not HIH_B, not 60 epochs.
+# **Without a checkpoint**, the recipe scaled down to a CPU (`configs/cpu_recipe.yaml` merged onto it: the
+# `hg_tiny` hourglass on 128×128 crops, 32×32 integer maps, 8×8 decimal maps, a few hundred steps). Not HIH_B,
+# not 60 epochs.
 
 # %%
 if CHECKPOINT:
-    ckpt = Path(CHECKPOINT)
-    how = f"checkpoint {ckpt}"
-else:
-    steps = 3 if SMOKE else 600
-    per_epoch = -(-len(train_faces.records) // 16)
-    epochs = -(-steps // per_epoch)
-    overrides = ["model.name=hg_tiny", "model.heatmap_size=32", "model.options={width: 32, depth: 3}",
-                 "data.input_size=128", f"data.root={ROOT}", "data.workers=0", f"train.epochs={epochs}",
-                 f"train.max_steps_per_epoch={min(steps, per_epoch)}", "train.batch_size=16", "train.eval_every=0",
-                 "train.progress=false", "optim.lr=2e-3", "optim.schedule=cosine", "optim.warmup_steps=10"]
-    cfg = load_config(CONFIG, overrides)
-    print("$ hih train --config", CONFIG, "--out", WORK / "run", " ".join(overrides))
-    t0 = time.perf_counter()
-    log = io.StringIO()
-    shutil.rmtree(WORK / "run", ignore_errors=True)  # this notebook's previous run: train afresh
-    with contextlib.redirect_stdout(log):
-        trainer = Trainer(cfg, WORK / "run")
-        trainer.fit()
-        trainer.close()
-    ckpt = WORK / "run" / "last.pt"
-    seconds = time.perf_counter() - t0
-    how = f"hg_tiny trained on the CPU for {trainer.global_step} steps of batch 16 ({seconds:.0f} s), not HIH_B"
-    assert trainer.global_step == epochs * min(steps, per_epoch)
-    print(how)
+    ckpt, how = Path(CHECKPOINT), f"checkpoint {CHECKPOINT}"
+else:  # the same CPU recipe as notebook 05, on COFW's files
+    cpu_recipe = load_config([CONFIG, CONFIGS / "cpu_recipe.yaml"], [f"data.root={ROOT}"])
+    ckpt, how = train_briefly(cpu_recipe, WORK / "run", train_faces=len(train_faces.records),
+                              steps=3 if SMOKE else 600, command=f"recipe {CONFIG} + {CONFIGS / 'cpu_recipe.yaml'}")
 model, codec, cfg = load_checkpoint(ckpt)
 print(f"model: {cfg['model']['name']}, {codec}")
 
 # %% [markdown]
 # ### Evaluation with both normalisers
 #
-# As `hih eval --dataset cofw` does it: the dataset's boxes, every decoder, predictions mapped back to the
-# original image. The same predictions are scored twice, once per normaliser.
+# `hih eval --dataset cofw` as a function (`evaluate_dataset`): the dataset's boxes, every decoder, predictions
+# mapped back to the original image. COFW's row in `hihlib.data.datasets` asks for both normalisers: the same
+# predictions are scored twice.
 
 # %%
-d = cfg["data"]
-test_set = FaceDataset(test_faces.records, scheme, input_size=d["input_size"], scale=d["scale"], box="dataset")
-preds = predict_dataset(model, codec, test_set, batch_size=32, progress=False)
-subsets = {"full": np.arange(len(test_faces.records))}
-result = evaluate_predictions(preds, scheme, subsets, norms=["inter_ocular", "inter_pupil"])
-display(Markdown(format_table(result["metrics"], f"{DATA}; model: {how}", title=f"{LABEL} test set")))
+ev = evaluate_dataset(model, codec, "cofw", ROOT, cfg, box="dataset")
+result, preds = {"metrics": ev.metrics, "nmes": ev.nmes}, ev.preds
+display(Markdown(format_table(ev.metrics, f"{ev.description}; model: {how}", title=f"{LABEL} test set")))
 main = codec.methods[0]
-io_nme, ip_nme = (result["metrics"][k]["full"][main]["nme"] for k in ("inter_ocular", "inter_pupil"))
 # the same errors over a shorter distance
-ratio = np.mean(result["nmes"]["inter_pupil"][main] / result["nmes"]["inter_ocular"][main])
+ratio = np.mean(ev.nmes["inter_pupil"][main] / ev.nmes["inter_ocular"][main])
 dist_ratio = np.mean([np.linalg.norm(r.landmarks[8] - r.landmarks[9]) / np.linalg.norm(r.landmarks[16] - r.landmarks[17])
                       for r in test_faces.records])
 print(f"inter-pupil / inter-ocular NME per face: {ratio:.3f} = inter-ocular / inter-pupil distance: {dist_ratio:.3f}")
 assert abs(ratio - dist_ratio) < 1e-9
 
-# what the decimal map adds on this model: the HIH decoders against the integer map read alone
-hih_rows = {m: result["metrics"]["inter_ocular"]["full"][m]["nme"] for m in ("expectation", "official", "argmax") if m in result["metrics"]["inter_ocular"]["full"]}
-print("HIH decoders, inter-ocular NME %:", {m: round(v, 3) for m, v in hih_rows.items()})
-if "argmax" in hih_rows and hih_rows["argmax"] <= hih_rows["expectation"]:
-    print("the decimal map does not pay off yet on this briefly trained model: reading the integer map alone "
-          "(argmax) is as good or better (notebook 04 measures why)")
+print(decimal_map_report(ev.metrics["inter_ocular"]["full"]))  # the HIH decoders against the integer map alone
 
 # occluded landmarks are harder: the error of visible and occluded points, in inter-ocular units
 err = np.linalg.norm(preds.pred[main] - preds.gt, axis=-1)
 iod = np.linalg.norm(preds.gt[:, 8] - preds.gt[:, 9], axis=-1)[:, None]
-occ = np.stack([test_faces.records[i].occluded for i in preds.indices])
+occ = np.stack([ev.records[i].occluded for i in preds.indices])
 print(f"mean error / inter-ocular: visible points {100 * (err / iod)[~occ].mean():.2f} %, "
       f"occluded points {100 * (err / iod)[occ].mean():.2f} % ({LABEL})")
 

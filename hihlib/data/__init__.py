@@ -17,20 +17,21 @@ from .transforms import Augment
 from .w300 import W300
 from .wflw import WFLW
 
-DATASETS = {"wflw": WFLW, "cofw": COFW, "300w": W300}
+from .datasets import DATASETS, FILE_DATASETS, DatasetInfo, dataset_info
 
 
 def open_dataset(name: str, root, split: str, *, skip_bad: bool = False):
-    """``WFLW`` | ``COFW`` | ``W300`` by name (``"wflw"``, ``"cofw"``, ``"300w"``); every loader takes
-    ``(root, split, *, skip_bad=False)``."""
-    key = "300w" if name.lower() == "w300" else name.lower()
-    if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    return DATASETS[key](root, split, skip_bad=skip_bad)
+    """The loader of a dataset read from files by name or alias (``"wflw"``, ``"cofw"``, ``"300w"`` /
+    ``"w300"``), from the table of ``datasets.py``; every loader takes ``(root, split, *, skip_bad=False)``."""
+    key = name.lower()
+    info = next((d for d in DATASETS.values() if d.loader and (key == d.name or key in d.aliases)), None)
+    if info is None:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(n for n, d in DATASETS.items() if d.loader)}")
+    return info.open(root, split, skip_bad=skip_bad)
 
 
 __all__ = [
-    "COFW", "W300", "WFLW", "CachedFaces", "prepare_cache", "DATASETS", "open_dataset", "FaceDataset", "FaceRecord", "LandmarkScheme",
+    "COFW", "W300", "WFLW", "CachedFaces", "prepare_cache", "DATASETS", "FILE_DATASETS", "DatasetInfo", "dataset_info", "open_dataset", "FaceDataset", "FaceRecord", "LandmarkScheme",
     "get_scheme", "landmark_box", "wflw_to_300w", "wflw_to_cofw", "normalize_image", "normalize_batch", "denormalize_image",
     "to_original", "WFLW_SCHEME", "COFW_SCHEME", "W300_SCHEME", "SyntheticFaces", "Augment",
 ]

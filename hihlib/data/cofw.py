@@ -25,10 +25,11 @@ import numpy as np
 
 from ..errors import DataError
 from .records import FaceRecord
+from .datasets import DATASETS
 from .schemes import COFW as COFW_SCHEME
 from .source import FaceSource
 
-EXPECTED_COUNTS = {"train": 1345, "test": 507}
+EXPECTED_COUNTS = DATASETS["cofw"].counts
 FILES = {"train": "COFW_train_color.mat", "test": "COFW_test_color.mat"}
 SUFFIX = {"train": "Tr", "test": "T"}
 NUM_POINTS = 29
@@ -122,7 +123,7 @@ class COFW(FaceSource):
     """
 
     name = "cofw"
-    splits = ("train", "test")
+    splits = DATASETS["cofw"].splits
 
     def __init__(self, root, split: str = "train", *, skip_bad: bool = False):
         super().__init__(root, split, COFW_SCHEME, skip_bad=skip_bad)

@@ -17,15 +17,12 @@ import importlib.util
 import sys
 
 from ..errors import DataError, HihError
-from . import cofw, w300, wflw
+from .datasets import DATASETS, FILE_DATASETS
 
-DATASET_SPLITS = {
-    "wflw": ("train", "test"),
-    "cofw": ("train", "test"),
-    # "full" is common + challenge: checking it again would report every problem twice.
-    "300w": ("train", "common", "challenge", "private"),
-}
-EXPECTED = {"wflw": wflw.EXPECTED_COUNTS, "cofw": cofw.EXPECTED_COUNTS, "300w": w300.EXPECTED_COUNTS}
+# the splits ``data check`` opens (300W's "full" is common + challenge: checking it again would report
+# every problem twice) and their official counts, from the table of ``datasets.py``
+DATASET_SPLITS = {n: DATASETS[n].check_splits for n in FILE_DATASETS}
+EXPECTED = {n: DATASETS[n].counts for n in FILE_DATASETS}
 
 
 def _open(dataset: str, root, split: str, skip_bad: bool):
@@ -46,7 +43,7 @@ def check_dataset(root, dataset: str, *, splits=None, allow_counts: bool = False
     warns: list[str] = []
     synth = read_manifest(root, dataset)
     if synth is None:
-        expected, expected_subsets, source = EXPECTED[dataset], wflw.EXPECTED_SUBSETS, "the official count"
+        expected, expected_subsets, source = EXPECTED[dataset], DATASETS[dataset].subset_counts, "the official count"
     else:
         expected, expected_subsets = synth["counts"], synth["subsets"]
         source = f"written by hih data synth, {manifest_path(root, dataset).name}"

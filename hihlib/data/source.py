@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import ConfigError, DataError, HihError
+from .datasets import dataset_info
 from .records import FaceRecord
 from .schemes import LandmarkScheme
 
@@ -134,14 +135,16 @@ def data_source(dataset: str, root: str | os.PathLike | None = None, *, env: str
     """The real dataset when ``root`` (or the environment variable ``env``) names a folder, else a
     synthetic export in the dataset's format, as ``hih data synth --format DATASET`` writes it.
 
-    root: explicit folder (wins over ``env``); env: e.g. "HIH_WFLW_ROOT"; synth_dir: where to write
+    root: explicit folder (wins over ``env``); env: e.g. "HIH_WFLW_ROOT" (default: the dataset's, from the
+    table of ``datasets.py``; "" for none); synth_dir: where to write
     the export (default: a temporary folder); synth: options of ``synthetic_export.export`` (``train``
     and ``test`` face counts, default 200 and 100; ``seed``, ``image_size``). A root that is given but
     does not exist is an error (a typo must not silently fall back to synthetic data).
     """
     from .synthetic_export import export
 
-    name = {"wflw": "WFLW", "cofw": "COFW", "300w": "300W"}[dataset]
+    info = dataset_info(dataset)
+    name, env = info.title, info.env if env is None else env
     given = root if root is not None else (os.environ.get(env) if env else None)
     if given:
         path = Path(given).expanduser()

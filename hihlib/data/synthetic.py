@@ -68,16 +68,16 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from .datasets import DATASETS
 from .records import FaceRecord
 from .schemes import WFLW
 
 __all__ = ["SyntheticFaces", "FaceParams", "sample_params", "mirror_params", "face_geometry", "render",
            "render_face", "annotate", "occluded_at", "face_box", "ATTRIBUTES", "WFLW_ATTRIBUTE_PROB"]
 
-ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
+ATTRIBUTES = DATASETS["synth"].attributes
 # Fraction of WFLW test faces carrying each attribute (subset sizes / 2500, docs/REFERENCE.md).
-WFLW_ATTRIBUTE_PROB = {"pose": 326 / 2500, "expression": 314 / 2500, "illumination": 698 / 2500,
-                       "makeup": 206 / 2500, "occlusion": 736 / 2500, "blur": 773 / 2500}
+WFLW_ATTRIBUTE_PROB = {a: n / DATASETS["wflw"].counts["test"] for a, n in DATASETS["wflw"].subset_counts.items()}
 
 MIRROR = np.asarray(WFLW.mirror)
 _SHIFT = 4                      # cv2 fixed-point bits: coordinates in 1/16 px

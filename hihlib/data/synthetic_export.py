@@ -44,13 +44,13 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..io import atomic_path, write_json, write_text, write_with
+from .datasets import DATASETS, FILE_DATASETS
 from .schemes import wflw_to_300w, wflw_to_cofw
 from .synthetic import ATTRIBUTES, face_box, occluded_at, render, sample_params
 
-FORMATS = ("wflw", "cofw", "300w")
+FORMATS = FILE_DATASETS
 TEST_START, CHALLENGE_START, PRIVATE_START = 1_000_000, 2_000_000, 3_000_000
-WFLW_SUBSET_FILES = {"pose": "largepose", "expression": "expression", "illumination": "illumination",
-                     "makeup": "makeup", "occlusion": "occlusion", "blur": "blur"}
+WFLW_SUBSET_FILES = DATASETS["wflw"].subset_files
 W300_TRAIN = (("afw", 337), ("helen/trainset", 2000), ("lfpw/trainset", 811))
 W300_COMMON = (("helen/testset", 330), ("lfpw/testset", 224))
 W300_PRIVATE = (("300W/01_Indoor", 300), ("300W/02_Outdoor", 300))

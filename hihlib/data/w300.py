@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import DataError
 from .records import FaceRecord, landmark_box
+from .datasets import DATASETS
 from .schemes import W300 as W300_SCHEME
 from .source import FaceSource
 
@@ -34,7 +35,7 @@ SPLIT_FOLDERS = {
     "full": ("helen/testset", "lfpw/testset", "ibug"),
     "private": ("300W/01_Indoor", "300W/02_Outdoor"),
 }
-EXPECTED_COUNTS = {"train": 3148, "common": 554, "challenge": 135, "full": 689, "private": 600}
+EXPECTED_COUNTS = DATASETS["300w"].counts
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".JPG", ".JPEG", ".PNG")
 NUM_POINTS = 68
 
@@ -103,7 +104,7 @@ class W300(FaceSource):
     """
 
     name = "300w"
-    splits = tuple(SPLIT_FOLDERS)
+    splits = DATASETS["300w"].splits
 
     def __init__(self, root, split: str = "train", *, skip_bad: bool = False):
         super().__init__(root, split, W300_SCHEME, skip_bad=skip_bad)

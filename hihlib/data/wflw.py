@@ -27,16 +27,17 @@ import numpy as np
 
 from ..errors import DataError
 from .records import FaceRecord
+from .datasets import DATASETS
 from .schemes import WFLW as WFLW_SCHEME
 from .source import FaceSource, _progress
 
-#: Attribute names in the order of the six flags of a WFLW line.
-ATTRIBUTES = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
+INFO = DATASETS["wflw"]
+#: Attribute names in the order of the six flags of a WFLW line (the table of ``datasets.py``).
+ATTRIBUTES = INFO.attributes
 #: Suffix of each attribute's subset list file (``list_98pt_test_<suffix>.txt``).
-SUBSET_FILES = {"pose": "largepose", "expression": "expression", "illumination": "illumination",
-                "makeup": "makeup", "occlusion": "occlusion", "blur": "blur"}
-EXPECTED_COUNTS = {"train": 7500, "test": 2500}
-EXPECTED_SUBSETS = {"pose": 326, "expression": 314, "illumination": 698, "makeup": 206, "occlusion": 736, "blur": 773}
+SUBSET_FILES = INFO.subset_files
+EXPECTED_COUNTS = INFO.counts
+EXPECTED_SUBSETS = INFO.subset_counts
 
 NUM_POINTS = 98
 LINE_TOKENS = 2 * NUM_POINTS + 4 + 6 + 1   # 207
@@ -119,7 +120,7 @@ class WFLW(FaceSource):
     """
 
     name = "wflw"
-    splits = ("train", "test")
+    splits = INFO.splits
 
     def __init__(self, root, split: str = "train", *, subset: str | None = None, skip_bad: bool = False,
                  check_subsets: bool = True):

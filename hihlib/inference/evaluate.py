@@ -22,11 +22,12 @@ from torch import nn
 
 from .. import metrics
 from ..data.dataset import to_original
+from ..data.datasets import DATASETS, attribute_order, dataset_info
 from ..errors import ConfigError
 from ..io import write_json, write_text
 
 # Preferred display order of attribute subsets (WFLW's six, then anything else alphabetically).
-ATTRIBUTE_ORDER = ("pose", "largepose", "expression", "illumination", "makeup", "occlusion", "blur")
+ATTRIBUTE_ORDER = attribute_order()
 
 
 @dataclasses.dataclass
@@ -52,12 +53,9 @@ def crop_to_original(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor
 def default_mirror(num_landmarks: int) -> tuple[int, ...]:
     """The mirror permutation of hihlib's landmark scheme with ``num_landmarks`` points (98 WFLW, 68 300W,
     29 COFW); ``ConfigError`` for another count."""
-    from ..data.schemes import get_scheme
-
-    for name in ("wflw", "300w", "cofw"):
-        scheme = get_scheme(name)
-        if scheme.num_points == num_landmarks:
-            return tuple(scheme.mirror)
+    for info in DATASETS.values():
+        if info.num_points == num_landmarks:
+            return info.mirror
     raise ConfigError(f"flip test: no landmark scheme has {num_landmarks} points (wflw 98, 300w 68, cofw 29); "
                       f"give the mirror permutation")
 
@@ -172,6 +170,18 @@ def evaluate_predictions(preds: Predictions, scheme, subsets: dict[str, np.ndarr
     return {"metrics": out, "nmes": nmes}
 
 
+def decimal_map_report(per_method: dict[str, dict], norm: str = "inter_ocular") -> str:
+    """What the decimal map adds on a model: the NMEs of the HIH decoders (``expectation``, ``official``)
+    beside the integer map read alone (``argmax``), per_method: method -> {"nme", ...} of one subset and
+    normaliser; a second line when the decimal map does not pay off (argmax as good or better)."""
+    rows = {m: per_method[m]["nme"] for m in ("expectation", "official", "argmax") if m in per_method}
+    text = f"HIH decoders, {norm.replace('_', '-')} NME %: " + str({m: round(v, 3) for m, v in rows.items()})
+    if "argmax" in rows and "expectation" in rows and rows["argmax"] <= rows["expectation"]:
+        text += ("\nthe decimal map does not pay off yet on this briefly trained model: reading the integer map "
+                 "alone (argmax) is as good or better (notebook 04 measures why)")
+    return text
+
+
 def format_table(results: dict, data_description: str, *, title: str | None = None) -> str:
     """Markdown: one row per (normaliser, subset, method) with NME %, FR@0.1 %, AUC@0.1."""
     lines = []
@@ -203,56 +213,72 @@ def plot_ced(curves: dict[str, np.ndarray], path: str | os.PathLike, *, title: s
 # ----------------------------------------------------------------------------------------------
 
 def evaluation_sets(dataset: str, root: str | None, cfg: dict, *, num: int | None = None):
-    """(records, scheme, subsets, normalisers, description) for ``hih eval --dataset``."""
+    """(records, scheme, subsets, normalisers, description) for ``hih eval --dataset``, as the dataset's row
+    of ``hihlib.data.datasets`` says: its evaluation splits (concatenated; with more than one, each is
+    a subset too, then "full"), ``full`` and one subset per attribute where it has attributes, and its
+    normalisers. ``synth``: generated faces of a held-out seed (``num`` of them, default the config's)."""
     from ..pipeline.build import open_split
 
-    cfg = {**cfg, "data": {**cfg["data"], "cache": None}}
-    if dataset == "synth":
-        cfg["data"]["dataset"] = "synth"
+    info = dataset_info(dataset)
+    cfg = {**cfg, "data": {**cfg["data"], "cache": None, "dataset": info.name}}
+    if info.loader is None:
         if num:
             cfg["data"]["num_val"] = num
-        records, scheme, desc = open_split(cfg, "val")
-        return records, scheme, attribute_subsets(records), ["inter_ocular"], f"{desc} (held-out seed)"
-    if root is None:
+    elif root is None:
         raise ConfigError(f"--root is required for --dataset {dataset}")
-    cfg["data"].update(dataset=dataset, root=root)
-    if dataset == "wflw":
-        records, scheme, desc = open_split(cfg, "test")
-        return records, scheme, attribute_subsets(records), ["inter_ocular"], desc
-    if dataset == "cofw":
-        records, scheme, desc = open_split(cfg, "test")
-        return records, scheme, {"full": np.arange(len(records))}, ["inter_ocular", "inter_pupil"], desc
-    if dataset == "300w":
-        common, scheme, d1 = open_split(cfg, "common")
-        challenge, _, d2 = open_split(cfg, "challenge")
-        records = common + challenge
-        subsets = {"common": np.arange(len(common)), "challenge": np.arange(len(common), len(records)),
-                   "full": np.arange(len(records))}
-        return records, scheme, subsets, ["inter_ocular"], f"{d1}; {d2}"
-    raise ConfigError(f"--dataset {dataset!r}: expected wflw, cofw, 300w or synth")
+    else:
+        cfg["data"]["root"] = root
+    parts = [open_split(cfg, split) for split in info.eval_splits]
+    records = [r for part, _, _ in parts for r in part]
+    subsets: dict[str, np.ndarray] = {}
+    if len(parts) > 1:
+        start = 0
+        for split, (part, _, _) in zip(info.eval_splits, parts):
+            subsets[split] = np.arange(start, start + len(part))
+            start += len(part)
+    subsets["full"] = np.arange(len(records))
+    if info.eval_attributes:
+        subsets.update(attribute_subsets(records))
+    desc = "; ".join(d for _, _, d in parts) + (" (held-out seed)" if info.loader is None else "")
+    return records, parts[0][1], subsets, list(info.eval_norms), desc
 
 
-def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out: str | os.PathLike, *,
-             device: str = "auto", batch_size: int = 32, num: int | None = None, progress: bool = True,
-             flip: bool = False, protocol: str = "hihlib", box: str | None = None) -> dict:
-    """Evaluate a checkpoint; writes OUT/eval_<dataset>.json, .md and a CED plot. Returns the JSON.
+@dataclasses.dataclass
+class Evaluation:
+    """What ``evaluate_dataset`` measured.
 
-    ``flip``: the flip test (``predict_batch``). ``protocol``: "hihlib" (``FaceDataset``'s crops) or "h3r"
-    (H3R's released crop rule, ``hihlib.data.h3r_protocol``). ``box``: "dataset" (P2) or "landmarks"
-    (P1, the optimistic protocol); default the checkpoint's."""
-    from ..pipeline.build import resolve_device
-    from ..pipeline.checkpoint import load_checkpoint
-    from ..data import FaceDataset, get_scheme
+    preds: the predictions (original-image pixels); metrics: ``[norm][subset][method] -> {"nme" %, "fr" %,
+    "auc", "n"}``; nmes: ``{norm: {method: (N,) per-face NME}}``; records, scheme, subsets (name -> positions
+    into records), norms: what was evaluated; description: the ``data:`` line (data, crops, flip test).
+    """
 
-    dev = resolve_device(device, "--device")
-    from ..pipeline.checkpoint import read_checkpoint, trained_on
+    preds: Predictions
+    metrics: dict
+    nmes: dict
+    records: list
+    scheme: object
+    subsets: dict
+    norms: list
+    description: str
 
-    ckpt = read_checkpoint(checkpoint)
-    model, codec, cfg = load_checkpoint(ckpt, dev)
-    points = get_scheme("wflw" if dataset == "synth" else dataset).num_points
-    if model.num_landmarks != points:
-        raise ConfigError(f"{checkpoint}: the model predicts {model.num_landmarks} landmarks but --dataset "
-                          f"{dataset} has {points}; evaluate it on a dataset of {model.num_landmarks} landmarks")
+
+def evaluate_dataset(model: nn.Module, codec, dataset: str, root: str | None, cfg: dict, *,
+                     device: str | torch.device = "cpu", batch_size: int = 32, num: int | None = None,
+                     progress: bool = False, flip: bool = False, protocol: str = "hihlib",
+                     box: str | None = None, methods: Sequence[str] | None = None) -> Evaluation:
+    """A model on a dataset's evaluation sets (``evaluation_sets``), every decoder of its codec: what
+    ``hih eval`` reports, as a function (``hih eval`` and notebooks 05 and 06 call it).
+
+    cfg: the model's configuration (its ``data`` section gives the crop: input_size, scale, box).
+    protocol: "hihlib" (``FaceDataset``'s crops) or "h3r" (H3R's released crop rule,
+    ``hihlib.data.h3r_protocol``); box: "dataset" (P2) or "landmarks" (P1, the optimistic protocol),
+    default the configuration's; flip: the flip test (``predict_batch``)."""
+    from ..data import FaceDataset
+
+    info = dataset_info(dataset)
+    if model.num_landmarks != info.num_points:
+        raise ConfigError(f"the model predicts {model.num_landmarks} landmarks but --dataset {dataset} has "
+                          f"{info.num_points}; evaluate it on a dataset of {model.num_landmarks} landmarks")
     records, scheme, subsets, norms, desc = evaluation_sets(dataset, root, cfg, num=num)
     d = {**cfg["data"], "box": box or cfg["data"]["box"]}
     if protocol == "h3r":
@@ -264,20 +290,44 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
     else:
         raise ConfigError(f"--protocol {protocol!r}: expected hihlib or h3r")
     desc = f"{desc}; crops: {ds.protocol}" + ("; flip test" if flip else "")
-    preds = predict_dataset(model, codec, ds, batch_size=batch_size, device=dev, progress=progress, flip=flip)
+    preds = predict_dataset(model, codec, ds, methods=methods, batch_size=batch_size, device=device,
+                            progress=progress, flip=flip)
     res = evaluate_predictions(preds, scheme, subsets, norms=norms)
+    return Evaluation(preds, res["metrics"], res["nmes"], records, scheme, subsets, norms, desc)
+
+
+def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out: str | os.PathLike, *,
+             device: str = "auto", batch_size: int = 32, num: int | None = None, progress: bool = True,
+             flip: bool = False, protocol: str = "hihlib", box: str | None = None) -> dict:
+    """Evaluate a checkpoint (``evaluate_dataset``); writes OUT/eval_<dataset>.json, .md and a CED plot.
+    Returns the JSON.
+
+    ``flip``: the flip test (``predict_batch``). ``protocol``: "hihlib" (``FaceDataset``'s crops) or "h3r"
+    (H3R's released crop rule, ``hihlib.data.h3r_protocol``). ``box``: "dataset" (P2) or "landmarks"
+    (P1, the optimistic protocol); default the checkpoint's."""
+    from ..pipeline.build import resolve_device
+    from ..pipeline.checkpoint import load_checkpoint, read_checkpoint, trained_on
+
+    dev = resolve_device(device, "--device")
+    ckpt = read_checkpoint(checkpoint)
+    model, codec, cfg = load_checkpoint(ckpt, dev)
+    try:
+        ev = evaluate_dataset(model, codec, dataset, root, cfg, device=dev, batch_size=batch_size, num=num,
+                              progress=progress, flip=flip, protocol=protocol, box=box)
+    except ConfigError as e:
+        raise ConfigError(f"{checkpoint}: {e}" if str(e).startswith("the model predicts") else str(e)) from None
     title = f"{Path(checkpoint).name} on {dataset} ({codec.name} codec, heatmap {codec.heatmap_size})"
-    table = format_table(res["metrics"], desc, title=title)
+    table = format_table(ev.metrics, ev.description, title=title)
     print(table)
     out = Path(out)
     stem = f"eval_{dataset}"
-    kind = norms[0]
-    plot_ced({m: v for m, v in res["nmes"][kind].items()}, out / f"{stem}_ced.png",
-             title=f"CED, {kind} NME; data: {desc}")
-    report = {"checkpoint": str(checkpoint), "dataset": dataset, "data": desc, "codec": codec.name,
-              "heatmap_size": codec.heatmap_size, "input_size": codec.input_size, "box": d["box"],
-              "protocol": protocol, "flip": flip,
-              "model": cfg["model"], "loss": cfg.get("loss"), "trained_on": trained_on(ckpt), "metrics": res["metrics"]}
+    kind = ev.norms[0]
+    plot_ced({m: v for m, v in ev.nmes[kind].items()}, out / f"{stem}_ced.png",
+             title=f"CED, {kind} NME; data: {ev.description}")
+    report = {"checkpoint": str(checkpoint), "dataset": dataset, "data": ev.description, "codec": codec.name,
+              "heatmap_size": codec.heatmap_size, "input_size": codec.input_size,
+              "box": box or cfg["data"]["box"], "protocol": protocol, "flip": flip,
+              "model": cfg["model"], "loss": cfg.get("loss"), "trained_on": trained_on(ckpt), "metrics": ev.metrics}
     write_json(out / f"{stem}.json", report)
     write_text(out / f"{stem}.md", table)
     print(f"wrote {out / (stem + '.json')}, {out / (stem + '.md')}, {out / (stem + '_ced.png')}")
@@ -287,7 +337,7 @@ def run_eval(checkpoint: str | os.PathLike, dataset: str, root: str | None, out:
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint: NME, FR@0.1, AUC@0.1 per subset and decoder")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by `hih train` (last.pt or best.pt)")
-    p.add_argument("--dataset", required=True, choices=["wflw", "cofw", "300w", "synth"],
+    p.add_argument("--dataset", required=True, choices=list(DATASETS),
                    help="test data: the dataset's test split(s), or synthetic faces from a held-out seed")
     p.add_argument("--root", default=None, help="dataset folder (not needed for synth)")
     p.add_argument("--out", default="eval", help="folder for the JSON, markdown table and CED plot (default: eval)")

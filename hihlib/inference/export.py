@@ -254,9 +254,10 @@ def read_metadata(path_or_proto) -> dict[str, str]:
 
 
 def scheme_name(cfg: dict) -> str:
-    """The landmark scheme of a checkpoint's configuration (synthetic faces carry WFLW's 98 points)."""
-    dataset = cfg["data"]["dataset"]
-    return "wflw" if dataset == "synth" else dataset
+    """The landmark scheme of a checkpoint's configuration (the table of ``hihlib.data.datasets``)."""
+    from ..data.datasets import dataset_info
+
+    return dataset_info(cfg["data"]["dataset"]).scheme
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike, *, method: str | None = None,

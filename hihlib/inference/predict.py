@@ -256,7 +256,10 @@ def predict_faces(model, codec, cfg: dict, image: np.ndarray, boxes: np.ndarray,
 
 
 def cfg_scheme(cfg: dict) -> str:
-    return {"synth": "wflw", "wflw": "wflw", "cofw": "cofw", "300w": "300w"}[cfg["data"]["dataset"]]
+    """The landmark scheme of a configuration's dataset (the table of ``hihlib.data.datasets``)."""
+    from ..data.datasets import dataset_info
+
+    return dataset_info(cfg["data"]["dataset"]).scheme
 
 
 def draw_landmarks(image: np.ndarray, landmarks: np.ndarray, scheme=None, boxes: np.ndarray | None = None,

@@ -19,10 +19,11 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import yaml
 
+from ..data.datasets import DATASETS
 from ..errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -90,7 +91,7 @@ FREE_SECTIONS = ("codec.options", "model.options", "loss", "data.augment")
 NULLABLE = {"data.root": str, "data.cache": str, "data.augment": dict, "optim.clip_grad": float,
             "train.max_steps_per_epoch": int, "train.threads": int, "model.head": str}
 CHOICES = {
-    "data.dataset": ("synth", "wflw", "cofw", "300w"),
+    "data.dataset": tuple(DATASETS),   # the table of hihlib.data.datasets
     "data.box": ("dataset", "landmarks"),
     "codec.name": ("gaussian", "h3r", "hih"),
     "model.head": ("gaussian", "h3r", "hih", "hih_local", "hih_ext"),
@@ -244,32 +245,39 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
     return cfg
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] = ()) -> dict:
-    """DEFAULTS <- YAML file <- overrides, checked (``check_config``). A bad YAML file raises
-    ``ConfigError`` naming the line; a bad option names the option and what it expects."""
+def load_config(path: str | os.PathLike | Sequence[str | os.PathLike] | None = None,
+                overrides: Iterable[str] = ()) -> dict:
+    """DEFAULTS <- YAML file(s) <- overrides, checked (``check_config``). ``path`` may be a list: each
+    file is merged onto the ones before it (e.g. a dataset's recipe, then ``configs/cpu_recipe.yaml``).
+    A bad YAML file raises ``ConfigError`` naming the line; a bad option names the option and what it
+    expects."""
     cfg = copy.deepcopy(DEFAULTS)
     overrides = list(overrides)
-    where = "overrides"
-    if path is not None:
-        path = Path(path)
-        where = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = parse_yaml(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            at = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            raise ConfigError(f"{at}: expected valid YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}:1: expected a mapping of sections (data, model, codec, ...), found {type(data).__name__}")
-        unknown = sorted(set(data) - set(DEFAULTS))
-        if unknown:
-            raise ConfigError(f"{path}: unknown section(s) {unknown}; expected some of {sorted(DEFAULTS)}")
-        cfg = merge(cfg, data)
+    paths = [] if path is None else [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    for p in paths:
+        cfg = merge(cfg, _read_yaml_config(Path(p)))
         for key, value in _leaves(cfg).items():
-            check_option(key, value, str(path))
+            check_option(key, value, str(p))
     cfg = apply_overrides(cfg, overrides)
-    if path is not None and overrides:
+    where = " + ".join(str(p) for p in paths) or "overrides"
+    if paths and overrides:
         where = f"{where} with the overrides"
     return check_config(cfg, where)
+
+
+def _read_yaml_config(path: Path) -> dict:
+    """The sections of one YAML config file; ``ConfigError`` naming the file (and line) otherwise."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{at}: expected valid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: expected a mapping of sections (data, model, codec, ...), found {type(data).__name__}")
+    unknown = sorted(set(data) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {unknown}; expected some of {sorted(DEFAULTS)}")
+    return data

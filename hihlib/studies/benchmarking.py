@@ -15,7 +15,7 @@ from typing import Callable
 
 from ..io import write_text
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]   # hihlib/studies/benchmarking.py -> the checkout
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 HEADER = "# Benchmarks\n\nMeasured numbers, each section written by the script named in it.\n"
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Mapping
 
+from ..data.datasets import DATASETS
+
 
 @dataclasses.dataclass(frozen=True)
 class Published:
@@ -47,7 +49,7 @@ _H3R = "H3R paper (Yu & Tao, TPAMI 2021)"
 _LAND = "landscape (docs/REFERENCE.md §3)"
 
 #: The six WFLW attribute subsets in the papers' column order.
-WFLW_SUBSETS = ("pose", "expression", "illumination", "makeup", "occlusion", "blur")
+WFLW_SUBSETS = DATASETS["wflw"].attributes
 
 #: HIH_B on WFLW, per subset (NME %, inter-ocular).
 HIH_WFLW_SUBSETS = {"full": 4.08, "pose": 6.87, "expression": 4.06, "illumination": 4.34, "makeup": 3.85,
@@ -146,7 +148,7 @@ def _cell(v: float | None, fmt: str) -> str:
 
 def synthetic_warning(dataset: str) -> str:
     """The sentence that goes above every table or figure computed on a synthetic export."""
-    name = {"wflw": "WFLW", "cofw": "COFW", "300w": "300W"}.get(dataset, dataset)
+    name = DATASETS[dataset].title if dataset in DATASETS else dataset
     return (f"**Synthetic data, not {name}:** the measured rows come from rendered faces exported in the "
             f"{name} file format. They test the pipeline; they are not comparable with the published {name} numbers.")
 
@@ -156,7 +158,7 @@ def comparison_table(measured: Mapping[str, float | Mapping[str, float]], datase
                      box: str | None = "dataset") -> str:
     """Markdown table of :func:`comparison_rows`, measured rows in bold, with a ``data:`` line on top."""
     rows = comparison_rows(measured, dataset, data=data, norm=norm, subset=subset, synthetic=synthetic, box=box)
-    name = {"wflw": "WFLW", "cofw": "COFW", "300w": "300W"}.get(dataset, dataset)
+    name = DATASETS[dataset].title if dataset in DATASETS else dataset
     head = [synthetic_warning(dataset), ""] if synthetic else []
     head += [f"{name} {subset}, NME normalised {norm.replace('_', '-')}, boxes: "
              f"{'dataset' if box == 'dataset' else 'any'}; measured data: {data}", "",

@@ -120,6 +120,17 @@ def inside_crop(coords, input_size: int) -> np.ndarray:
     return ((c >= -0.5) & (c <= input_size - 0.5)).all(axis=(-1, -2))
 
 
+def record_crops(records: Sequence, *, input_size: int = 256, scale: float = 1.25) -> tuple[np.ndarray, np.ndarray]:
+    """The landmarks of ``records`` in the crops of their boxes (``crop_coords``), for the faces whose
+    landmarks all lie inside their crop (``inside_crop``). Returns (coords (M, K, 2) crop pixels of those
+    M faces, inside (N,) bool over all records)."""
+    landmarks = np.stack([r.landmarks for r in records])
+    boxes = np.stack([r.box for r in records])
+    coords, _ = crop_coords(landmarks, boxes, input_size=input_size, scale=scale)
+    inside = inside_crop(coords, input_size)
+    return coords[inside], inside
+
+
 def quantization_table(records: Sequence, norm: tuple[int, int], *,
                        decoders: Iterable[tuple[str, str]] | None = None, heatmap_size: int = 64,
                        input_size: int = 256, scale: float = 1.25) -> dict[str, float]:
@@ -133,10 +144,7 @@ def quantization_table(records: Sequence, norm: tuple[int, int], *,
     Returns {"codec/method": NME %}, e.g. {"gaussian/argmax": 1.31, ...}.
     """
     decoders = list(decoders or ALL_DECODERS)
-    landmarks = np.stack([r.landmarks for r in records])
-    boxes = np.stack([r.box for r in records])
-    coords, _ = crop_coords(landmarks, boxes, input_size=input_size, scale=scale)
-    coords = coords[inside_crop(coords, input_size)]
+    coords, _ = record_crops(records, input_size=input_size, scale=scale)
     out = {}
     for name, method in decoders:
         nm = quantization_nme(coords, tuple(norm), name, method, input_size=input_size, heatmap_size=heatmap_size)
