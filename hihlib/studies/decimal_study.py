@@ -174,10 +174,11 @@ class TrainedRun:
 
 
 def make_faces(run: TrainedRun, workers: int = 0):  # noqa: D103
-    """(train, test) ``hihlib.studies.demo.CachedCrops`` of synthetic faces with the demo's appearance."""
+    """(train, test) ``hihlib.data.in_memory.CachedCrops`` of synthetic faces with the demo's appearance."""
     from ..data import FaceDataset
     from ..data.synthetic import SyntheticFaces
-    from .demo import CLEAN_APPEARANCE, CachedCrops
+    from ..data.in_memory import CachedCrops
+    from .demo import CLEAN_APPEARANCE
     from ..training.trainer import cache_records
 
     if run.spread not in ("demo", "aligned"):
@@ -734,7 +735,7 @@ def _compare_cli(argv=None) -> int:
     import argparse
     import json
 
-    from .demo import data_workers
+    from .benchmarking import data_workers
     from ..io import write_json
 
     ap = argparse.ArgumentParser(prog="python -m hihlib.studies.decimal_study compare")
