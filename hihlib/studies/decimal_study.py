@@ -264,7 +264,7 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
     and NME (inter-ocular, %) with the decimal map (``official``: argmax + argmax / d, the released
     decoder; ``expectation``: hihlib's) and with the integer map alone (``argmax``)."""
     from .. import metrics
-    from ..inference.evaluate import crop_to_original
+    from ..data.dataset import to_original
 
     model.eval()
     pts = run.points(test_set.scheme.num_points)
@@ -286,7 +286,7 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
     a, b = test_set.scheme.normaliser()
     norm = np.linalg.norm(full[:, a] - full[:, b], axis=-1)             # inter-ocular, from all 98 points
     gt = full[:, pts]
-    nme = {m: 100 * float(metrics.nme(crop_to_original(torch.cat(p), test_set.matrices).numpy(), gt, norm).mean())
+    nme = {m: 100 * float(metrics.nme(to_original(torch.cat(p), test_set.matrices).numpy(), gt, norm).mean())
            for m, p in preds.items()}
     return {"kind": "trained", **dataclasses.asdict(run), "decimal_kl": float(torch.cat(kls).mean()),
             "average_label_kl": average_label_kl(torch.cat(labels)),

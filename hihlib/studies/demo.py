@@ -177,12 +177,12 @@ def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str,
 
 def floor_nmes(codec, test_set) -> dict[str, np.ndarray]:
     """Per-face NME of decoding perfect targets (the representation alone) for every method."""
-    from ..inference.evaluate import crop_to_original
+    from ..data.dataset import to_original
 
     gt = np.stack([r.landmarks for r in test_set.records])
     norm = test_set.scheme.normaliser()
     crop = test_set.landmarks.float()
-    return {m: metrics.nme(crop_to_original(codec.roundtrip(crop, m), test_set.matrices).numpy(), gt, norm)
+    return {m: metrics.nme(to_original(codec.roundtrip(crop, m), test_set.matrices).numpy(), gt, norm)
             for m in codec.methods}
 
 
@@ -340,12 +340,12 @@ def _rounded(a, digits: int) -> list:
 
 @torch.no_grad()
 def integral_report(model, codec, test_set, device, gt: np.ndarray, norm, radius: int = 3) -> dict:
-    """The measurement behind the integral decoder's failure on trained maps (``analysis.integral_pull``
+    """The measurement behind the integral decoder's failure on trained maps (``hihlib.teaching.analysis.integral_pull``
     over the test faces): the share of each map's positive mass outside the 7x7-cell window around its
     peak, where that mass's centre lies, how far the estimates move toward the map's centre, and the NME
     of the same expectation over the window alone. Distances in heatmap cells unless named ``_px``."""
     from ..teaching.analysis import integral_pull
-    from ..inference.evaluate import crop_to_original
+    from ..data.dataset import to_original
 
     was_training = model.training
     model.eval()
@@ -358,7 +358,7 @@ def integral_report(model, codec, test_set, device, gt: np.ndarray, norm, radius
     d_truth, d_int = (truth - c).norm(dim=-1), (pull["integral"] - c).norm(dim=-1)
 
     def nme(cells):
-        return 100 * float(metrics.nme(crop_to_original(codec.to_pixels(cells), test_set.matrices).numpy(), gt, norm).mean())
+        return 100 * float(metrics.nme(to_original(codec.to_pixels(cells), test_set.matrices).numpy(), gt, norm).mean())
 
     return {"heatmap": codec.heatmap_size, "window_cells": 2 * radius + 1,
             "mass_outside_mean": float(pull["mass_outside"].mean()),
@@ -418,7 +418,7 @@ def committed_seeds(profile: str) -> dict | None:
 
 
 def read_curves(path: Path, subpixel: str) -> dict:
-    """From a Trainer's metrics.jsonl (``checkpoint.read_metrics``): {"step", "decimal_kl" (training,
+    """From a Trainer's metrics.jsonl (``hihlib.pipeline.checkpoint.read_metrics``): {"step", "decimal_kl" (training,
     per log record; empty for heads without a decimal map), "eval_step", "nme" (sub-pixel decoder),
     "nme_argmax"} lists."""
     from ..pipeline.checkpoint import read_metrics
