@@ -36,3 +36,13 @@ def test_the_table_reader_reads_ranks_and_names():
     text = ("## The layers\n\n| layer | modules |\n|---:|---|\n| 0 | `a.b`, `a.c` | x |\n| 3 | `a.d` | `not.a.module` |\n"
             "\n## Next\n| 9 | `z` |\n")
     assert drawn_layers(text) == {"a.b": 0, "a.c": 0, "a.d": 3}
+
+
+def test_modules_that_locate_the_checkout_find_it_from_their_package():
+    """Moved one folder down (hihlib/viz/__init__.py, hihlib/studies/benchmarking.py), they still name the
+    folder holding pyproject.toml and hihlib/ (not hihlib/ itself, nor the current folder)."""
+    from hihlib import viz
+    from hihlib.studies import benchmarking
+
+    assert viz.project_root() == benchmarking.ROOT == ROOT
+    assert benchmarking.BENCHMARKS_MD == ROOT / "BENCHMARKS.md"

@@ -120,7 +120,7 @@ def figure_png(fig: Figure, dpi: int = DPI) -> bytes:
 def project_root() -> Path:
     """The repository holding hihlib when it runs from a checkout (the folder with pyproject.toml
     beside the hihlib package), else the current folder."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]   # hihlib/viz/__init__.py -> the checkout
     return here if (here / "pyproject.toml").is_file() else Path.cwd()
 
 
