@@ -61,12 +61,6 @@ class HihArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
 
-def _entries():
-    """(name, module, help) for each command; a bare module name (the older form) is accepted."""
-    for entry in COMMAND_MODULES:
-        yield (None, entry, None) if isinstance(entry, str) else entry
-
-
 def chosen_command(argv: list[str]) -> str | None:
     """The sub-command named in ``argv``: the first word that is not an option (``hih`` itself takes
     no option with a value)."""
@@ -80,8 +74,8 @@ def build_parser(command: str | None = "*") -> HihArgumentParser:
                                "decoders. Run 'hih COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"hih (hihlib) {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module, help_text in _entries():
-        if name is None or command == "*" or command == name:
+    for name, module, help_text in COMMAND_MODULES:
+        if command == "*" or command == name:
             importlib.import_module(module).register(sub)
         else:
             sub.add_parser(name, help=help_text, add_help=False)

@@ -62,15 +62,16 @@ import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from hihlib import metrics, viz
+from hihlib import viz
 from hihlib.studies import demo
+from hihlib.studies.benchmarking import choose_threads, data_workers, device_name
 from hihlib.codecs import get_codec
 from hihlib.data import denormalize_image
 from hihlib.data.transforms import apply_affine
 from hihlib.studies.probe import cell_features, ridge_probe
 from hihlib.teaching.widgets import Explorer
 
-torch.set_num_threads(demo.choose_threads())
+torch.set_num_threads(choose_threads())
 WORK = Path(tempfile.mkdtemp(prefix="hih_nb04_"))   # checkpoints and metrics.jsonl of every model
 FIGURES = viz.figure_dir()      # runs/figures unless HIH_FIGURES says otherwise (figures/ for the committed ones)
 print("smoke mode" if SMOKE else "full run", "| torch threads", torch.get_num_threads(), "| figures ->", viz.shown_path(FIGURES))
@@ -104,7 +105,7 @@ P
 
 # %%
 t0 = time.perf_counter()
-train_set, test_set, DATA = demo.make_data(P, seed=0, workers=demo.data_workers())
+train_set, test_set, DATA = demo.make_data(P, seed=0, workers=data_workers())
 print(f"{len(train_set)} training and {len(test_set)} test crops in {time.perf_counter() - t0:.1f} s")
 print("data:", DATA)
 assert len(train_set) == P.num_train and len(test_set) == P.num_test
@@ -150,20 +151,15 @@ for head in LESSON_HEADS:
 # decoders' floor is zero. For HIH, `argmax` reads the integer map alone.
 
 # %%
-gt = np.stack([r.landmarks for r in test_set.records])
-NORM = test_set.scheme.normaliser()  # inter-ocular (60, 72)
 preds, nmes, rows = {}, {}, []
 
 
-def evaluate(head):
+def evaluate(head):   # the demo's evaluation of one model (NME normalised inter-ocularly, points 60 and 72)
     codec = get_codec(demo.codec_name(head), input_size=P.input_size, heatmap_size=HM)
-    preds[head] = demo.predict_all(models[head], codec, test_set, torch.device("cpu"))
-    floor = demo.floor_nmes(codec, test_set)
-    for m in codec.methods:
-        nmes[(head, m)] = metrics.nme(preds[head][m], gt, NORM)
-        s = metrics.summary(nmes[(head, m)])
-        rows.append({"head": head, "heatmap": HM, "stride": STRIDE, "decoder": m, **s,
-                     "floor_nme": 100 * float(floor[m].mean())})
+    ev = demo.evaluate_model(models[head], codec, test_set, torch.device("cpu"), head)
+    preds[head] = ev.preds
+    nmes.update({(head, m): v for m, v in ev.nmes.items()})
+    rows.extend(ev.rows)
 
 
 def decoder_table(heads):
@@ -410,10 +406,9 @@ for weight, lr in SWEEP:
     out = WORK / f"sweep_w{weight:.4g}_lr{lr:.3g}"
     model, codec, s = demo.train_one(q, "hih_ext", HM, train_set, out, "cpu")
     c = demo.read_curves(out / f"hih_ext_{HM}" / "metrics.jsonl", "expectation")
-    pr = demo.predict_all(model, codec, test_set, torch.device("cpu"))
-    sweep_rows.append((weight, lr, float(np.mean(c["decimal_kl"][-3:])),
-                       100 * metrics.nme(pr["expectation"], gt, NORM).mean(),
-                       100 * metrics.nme(pr["argmax"], gt, NORM).mean()))
+    ev = demo.evaluate_model(model, codec, test_set, torch.device("cpu"), "hih_ext")
+    nme = {r["decoder"]: r["nme"] for r in ev.rows}
+    sweep_rows.append((weight, lr, float(np.mean(c["decimal_kl"][-3:])), nme["expectation"], nme["argmax"]))
 display(Markdown(
     f"global decimal head at {RELEASED_GEOMETRY}, {sweep_steps} steps; KL of predicting the average label: "
     f"{kl_of_average:.2f}\n\n"
@@ -455,5 +450,5 @@ display(Markdown("\n".join([
     f"- Sweep at {RELEASED_GEOMETRY}: final decimal KL "
     + ", ".join(f"{kl:.2f} (weight {w_:.3g}, lr {lr:.2g})" for w_, lr, kl, _, _ in sweep_rows)
     + f" against {kl_of_average:.2f} for the average label.",
-    f"- {time.perf_counter() - T0:.0f} s for the whole notebook on {demo.device_name(torch.device('cpu'))}.",
+    f"- {time.perf_counter() - T0:.0f} s for the whole notebook on {device_name(torch.device('cpu'))}.",
 ])))

@@ -136,7 +136,7 @@ def _hand_made_results():
     rows, per_face, samples = [], {}, {}
     rng = np.random.default_rng(0)
     from hihlib.studies.demo import sample_crops
-    from hihlib.inference.evaluate import crop_to_original
+    from hihlib.data import to_original
 
     faces = sample_crops(dataclasses.asdict(p), 0, p.num_samples)
     truth = torch.stack([faces[i]["landmarks"] for i in range(p.num_samples)])          # crop px
@@ -152,7 +152,7 @@ def _hand_made_results():
                 if hm == min(p.heatmap_sizes):
                     off = rng.normal(0, 1.0 if m == "argmax" else 0.3, truth.shape)
                     samples[f"{head}/{hm}"] = {**samples.get(f"{head}/{hm}", {}),
-                                               m: crop_to_original(truth + off, matrices).tolist()}
+                                               m: to_original(truth + off, matrices).tolist()}
     integral = {str(hm): {"heatmap": hm, "window_cells": 7, "mass_outside_mean": 0.6, "mass_outside_median": 0.62,
                           "outside_to_centre_cells": 1.0, "truth_to_centre_cells": 4.0, "integral_to_centre_cells": 2.0,
                           "pull_toward_centre_px": 5.0, "nme_integral": 12.0, "nme_window": 4.0}

@@ -14,10 +14,10 @@ from formats import build_wflw_fixture
 from hihlib import metrics
 from hihlib.cli import main
 from hihlib.codecs import get_codec
-from hihlib.data import FaceDataset, FaceRecord, get_scheme
+from hihlib.data import FaceDataset, FaceRecord, get_scheme, to_original
 from hihlib.data.synthetic import SyntheticFaces
 from hihlib.data.transforms import Augment, apply_affine, invert_affine
-from hihlib.inference.evaluate import (Predictions, attribute_subsets, crop_to_original, evaluate_predictions, format_table,
+from hihlib.inference.evaluate import (Predictions, attribute_subsets, evaluate_predictions, format_table,
                              predict_dataset)
 
 WFLW = get_scheme("wflw")
@@ -31,12 +31,12 @@ def synth_dataset(n=6, size=64, augment=None):
     return FaceDataset(faces.records, faces.scheme, input_size=size, augment=augment, seed=1)
 
 
-def test_crop_to_original_inverts_the_items_matrix_even_with_augmentation():
+def test_to_original_inverts_the_items_matrix_even_with_augmentation():
     ds = synth_dataset(augment=Augment(mirror=WFLW.mirror, size=64, flip=0.0))
     items = [ds[i] for i in range(len(ds))]
     crop = torch.stack([it["landmarks"] for it in items]).double()
     M = torch.stack([it["matrix"] for it in items])
-    back = crop_to_original(crop, M).numpy()
+    back = to_original(crop, M).numpy()
     expected = np.stack([ds.records[i].landmarks for i in range(len(ds))])
     np.testing.assert_allclose(back, expected, atol=1e-4)  # float32 crop landmarks
 

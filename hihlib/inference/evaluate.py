@@ -44,12 +44,6 @@ class Predictions:
     indices: np.ndarray
 
 
-def crop_to_original(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Map crop pixels back to the original image. points (B, K, 2); matrix (B, 2, 3) original->crop.
-    (``hihlib.data.to_original`` on tensors; float64 on the points' device.)"""
-    return to_original(points, matrix)
-
-
 def default_mirror(num_landmarks: int) -> tuple[int, ...]:
     """The mirror permutation of hihlib's landmark scheme with ``num_landmarks`` points (98 WFLW, 68 300W,
     29 COFW); ``ConfigError`` for another count."""
@@ -120,7 +114,7 @@ def predict_dataset(model: nn.Module, codec, dataset, *, methods: Sequence[str] 
                              mirror=dataset.scheme.mirror if flip else None)
         matrix = batch["matrix"].to(device)
         for m in methods:
-            preds[m].append(crop_to_original(crop[m], matrix).cpu().numpy())
+            preds[m].append(to_original(crop[m], matrix).cpu().numpy())
         indices.append(np.asarray(batch["index"]).reshape(-1))
     model.train(was_training)
     indices = np.concatenate(indices)

@@ -257,11 +257,12 @@ class TrainedRun:
 
 
 def make_faces(run: TrainedRun, workers: int = 0):  # noqa: D103
-    """(train, test) ``hihlib.studies.demo.CachedCrops`` of synthetic faces with the demo's appearance."""
+    """(train, test) ``hihlib.data.in_memory.CachedCrops`` of synthetic faces with the demo's appearance."""
     from ..data import FaceDataset
     from ..data.synthetic import SyntheticFaces
-    from .demo import CLEAN_APPEARANCE, CachedCrops
+    from ..data.in_memory import CachedCrops
     from ..pipeline.build import cache_records
+    from .demo import CLEAN_APPEARANCE
 
     if run.spread not in ("demo", "aligned"):
         raise ConfigError(f"spread must be 'demo' or 'aligned', got {run.spread!r}")
@@ -346,7 +347,7 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
     and NME (inter-ocular, %) with the decimal map (``official``: argmax + argmax / d, the released
     decoder; ``expectation``: hihlib's) and with the integer map alone (``argmax``)."""
     from .. import metrics
-    from ..inference.evaluate import crop_to_original
+    from ..data.dataset import to_original
 
     model.eval()
     pts = run.points(test_set.scheme.num_points)
@@ -370,7 +371,7 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
     a, b = test_set.scheme.normaliser()
     norm = np.linalg.norm(full[:, a] - full[:, b], axis=-1)             # inter-ocular, from all 98 points
     gt = full[:, pts]
-    nme = {m: 100 * float(metrics.nme(crop_to_original(torch.cat(p), test_set.matrices).numpy(), gt, norm).mean())
+    nme = {m: 100 * float(metrics.nme(to_original(torch.cat(p), test_set.matrices).numpy(), gt, norm).mean())
            for m, p in preds.items()}
     return {"kind": "trained", **dataclasses.asdict(run),
             # rows written before the port of the released label lack "label" (TRAINED_LABEL_NOTE)
@@ -913,7 +914,7 @@ def _compare_cli(argv=None) -> int:
     import argparse
     import json
 
-    from .demo import data_workers
+    from .benchmarking import data_workers
     from ..io import write_json
 
     ap = argparse.ArgumentParser(prog="python -m hihlib.studies.decimal_study compare")

@@ -41,10 +41,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
 from .. import metrics
+from ..data.in_memory import CachedCrops, Repeat
 from ..io import write_text
+from .benchmarking import choose_threads, data_workers, device_name, loadavg
 from .claims import HEADS, SUBPIXEL, claims, results_markdown  # noqa: F401  (the demo's names)
 from ..losses import DECIMAL_WEIGHT
 from ..models.heads import codec_name  # noqa: F401  (the codec of a head; notebooks read it here too)
@@ -104,47 +105,6 @@ def attribute_prob(appearance: str):
     return dict(CLEAN_APPEARANCE) if appearance == "clean" else None
 
 
-class CachedCrops(Dataset):
-    """A ``FaceDataset`` computed once and kept in memory (images in float16 to halve the memory).
-
-    Items are FaceDataset's: "image" (3, S, S) float32, "landmarks" (K, 2) crop pixels, "matrix"
-    (2, 3) original -> crop, "index". ``workers`` > 0 renders and crops in that many processes.
-    """
-
-    def __init__(self, dataset, workers: int = 0):
-        loader = DataLoader(dataset, batch_size=64, num_workers=workers, collate_fn=_stack_items)
-        parts = list(loader)
-        self.images = torch.cat([p["image"] for p in parts])
-        self.landmarks = torch.cat([p["landmarks"] for p in parts])
-        self.matrices = torch.cat([p["matrix"] for p in parts])
-        self.records, self.scheme = dataset.records, dataset.scheme
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"image": self.images[i].float(), "landmarks": self.landmarks[i], "matrix": self.matrices[i], "index": i}
-
-
-def _stack_items(items: list[dict]) -> dict:
-    return {"image": torch.stack([it["image"] for it in items]).half(),
-            "landmarks": torch.stack([it["landmarks"] for it in items]),
-            "matrix": torch.stack([it["matrix"] for it in items])}
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def data_workers() -> int:
-    """Processes for rendering: the cores this process may use, at most 8."""
-    return min(8, available_cores())
-
-
 def make_data(p: Profile, seed: int = 0, workers: int = 0):
     """(train CachedCrops, test CachedCrops, description of the data)."""
     from ..data import FaceDataset
@@ -186,20 +146,6 @@ def demo_config(p: Profile, head: str, heatmap_size: int, device: str) -> dict:
     return cfg
 
 
-class _Repeat(Dataset):
-    """The training crops repeated so that one "epoch" holds ``length`` samples."""
-
-    def __init__(self, base, length: int):
-        self.base, self.length = base, length
-        self.records, self.scheme = base.records, base.scheme
-
-    def __len__(self):
-        return self.length
-
-    def __getitem__(self, i):
-        return self.base[i % len(self.base)]
-
-
 def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str, seed: int = 0,
               val_set=None):
     """Train one demo model with the library's ``Trainer``. Returns (model, codec, seconds)."""
@@ -210,7 +156,7 @@ def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str,
     cfg["seed"] = seed
     torch.manual_seed(seed)  # the same initial backbone weights for every head of a heatmap size
     per_eval = cfg["train"]["max_steps_per_epoch"]
-    pieces = build_pieces(cfg, data=_Repeat(train_set, per_eval * p.batch_size))
+    pieces = build_pieces(cfg, data=Repeat(train_set, per_eval * p.batch_size))
     codec = pieces.codec
     t0 = time.perf_counter()
     trainer = Trainer(cfg, out / f"{head}_{hm}", model=pieces.model, codec=codec, loss_fn=pieces.loss,
@@ -227,12 +173,12 @@ def train_one(p: Profile, head: str, hm: int, train_set, out: Path, device: str,
 
 def floor_nmes(codec, test_set) -> dict[str, np.ndarray]:
     """Per-face NME of decoding perfect targets (the representation alone) for every method."""
-    from ..inference.evaluate import crop_to_original
+    from ..data.dataset import to_original
 
     gt = np.stack([r.landmarks for r in test_set.records])
     norm = test_set.scheme.normaliser()
     crop = test_set.landmarks.float()
-    return {m: metrics.nme(crop_to_original(codec.roundtrip(crop, m), test_set.matrices).numpy(), gt, norm)
+    return {m: metrics.nme(to_original(codec.roundtrip(crop, m), test_set.matrices).numpy(), gt, norm)
             for m in codec.methods}
 
 
@@ -244,39 +190,33 @@ def predict_all(model, codec, test_set, device, batch_size: int = 64) -> dict[st
     return predict_dataset(model, codec, test_set, batch_size=batch_size, device=device, progress=False).pred
 
 
-def idle_cores(seconds: float = 1.0) -> float | None:
-    """Cores left idle by every process over the next ``seconds`` (from /proc/stat; None elsewhere).
+@dataclasses.dataclass
+class ModelEvaluation:
+    """One trained model on the test crops, every decode method of its codec (``evaluate_model``)."""
 
-    Measured now, not read from the load average, which lags by minutes (after a ``pip install``
-    it still reports a busy machine on an idle one)."""
-    def sample():
-        with open("/proc/stat") as f:
-            v = [float(x) for x in f.readline().split()[1:]]
-        return v[3] + v[4], sum(v[:8])   # idle + iowait, total (user .. steal)
-
-    try:
-        idle0, total0 = sample()
-        time.sleep(seconds)
-        idle1, total1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    cores = os.cpu_count() or 1
-    return cores * (idle1 - idle0) / max(total1 - total0, 1e-9)
+    preds: dict[str, np.ndarray]   # method -> (N, K, 2) original-image pixels
+    nmes: dict[str, np.ndarray]    # method -> (N,) per-face NME (a fraction of the normaliser)
+    rows: list[dict]               # one per method: head, heatmap, stride, decoder, nme, fr (%), auc, floor_nme (%)
+    integral: dict | None = None   # ``integral_report`` when asked for
 
 
-def choose_threads() -> int:
-    """torch CPU threads for the next model: the idle cores this process may use, at least 1.
-
-    On an idle machine that is every core. When other jobs hold cores, fewer threads: torch's OpenMP
-    threads spin while they wait for each other, and a thread whose core is taken makes the others
-    spin for its time slice. Sleeping instead of spinning (``OMP_WAIT_POLICY=PASSIVE``) avoids that but
-    slows the idle machine's steps down, so the demo chooses the thread count instead (both measured by
-    ``benchmarks/demo_time.py``, BENCHMARKS.md section demo-time)."""
-    cores = available_cores()
-    idle = idle_cores()
-    if idle is None:
-        return cores
-    return max(1, min(cores, int(idle + 0.5)))   # a core more than half idle counts
+def evaluate_model(model, codec, test_set, device, head: str, *, integral: bool = False) -> ModelEvaluation:
+    """Every decoder of ``codec`` on ``test_set`` (a ``CachedCrops``) read from one forward pass of
+    ``model``, beside the representation floor (``floor_nmes``): the evaluation of each demo model and of
+    notebook 04's. ``integral``: also measure the integral decoder's pull (``integral_report``)."""
+    gt = np.stack([r.landmarks for r in test_set.records])    # (N, K, 2) original-image pixels
+    norm = test_set.scheme.normaliser()
+    preds = predict_all(model, codec, test_set, device)
+    floor = floor_nmes(codec, test_set)
+    nmes, rows = {}, []
+    for m in codec.methods:
+        nmes[m] = metrics.nme(preds[m], gt, norm)
+        s = metrics.summary(nmes[m])
+        rows.append({"head": head, "heatmap": codec.heatmap_size, "stride": codec.input_size // codec.heatmap_size,
+                     "decoder": m, "nme": s["nme"], "fr": s["fr"], "auc": s["auc"],
+                     "floor_nme": 100 * float(floor[m].mean())})
+    report = integral_report(model, codec, test_set, device, gt, norm) if integral else None
+    return ModelEvaluation(preds, nmes, rows, report)
 
 
 def run_demo(out: str | os.PathLike = "runs/demo", *, profile: str | None = None, device: str = "auto",
@@ -311,7 +251,7 @@ def _set_threads(dev: torch.device, threads: int | None) -> int | None:
 
 
 def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, threads: int | None) -> dict:
-    t_start, cpu_start, load_start = time.perf_counter(), time.process_time(), _loadavg()
+    t_start, cpu_start, load_start = time.perf_counter(), time.process_time(), loadavg()
     models_total = len(p.heatmap_sizes) * len(p.heads)
     n = _set_threads(dev, threads)
     used_threads = [n] if n else []
@@ -322,10 +262,8 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
     train_set, test_set, desc = make_data(p, seed, workers=data_workers())
     t_data = time.perf_counter() - t_start
     print(f"data: {desc} ({t_data:.0f} s)", flush=True)
-    gt = np.stack([r.landmarks for r in test_set.records])
-    norm = test_set.scheme.normaliser()
 
-    rows, nmes, samples, curves, face_nmes, integral = [], {}, {}, {}, {}, {}
+    rows, samples, curves, face_nmes, integral = [], {}, {}, {}, {}
     done, t_models = 0, time.perf_counter()
     for hm in p.heatmap_sizes:
         for head in p.heads:
@@ -342,21 +280,14 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
             done += 1
             if p.evaluations > 1:
                 curves[(head, hm)] = read_curves(work / f"{head}_{hm}" / "metrics.jsonl", SUBPIXEL[head])
-            preds = predict_all(model, codec, test_set, dev)
-            floor = floor_nmes(codec, test_set)
-            for m in codec.methods:
-                per_face = metrics.nme(preds[m], gt, norm)
-                nmes[(head, hm, m)] = per_face
-                s = metrics.summary(per_face)
-                rows.append({"head": head, "heatmap": hm, "stride": p.input_size // hm, "decoder": m,
-                             "nme": s["nme"], "fr": s["fr"], "auc": s["auc"],
-                             "floor_nme": 100 * float(floor[m].mean()), "train_seconds": round(seconds, 1)})
-            face_nmes[f"{head}/{hm}/{SUBPIXEL[head]}"] = _rounded(100 * nmes[(head, hm, SUBPIXEL[head])], 3)
-            face_nmes[f"{head}/{hm}/argmax"] = _rounded(100 * nmes[(head, hm, "argmax")], 3)
+            ev = evaluate_model(model, codec, test_set, dev, head, integral="integral" in codec.methods)
+            rows += [{**r, "train_seconds": round(seconds, 1)} for r in ev.rows]
+            face_nmes[f"{head}/{hm}/{SUBPIXEL[head]}"] = _rounded(100 * ev.nmes[SUBPIXEL[head]], 3)
+            face_nmes[f"{head}/{hm}/argmax"] = _rounded(100 * ev.nmes["argmax"], 3)
             if hm == min(p.heatmap_sizes):   # the sample figure's heatmap
-                samples[f"{head}/{hm}"] = {m: _rounded(preds[m][: p.num_samples], 3) for m in (SUBPIXEL[head], "argmax")}
-            if "integral" in codec.methods:
-                integral[str(hm)] = integral_report(model, codec, test_set, dev, gt, norm)
+                samples[f"{head}/{hm}"] = {m: _rounded(ev.preds[m][: p.num_samples], 3) for m in (SUBPIXEL[head], "argmax")}
+            if ev.integral is not None:
+                integral[str(hm)] = ev.integral
             by = {r["decoder"]: r for r in rows[-len(codec.methods):]}
             sub = by[SUBPIXEL[head]]
             print(f"  {head} heatmap {hm}: NME {sub['nme']:.2f} % ({SUBPIXEL[head]}), "
@@ -365,7 +296,7 @@ def _run(p: Profile, dev: torch.device, out: Path, work: Path, seed: int, thread
     total = time.perf_counter() - t_start
     results = {"profile": dataclasses.asdict(p), "data": desc, "device": str(dev),
                "device_name": device_name(dev), "torch_threads": used_threads or None,
-               "load_average_start": load_start, "load_average": _loadavg(),
+               "load_average_start": load_start, "load_average": loadavg(),
                "seconds_total": round(total, 1), "cpu_seconds": round(time.process_time() - cpu_start, 1),
                "seconds_data": round(t_data, 1), "rows": rows,
                "subpixel": {h: SUBPIXEL[h] for h in p.heads}, "claims": claims(rows, p.heatmap_sizes, p.heads),
@@ -405,12 +336,12 @@ def _rounded(a, digits: int) -> list:
 
 @torch.no_grad()
 def integral_report(model, codec, test_set, device, gt: np.ndarray, norm, radius: int = 3) -> dict:
-    """The measurement behind the integral decoder's failure on trained maps (``analysis.integral_pull``
+    """The measurement behind the integral decoder's failure on trained maps (``hihlib.teaching.analysis.integral_pull``
     over the test faces): the share of each map's positive mass outside the 7x7-cell window around its
     peak, where that mass's centre lies, how far the estimates move toward the map's centre, and the NME
     of the same expectation over the window alone. Distances in heatmap cells unless named ``_px``."""
     from ..teaching.analysis import integral_pull
-    from ..inference.evaluate import crop_to_original
+    from ..data.dataset import to_original
 
     was_training = model.training
     model.eval()
@@ -423,7 +354,7 @@ def integral_report(model, codec, test_set, device, gt: np.ndarray, norm, radius
     d_truth, d_int = (truth - c).norm(dim=-1), (pull["integral"] - c).norm(dim=-1)
 
     def nme(cells):
-        return 100 * float(metrics.nme(crop_to_original(codec.to_pixels(cells), test_set.matrices).numpy(), gt, norm).mean())
+        return 100 * float(metrics.nme(to_original(codec.to_pixels(cells), test_set.matrices).numpy(), gt, norm).mean())
 
     return {"heatmap": codec.heatmap_size, "window_cells": 2 * radius + 1,
             "mass_outside_mean": float(pull["mass_outside"].mean()),
@@ -483,7 +414,7 @@ def committed_seeds(profile: str) -> dict | None:
 
 
 def read_curves(path: Path, subpixel: str) -> dict:
-    """From a Trainer's metrics.jsonl (``checkpoint.read_metrics``): {"step", "decimal_kl" (training,
+    """From a Trainer's metrics.jsonl (``hihlib.pipeline.checkpoint.read_metrics``): {"step", "decimal_kl" (training,
     per log record; empty for heads without a decimal map), "eval_step", "nme" (sub-pixel decoder),
     "nme_argmax"} lists."""
     from ..pipeline.checkpoint import read_metrics
@@ -493,21 +424,6 @@ def read_curves(path: Path, subpixel: str) -> dict:
     kl = train.get("decimal", [])
     return {"step": train["step"] if kl else [], "decimal_kl": kl, "eval_step": ev.get("step", []),
             "nme": [r["nme"] for r in ev.get(subpixel, [])], "nme_argmax": [r["nme"] for r in ev.get("argmax", [])]}
-
-
-def device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    import platform
-
-    return f"{platform.processor() or platform.machine()}, {available_cores()} cores"
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def register(sub) -> None:

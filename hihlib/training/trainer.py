@@ -173,9 +173,8 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,  # optimizer steps done inside the current epoch
             "global_step": self.global_step,
             "rng": rng_state(self.target_gen),
-            # the sampler's order is a function of (seed, epoch); ``loader`` skips the samples seen
-            "data_order": {"seed": self.cfg["seed"], "epoch": self.epoch,
-                           "samples_seen": self.step_in_epoch * self.cfg["train"]["batch_size"]},
+            # the sampler's order is a function of (config seed, epoch); on resume ``loader`` skips the
+            # step_in_epoch batches already seen
             "best": self.best,
             "world_size": self.dist.world_size,
         }
