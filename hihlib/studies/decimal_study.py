@@ -777,7 +777,7 @@ REDUCED_ORACLE = {"steps": 200, "batch": 8, "num_landmarks": 8, "channels": 16}
 
 
 #: What the trained rows' released-recipe label is (``label_mismatch`` measures the difference).
-TRAINED_LABEL_NOTE = ("every trained row predates ReleasedLabelCodec and used hihlib's earlier released-recipe label: the softmax of the codec's Gaussian "
+TRAINED_LABEL_NOTE = ("trained rows with a \"label\" entry used ReleasedLabelCodec (the released gen_hih_head); every row without one predates it and used hihlib's earlier released-recipe label: the softmax of the codec's Gaussian "
                       "values centred at the exact decimal position on the whole 8 x 8 map, integer cell carried when "
                       "the position rounds to 8; the released gen_hih_head centres it on the rounded decimal cell in a "
                       "7 x 7 window and keeps floor(u') (released_decimal_values); about 12 % of landmarks get another "
@@ -817,12 +817,15 @@ def trained_figure(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = sorted(rows, key=lambda r: (r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")))
-    cfgs = list(dict.fromkeys((r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")) for r in rows))
+    def cfg(r: dict) -> tuple:   # the trunk, spread, device and whether the row used the ported released label
+        return r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu"), "label" in r
+
+    rows = sorted(rows, key=cfg)
+    cfgs = list(dict.fromkeys(cfg(r) for r in rows))
     x = np.arange(len(cfgs))
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, head in enumerate(("hih", "hih_local")):
-        got = {(r["spread"], r["width"], r["num_stacks"], r.get("device", "cpu")): r for r in rows if r["head"] == head}
+        got = {cfg(r): r for r in rows if r["head"] == head}
         dx = (i - 0.5) * 0.38
         kl = [got[c]["decimal_kl"] - got[c]["average_label_kl"] if c in got else np.nan for c in cfgs]
         a1.bar(x + dx, kl, 0.36, label=head)
@@ -830,7 +833,7 @@ def trained_figure(rows: list[dict], path: Path) -> None:
             a2.bar(x + dx + (j - 0.5) * 0.18, [got[c][m] if c in got else np.nan for c in cfgs], 0.17,
                    color=f"C{i}", hatch=hatch, alpha=1.0 if j == 0 else 0.5,
                    label=f"{head}: {'decimal map' if j == 0 else 'integer map alone'}")
-    labels = [f"{s}\nw{w} x{n}\n{d}" for s, w, n, d in cfgs]
+    labels = [f"{s}\nw{w} x{n}\n{d}" + ("\nported label" if lab else "") for s, w, n, d, lab in cfgs]
     for ax in (a1, a2):
         ax.set_xticks(x, labels, fontsize=7)
     a1.axhline(0, color="k", lw=0.8)
