@@ -122,7 +122,7 @@ def test_the_layer_check_catches_an_upward_import():
         layer("other.module")
 
 
-@pytest.mark.parametrize("module", ["hihlib.inference.predict", "hihlib.inference.evaluate"])
+@pytest.mark.parametrize("module", ["hihlib.inference.predict", "hihlib.inference.evaluate", "hihlib.predict"])
 def test_inference_does_not_load_the_trainer(module):
     """Reading a checkpoint to predict loads neither the trainer nor the DDP helpers."""
     code = (f"import sys, {module}; "
@@ -130,3 +130,18 @@ def test_inference_does_not_load_the_trainer(module):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                          cwd=PACKAGE.parent).stdout.strip()
     assert out == "[]", out
+
+
+def test_the_flat_layouts_module_paths_import_as_their_new_homes():
+    """``hihlib.MOVED``: each old path is the same module object as its home, and no file sits at the old path."""
+    import importlib
+
+    import hihlib
+
+    for old, new in hihlib.MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+        assert not (PACKAGE.parent / (old.replace(".", "/") + ".py")).exists(), old
+    from hihlib.train import Trainer
+    from hihlib.training.trainer import Trainer as T
+
+    assert Trainer is T and hihlib.demo is importlib.import_module("hihlib.studies.demo")
