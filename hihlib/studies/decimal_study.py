@@ -40,7 +40,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..codecs.gaussian import gaussian_maps
+from ..codecs.hih import HIHCodec
 from ..errors import ConfigError
+from ..losses import official_soft_label
 
 # -- the released switch -------------------------------------------------------------------------------
 
@@ -134,7 +137,6 @@ def training_label(targets_decimal: Tensor, recipe_name: str) -> Tensor:
     r = recipe(recipe_name)
     if r["decimal_loss"] == "kl" or r["decimal_label"] == "released":
         return targets_decimal
-    from ..losses import official_soft_label
 
     p = targets_decimal
     return official_soft_label(p / p.amax((-2, -1), keepdim=True).clamp_min(1e-12))
@@ -162,32 +164,20 @@ def released_decimal_values(codec, coords: Tensor) -> tuple[Tensor, Tensor]:
     return cells.long(), v[..., 1, :, None] * v[..., 0, None, :]
 
 
-def _released_label_codec():
-    from ..codecs.hih import HIHCodec
-    from ..codecs.gaussian import gaussian_maps
-    from ..losses import official_soft_label
+class ReleasedLabelCodec(HIHCodec):
+    """The HIH codec with the released target generator (``released_decimal_values``): integer cell floor(u')
+    (no carry), decimal target the released soft label, softmax of the Gaussian values on the rounded decimal
+    cell in a 7 x 7 window. Decoders are HIHCodec's (frame "released_hih")."""
 
-    class ReleasedLabelCodec(HIHCodec):
-        """The HIH codec with the released target generator (``released_decimal_values``): integer cell floor(u')
-        (no carry), decimal target the released soft label, softmax of the Gaussian values on the rounded decimal
-        cell in a 7 x 7 window. Decoders are HIHCodec's (frame "released_hih")."""
+    def split(self, coords: Tensor) -> tuple[Tensor, Tensor]:
+        u = self.frame_cells(coords)
+        i = torch.floor(u).clamp(0, self.heatmap_size - 1)
+        return i, (u - i) * self.decimal_size
 
-        def split(self, coords: Tensor) -> tuple[Tensor, Tensor]:
-            u = self.frame_cells(coords)
-            i = torch.floor(u).clamp(0, self.heatmap_size - 1)
-            return i, (u - i) * self.decimal_size
-
-        def encode(self, coords: Tensor, *, generator=None) -> dict[str, Tensor]:
-            cells, values = released_decimal_values(self, coords)
-            return {"heatmap": gaussian_maps(cells.float(), self.heatmap_size, self.sigma),
-                    "decimal": official_soft_label(values)}
-
-    return ReleasedLabelCodec
-
-
-def ReleasedLabelCodec(**kw):  # noqa: N802
-    """A ``ReleasedLabelCodec`` (see ``_released_label_codec``); keyword arguments as ``HIHCodec``."""
-    return _released_label_codec()(**kw)
+    def encode(self, coords: Tensor, *, generator=None) -> dict[str, Tensor]:
+        cells, values = released_decimal_values(self, coords)
+        return {"heatmap": gaussian_maps(cells.float(), self.heatmap_size, self.sigma),
+                "decimal": official_soft_label(values)}
 
 
 def label_mismatch(codec, coords: Tensor) -> dict:
@@ -195,8 +185,6 @@ def label_mismatch(codec, coords: Tensor) -> dict:
     its Gaussian centred at the exact position, integer cell carried) is from the released one
     (``released_decimal_values``) at ``coords`` (B, K, 2): the share of landmarks whose integer cell differs
     (the carry), and the total-variation distance between the two soft labels (mean and max over landmarks)."""
-    from ..codecs.hih import HIHCodec
-    from ..losses import official_soft_label
 
     cells, values = released_decimal_values(codec, coords)
     ours_cells, _ = HIHCodec.split(codec, coords)
@@ -359,8 +347,6 @@ def evaluate_run(run: TrainedRun, model, codec, test_set, batch_size: int = 50, 
         dec = model(images, landmarks=coords)["decimal"]
         kls.append(kl_per_landmark(label, dec).cpu())
         labels.append(label.cpu())
-        from ..codecs.hih import HIHCodec
-
         sharp = HIHCodec.encode(codec, coords)["decimal"]   # the normalised Gaussian (hihlib's label), for comparison
         kls_n.append(kl_per_landmark(sharp, dec).cpu())
         labels_n.append(sharp.cpu())
