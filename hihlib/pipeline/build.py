@@ -164,11 +164,9 @@ def build_dataset(cfg: dict, records: list, scheme, *, train: bool):
 # ----------------------------------------------------------------------------------------------
 
 def build_codec(cfg: dict):
-    """The codec for the model's heatmap size and the crop size."""
-    from ..codecs import get_codec
-
-    return get_codec(cfg["codec"]["name"], input_size=cfg["data"]["input_size"],
-                     heatmap_size=cfg["model"]["heatmap_size"], **(cfg["codec"].get("options") or {}))
+    """The codec for the model's heatmap size and the crop size (``codec_from_spec`` of the configured spec)."""
+    return codec_from_spec({"name": cfg["codec"]["name"], "input_size": cfg["data"]["input_size"],
+                            "heatmap_size": cfg["model"]["heatmap_size"], "options": cfg["codec"].get("options")})
 
 
 def build_model(cfg: dict, num_landmarks: int) -> nn.Module:
@@ -190,10 +188,9 @@ def _default_head(cfg: dict) -> str:
 
 
 def build_loss(cfg: dict):
-    """The codec's loss with the ``loss`` options (``losses.make_loss``; defaults: ``losses.LossOptions``)."""
-    from ..losses import make_loss
-
-    return make_loss(cfg["codec"]["name"], **(cfg.get("loss") or {}))
+    """The codec's loss with the ``loss`` options (``loss_from_spec``: ``losses.make_loss``; defaults:
+    ``losses.LossOptions``)."""
+    return loss_from_spec(cfg["codec"]["name"], cfg.get("loss") or {})
 
 
 class Pieces(NamedTuple):
