@@ -6,10 +6,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import shutil
 import time
 from pathlib import Path
 
+from ..pipeline.checkpoint import prepare_run_folder
 from ..pipeline.config import apply_overrides, check_config
 
 
@@ -23,7 +23,7 @@ def brief_schedule(train_faces: int, steps: int, batch_size: int) -> list[str]:
 
 def train_briefly(cfg: dict, out: str | os.PathLike, *, train_faces: int, steps: int,
                   command: str | None = None) -> tuple[Path, str]:
-    """Train ``cfg`` afresh in ``out`` (a previous run there is removed) for about ``steps`` steps
+    """Train ``cfg`` afresh in ``out`` (a previous run's files there are replaced, as ``hih train --force``) for about ``steps`` steps
     (``brief_schedule``), the trainer's log kept quiet. Prints ``command`` (the equivalent ``hih train``
     line) first when given. Returns (the last checkpoint, one line saying what was trained and how long)."""
     from .trainer import Trainer
@@ -33,7 +33,7 @@ def train_briefly(cfg: dict, out: str | os.PathLike, *, train_faces: int, steps:
     cfg = check_config(apply_overrides(cfg, brief_schedule(train_faces, steps, batch)), "train_briefly")
     if command:
         print(command)
-    shutil.rmtree(out, ignore_errors=True)  # a previous run in this folder: train afresh
+    prepare_run_folder(out, resume=False, force=True)  # a previous run's files in this folder: train afresh
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         trainer = Trainer(cfg, out)
