@@ -83,8 +83,12 @@ class Network(nn.Module):
         super().__init__()
         self.model, self.keys, self.flip = model, tuple(keys), bool(flip)
         scale, shift = normalisation()
-        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        # on the model's device, so a graph built around a CUDA model runs on CUDA without another .to()
+        dev = next((t.device for t in model.parameters()), torch.device("cpu"))
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32, device=dev).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32, device=dev).view(1, 3, 1, 1),
+                             persistent=False)
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
         x = images.float() * self.scale + self.shift  # the same float32 operations as normalize_image
@@ -128,6 +132,7 @@ class LandmarkGraph(nn.Module):
         super().__init__()
         self.network = Network(model, codec.target_keys, flip=flip)
         self.decoder = Decoder(codec, method or codec.default_method, flip=flip, mirror=mirror)
+        self.decoder.to(self.network.scale.device)  # its mirror, with the network's buffers
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:

@@ -33,6 +33,14 @@ class DistInfo:
         return self.world_size > 1
 
 
+def bind_cuda_device(device: torch.device) -> None:
+    """Make ``device`` the current CUDA device when it names one (``cuda:N``, as ``resolve_device`` gives under
+    torchrun). A bare ``cuda`` (one process) keeps the current device: ``torch.cuda.set_device`` refuses a device
+    without an index on some torch versions (2.11: "Expected a torch.device with a specified index")."""
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
+
+
 def setup_distributed(device: torch.device) -> DistInfo:
     """Join the process group that ``torchrun`` describes in the environment (if any)."""
     import torch.distributed as dist

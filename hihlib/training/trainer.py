@@ -45,7 +45,7 @@ from ..pipeline.build import (build_optimizer, build_pieces, build_scheduler, bu
 from ..pipeline.checkpoint import checkpoint_dict, codec_record, prepare_run_folder, read_checkpoint
 from ..pipeline.config import load_config
 from ..data.dataset import normalize_batch
-from .distributed import ResumableSampler, rng_state, seed_everything, set_rng_state, setup_distributed
+from .distributed import ResumableSampler, bind_cuda_device, rng_state, seed_everything, set_rng_state, setup_distributed
 from ..errors import HihError
 from ..inference.evaluate import predict_dataset, summarise
 from ..io import append_jsonl, torch_save, write_text
@@ -91,8 +91,7 @@ class Trainer:
         if t.get("threads"):
             torch.set_num_threads(int(t["threads"]))
         self.dist = setup_distributed(self.device)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
+        bind_cuda_device(self.device)
         seed_everything(self.cfg["seed"])
 
         # data, codec, model, loss (built in that order): the configuration records exactly what is trained
