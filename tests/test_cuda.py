@@ -125,3 +125,32 @@ def test_landmark_graph_and_its_onnx_export_from_cuda_match_the_cpu(head):
             assert float(np.quantile(np.abs(got - cpu_pts.numpy()).max(-1), 0.95)) < 1e-3
     finally:
         torch.backends.cudnn.allow_tf32 = tf32
+
+
+@pytest.mark.parametrize("kind", ["gauss", "peaked", "log_gauss", "mixed", "edges", "ties", "nan"])
+def test_decoders_on_cuda_give_the_cpu_coordinates(kind):
+    """Every decoder of every codec on CUDA against the CPU on the pinning test's maps (64 x 64, 9 x 11 maps):
+    argmax cells (the GPU's one flat argmax) bit for bit, NaN where NaN; H3R top-k, which takes one flat
+    ``torch.topk`` on the GPU, equal on maps whose 10 best values are distinct; everything else within 1e-4 cells
+    (the GPU's own sums)."""
+    from tests.test_decoder_pinning import _maps
+
+    g = torch.Generator().manual_seed(hash(("cuda", kind)) % 2**31)
+    maps = _maps(kind, 9, 11, 64, g)
+    decimal = _maps("peaked" if kind == "edges" else kind, 9, 11, 8, g)
+    best = maps.flatten(-2).topk(10, dim=-1).values
+    clean = ((best[..., :-1] > best[..., 1:]).all(-1))[..., None].expand(9, 11, 2)
+    for name in ("gaussian", "h3r", "hih"):
+        codec = get_codec(name)
+        outputs = {"heatmap": maps} if name != "hih" else {"heatmap": maps, "decimal": decimal}
+        for method in codec.methods:
+            cpu = codec.decode_cells(outputs if name == "hih" else maps, method)
+            gpu_in = {k: v.cuda() for k, v in outputs.items()}
+            gpu = codec.decode_cells(gpu_in if name == "hih" else gpu_in["heatmap"], method).cpu()
+            where = f"{name}/{method} on {kind}"
+            if method == "argmax":
+                torch.testing.assert_close(gpu, cpu, rtol=0, atol=0, equal_nan=True, msg=where)
+            elif method == "topk":
+                torch.testing.assert_close(gpu[clean], cpu[clean], rtol=0, atol=1e-5, equal_nan=True, msg=where)
+            elif kind not in ("ties", "nan"):  # ties: argmax order decides the cell either way; NaN: NaN
+                torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-4, equal_nan=True, msg=where)

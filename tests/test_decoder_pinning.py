@@ -185,3 +185,30 @@ def test_dark_in_chunks(monkeypatch):
     for chunk_bytes in (5 * 64 * 64 * 4, 1):
         monkeypatch.setattr(gaussian, "DARK_CHUNK_BYTES", chunk_bytes)
         check(codec, {"heatmap": maps}, ["dark"])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_gpu_paths_on_the_cpu(kind):
+    """Off the CPU, ``argmax_2d`` / ``max_2d`` take one flat argmax (``_max_2d_flat``) and ``topk_cells`` one flat
+    ``torch.topk`` (``_topk_flat``), without the host round trips of the CPU paths. Run here on CPU tensors: the
+    argmax path gives the CPU path's cell and value bit for bit on every kind (ties, NaN and +-inf included); top-k
+    gives its cells and values in its order on every map whose k + 1 best values are distinct (where the top k is
+    one set in one order), and on the others values that are the k largest."""
+    from hihlib.codecs import gaussian as G
+
+    g = torch.Generator().manual_seed(hash(("gpu", kind)) % 2**31)
+    for h in (64, 13, 5):
+        maps = _maps(kind, 9, 11, h, g).reshape(-1, h, h)
+        cpu, flat = G._max_2d(maps), G._max_2d_flat(maps)
+        for a, b in zip(cpu[:3], flat[:3]):
+            same(a, b)
+        k = min(9, h * h - 1)
+        vals, ix, iy = G.topk_cells(maps, k)
+        fv, fx, fy = G._topk_flat(maps, k)
+        best = maps.reshape(maps.shape[0], -1).topk(k + 1, dim=-1).values
+        clean = (best[:, :-1] > best[:, 1:]).all(-1)  # NaN maps are not clean either
+        for a, b in ((vals, fv), (ix, fx), (iy, fy)):
+            same(a[clean], b[clean])
+        torch.testing.assert_close(fv, best[:, :k], rtol=0, atol=0, equal_nan=True)
+        if kind in ("gauss", "peaked", "log_gauss", "mixed"):
+            assert clean.float().mean() > 0.9  # the comparison covers most maps

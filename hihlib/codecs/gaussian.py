@@ -91,13 +91,25 @@ def by_chunks(fn, maps: Tensor, *args: Tensor, chunk_bytes: int | None = None) -
     return tuple(o.view(*lead, *o.shape[1:]) for o in outs)
 
 
-def _max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """maps (n, H, W) -> (value, ix, iy, row maxima (n, H)) of each map's maximum, first in row-major order on
-    ties (a NaN counts as the maximum, as in ``argmax``)."""
+    ties (a NaN counts as the maximum, as in ``argmax``). Off the CPU: ``_max_2d_flat`` (row maxima None)."""
+    if maps.device.type != "cpu":
+        return _max_2d_flat(maps)
     row_max = maps.amax(-1)  # (n, H): the one pass over the maps
     iy = row_max.argmax(-1)  # (n,)
     ix = select_rows(maps, iy[:, None]).squeeze(-2).argmax(-1)
     return row_max.gather(-1, iy[:, None]).squeeze(-1), ix, iy, row_max
+
+
+def _max_2d_flat(maps: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
+    """``_max_2d`` as one flat ``argmax`` over H*W, the GPU's way: maps (n, H, W) -> (value, ix, iy, None). The same
+    cell (the first maximum in row-major order, the first NaN where there is one: torch documents argmax's first
+    index on every device), one kernel instead of the CPU path's five; on the CPU the two stages are faster."""
+    n, h, w = maps.shape
+    flat = maps.reshape(n, h * w)
+    idx = flat.argmax(-1)  # (n,)
+    return flat.gather(-1, idx[:, None]).squeeze(-1), idx % w, torch.div(idx, w, rounding_mode="floor"), None
 
 
 def argmax_2d(maps: Tensor) -> tuple[Tensor, Tensor]:
@@ -154,6 +166,8 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     # under torch.export (ONNX), under autograd, for k at or above the cell count: the first release's code as is
     if n == 0 or not 0 < k < h * w or _needs_grad(maps) or torch.compiler.is_exporting():
         out = _topk_first_release(flat, k, rad)
+    elif flat.device.type != "cpu":
+        out = _topk_flat(flat, k)
     else:
         out = _topk_fast(flat, k, rad)
     return tuple(t.view(*lead, t.shape[-1]) for t in out)
@@ -161,6 +175,15 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
 
 #: Maps that ``topk_cells`` tries with the window first, to tell a batch of peakless maps early.
 PROBE_MAPS = 64
+
+
+def _topk_flat(flat: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``topk_cells``'s definition as it stands, ``torch.topk`` over the H*W cells, the GPU's way: flat (n, H, W) ->
+    (n, k) values, ix, iy. One kernel and no transfer to the host; the CPU paths below check flags on the host
+    (.all(), nonzero) several times, each a wait for the GPU (they took 40-80x one memory pass on an H200). Where the k + 1 best values are distinct, the same cells in the same order as every path."""
+    n, h, w = flat.shape
+    vals, idx = flat.reshape(n, h * w).topk(k, dim=-1)
+    return vals, idx % w, torch.div(idx, w, rounding_mode="floor")
 
 
 def _topk_first_release(flat: Tensor, k: int, rad: int) -> tuple[Tensor, Tensor, Tensor]:
