@@ -24,10 +24,12 @@
 # Environment: OUT (default runs/gpu_check) for the outputs, the demos' checkpoints included (never
 # runs/demo/, where a user's own hih demo keeps its models); HIH_PYTHON (default python3).
 # Works without installing hihlib (PYTHONPATH=repository), e.g. on a machine with torch but no
-# network. Each GPU step has a time limit (tests 90 s, bench 150 s, full 150 s, long 90 s, backbones
-# 90 s, decode 60 s, decimal 330 s): about 16 minutes in all, more than one call of a lent GPU allows, so
-# run it as two calls (`tests bench full long` then `backbones decode decimal`); a step stopped at its
-# limit shows exit 124 in the summary.
+# network. Each GPU step has a time limit (tests 90 s, bench 300 s, full 540 s, long 90 s, backbones
+# 90 s, decode 60 s, decimal 330 s); a step stopped at its limit shows exit 124 in the summary. Measured on
+# an H200 (2026-12-04, BENCHMARKS.md gpu-check): tests 21 s, decode 6 s, backbones 24 s; bench's eager and
+# bf16 runs took most of 150 s and torch.compile did not finish in the rest; `full` renders 21,000 faces
+# (110 s on 16 cores) before its 8 models, more than one 10-minute call holds with anything else. With a
+# lent GPU's 15 minutes: `tests decode backbones` in one call, then `bench` or `full` or `decimal` alone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -80,13 +82,13 @@ for step in "${STEPS[@]}"; do
         run_step bench 240 "$PY" benchmarks/train.py --device cpu --models "" --small-models hg_tiny \
           --small-batch 2 --steps 1 --no-write
       else
-        run_step bench 150 "$PY" benchmarks/train.py --device cuda --models hih_b --batch 128 --compile
+        run_step bench 300 "$PY" benchmarks/train.py --device cuda --models hih_b --batch 128 --compile
       fi ;;
     full)
       if [ $SMOKE = 1 ]; then
         run_step full 300 "${HIH[@]}" demo --quick --steps 3 --train-faces 24 --test-faces 8 --out "$OUT/demo_full" --work-dir "$OUT/demo_full_checkpoints"
       else
-        run_step full 150 "${HIH[@]}" demo --full --out "$OUT/demo_full" --work-dir "$OUT/demo_full_checkpoints"
+        run_step full 540 "${HIH[@]}" demo --full --out "$OUT/demo_full" --work-dir "$OUT/demo_full_checkpoints"
       fi ;;
     long)
       if [ $SMOKE = 1 ]; then

@@ -131,15 +131,20 @@ def test_landmark_graph_and_its_onnx_export_from_cuda_match_the_cpu(head):
 def test_decoders_on_cuda_give_the_cpu_coordinates(kind):
     """Every decoder of every codec on CUDA against the CPU on the pinning test's maps (64 x 64, 9 x 11 maps):
     argmax cells (the GPU's one flat argmax) bit for bit, NaN where NaN; H3R top-k, which takes one flat
-    ``torch.topk`` on the GPU, equal on maps whose 10 best values are distinct; everything else within 1e-4 cells
-    (the GPU's own sums)."""
+    ``torch.topk`` on the GPU: the same cells and values bit for bit on maps whose 10 best values are distinct, its
+    coordinates within 1e-4 cells there; everything else within 1e-4 cells (the GPU's own exp and sums: on the H200
+    top-k's coordinates missed a 1e-5 tolerance, every other decoder met 1e-4)."""
+    from hihlib.codecs.gaussian import topk_cells
     from tests.test_decoder_pinning import _maps
 
     g = torch.Generator().manual_seed(hash(("cuda", kind)) % 2**31)
     maps = _maps(kind, 9, 11, 64, g)
     decimal = _maps("peaked" if kind == "edges" else kind, 9, 11, 8, g)
     best = maps.flatten(-2).topk(10, dim=-1).values
-    clean = ((best[..., :-1] > best[..., 1:]).all(-1))[..., None].expand(9, 11, 2)
+    distinct = (best[..., :-1] > best[..., 1:]).all(-1)  # (9, 11)
+    clean = distinct[..., None].expand(9, 11, 2)
+    for a, b in zip(topk_cells(maps.cuda(), 9), topk_cells(maps, 9)):
+        torch.testing.assert_close(a.cpu()[distinct], b[distinct], rtol=0, atol=0, equal_nan=True)
     for name in ("gaussian", "h3r", "hih"):
         codec = get_codec(name)
         outputs = {"heatmap": maps} if name != "hih" else {"heatmap": maps, "decimal": decimal}
@@ -149,8 +154,9 @@ def test_decoders_on_cuda_give_the_cpu_coordinates(kind):
             gpu = codec.decode_cells(gpu_in if name == "hih" else gpu_in["heatmap"], method).cpu()
             where = f"{name}/{method} on {kind}"
             if method == "argmax":
-                torch.testing.assert_close(gpu, cpu, rtol=0, atol=0, equal_nan=True, msg=where)
+                torch.testing.assert_close(gpu, cpu, rtol=0, atol=0, equal_nan=True, msg=lambda m: f"{where}: {m}")
             elif method == "topk":
-                torch.testing.assert_close(gpu[clean], cpu[clean], rtol=0, atol=1e-5, equal_nan=True, msg=where)
+                torch.testing.assert_close(gpu[clean], cpu[clean], rtol=0, atol=1e-4, equal_nan=True,
+                                           msg=lambda m: f"{where}: {m}")
             elif kind not in ("ties", "nan"):  # ties: argmax order decides the cell either way; NaN: NaN
-                torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-4, equal_nan=True, msg=where)
+                torch.testing.assert_close(gpu, cpu, rtol=0, atol=1e-4, equal_nan=True, msg=lambda m: f"{where}: {m}")
