@@ -31,7 +31,9 @@ implementation (tests/reference_decoders.py).
 from __future__ import annotations
 
 import math
+import threading
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -70,6 +72,31 @@ def _needs_grad(t: Tensor) -> bool:
     return t.requires_grad and torch.is_grad_enabled()
 
 
+#: Largest scratch buffer (bytes) that a CPU decoder keeps between calls (``_scratch``): a (64, 98, 64, 64) batch's
+#: DARK needs 16 MB. Larger requests get fresh memory each call.
+SCRATCH_BYTES = 64 << 20
+_SCRATCH = threading.local()
+
+
+def _scratch(slot: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """An uninitialised (shape) tensor for temporary use inside one decoder call, reused from the previous call on
+    this thread where it fits (CPU, at most ``SCRATCH_BYTES``): fresh memory of that size costs page faults (the
+    kernel zeroes every page on its first touch), measured at ~4 ms for DARK's 11 MB of smoothing terms, as much as
+    the whole memory pass. ``slot`` names the buffer (two slots in one call never share memory). Never returned to
+    the caller, nor anything that views it."""
+    numel = math.prod(shape)
+    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    if device.type != "cpu" or nbytes > SCRATCH_BYTES:
+        return torch.empty(shape, dtype=dtype, device=device)
+    cache = getattr(_SCRATCH, "buffers", None)
+    if cache is None:
+        cache = _SCRATCH.buffers = {}
+    buf = cache.get(slot)
+    if buf is None or buf.numel() < nbytes:
+        buf = cache[slot] = torch.empty(max(nbytes, 1 << 20), dtype=torch.uint8)
+    return buf[:nbytes].view(dtype).view(shape)
+
+
 def by_chunks(fn, maps: Tensor, *args: Tensor, chunk_bytes: int | None = None) -> tuple[Tensor, ...]:
     """Apply ``fn`` to cache-sized chunks of maps and concatenate: maps (..., H, W), each of ``args`` (..., *) with
     the same leading dims; ``fn(maps (n, H, W), *args (n, *))`` returns a tuple of (n, *) tensors, computed per map
@@ -91,11 +118,32 @@ def by_chunks(fn, maps: Tensor, *args: Tensor, chunk_bytes: int | None = None) -
     return tuple(o.view(*lead, *o.shape[1:]) for o in outs)
 
 
+def _numpy_argmax(flat: Tensor) -> Tensor | None:
+    """The first maximum of each map, as a flat index: flat (n, H, W) -> (n,) long; None where numpy cannot take it
+    (not the CPU, not float32/float64, not contiguous, under autograd or torch.export).
+
+    numpy's ``argmax`` over the H*W cells of a map is SIMD code that reads each map once at about the speed of
+    torch's ``amax`` (the decode benchmark's floor: 4.8 against 4.6 ms for the (64, 98, 64, 64) batch on one core),
+    where torch's own argmax over a long row is several times slower. Its result is torch's: the first maximum in
+    row-major order, the first NaN where there is one (both treat NaN as the maximum); -0.0 and 0.0 tie."""
+    if (flat.device.type != "cpu" or flat.dtype not in (torch.float32, torch.float64) or not flat.is_contiguous()
+            or _needs_grad(flat) or torch.compiler.is_exporting() or flat.shape[0] == 0):
+        return None
+    n = flat.shape[0]
+    return torch.from_numpy(np.argmax(flat.detach().numpy().reshape(n, -1), axis=-1).astype(np.int64, copy=False))
+
+
 def _max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """maps (n, H, W) -> (value, ix, iy, row maxima (n, H)) of each map's maximum, first in row-major order on
-    ties (a NaN counts as the maximum, as in ``argmax``). Off the CPU: ``_max_2d_flat`` (row maxima None)."""
+    """maps (n, H, W) -> (value, ix, iy, row maxima (n, H) or None) of each map's maximum, first in row-major order
+    on ties (a NaN counts as the maximum, as in ``argmax``). On the CPU, numpy's flat argmax where it can
+    (``_numpy_argmax``, row maxima None), else two stages; off the CPU ``_max_2d_flat`` (row maxima None)."""
     if maps.device.type != "cpu":
         return _max_2d_flat(maps)
+    idx = _numpy_argmax(maps)
+    if idx is not None:
+        n, h, w = maps.shape
+        return (maps.view(n, h * w).gather(-1, idx[:, None]).squeeze(-1), idx % w,
+                torch.div(idx, w, rounding_mode="floor"), None)
     row_max = maps.amax(-1)  # (n, H): the one pass over the maps
     iy = row_max.argmax(-1)  # (n,)
     ix = select_rows(maps, iy[:, None]).squeeze(-2).argmax(-1)
@@ -471,7 +519,7 @@ def _smooth_in_order(pt: Tensor, kern: Tensor) -> Tensor:
     taps = kern.numel()
     c, size, _, m = pt.shape
     k = kern.view(taps, 1, 1, 1, 1)
-    terms = torch.empty(taps, c, size, 3, m, dtype=pt.dtype, device=pt.device)
+    terms = _scratch("dark_terms", (taps, c, size, 3, m), pt.dtype, pt.device)
     torch.mul(pt.unfold(2, taps, 1).permute(4, 0, 1, 2, 3), k, out=terms)  # [tap, chunk, y, x, map]
     rows = _taps_sum(terms)  # (C, P, 3, m), in terms[0]
     free = terms.view(-1)[c * size * 3 * m:]  # the rest of that memory, free again
@@ -480,14 +528,15 @@ def _smooth_in_order(pt: Tensor, kern: Tensor) -> Tensor:
     return _taps_sum(terms)
 
 
-def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor]:
     """DARK's reads for ``border="raw"``: chunk by chunk (``DARK_CHUNK_BYTES`` on the CPU, one chunk elsewhere) the
     argmax pass, then while the chunk is in the cache one (2r+3)^2 patch per map, copied by one ``index_select``
     with the maps innermost (the patch's corner clamped so that it lies inside the map: where it had to move, the
     map does not fit and its smoothed values are not used). Then the smoothing of every patch at once
     (``_smooth_in_order``: the first release's sums, bit for bit) and the raw 3x3 stencil, read from the patch.
-    maps (..., H, W) -> (ix, iy, lg, raw): lg (..., 3, 3) the log of the smoothed 3x3 around the argmax, raw
-    (..., 3, 3) the map's own 3x3 at the argmax moved one cell inside the map (not yet logged)."""
+    maps (..., H, W) -> (ix, iy, lg): lg (..., 3, 3) the log of the smoothed 3x3 around the argmax where the
+    smoothing patch fits in the map, elsewhere the log of the map's own 3x3 at the argmax moved one cell inside the
+    map (``dark_decode``'s ``border="raw"`` stencils, computed here only for the maps that need them)."""
     h, w = maps.shape[-2:]
     lead = maps.shape[:-2]
     flat = maps.reshape(-1, h, w)
@@ -502,39 +551,71 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     if dev.type == "cpu":  # chunk by chunk: the patches are copied while the chunk is in the cache
         step = min(n, max(1, DARK_CHUNK_BYTES // (h * w * flat.element_size())))
     chunks = -(-n // step)
-    pt = torch.empty(chunks, size, size, step, dtype=flat.dtype, device=dev)  # [chunk, y, x, map]: maps innermost
+    pt = _scratch("dark_patches", (chunks, size, size, step), flat.dtype, dev)  # [chunk, y, x, map]: maps innermost
     # the patch's corner (clamped inside the map) from the argmax cell, by table; flat index within a chunk
     corner_y = ((torch.arange(h, device=dev) - (r + 1)).clamp(0, h - size) * w)
     corner_x = (torch.arange(w, device=dev) - (r + 1)).clamp(0, w - size)
     first_rows = torch.arange(step, device=dev) * h
     first_cells = torch.arange(step, device=dev) * (h * w)
     square = (torch.arange(size, device=dev)[:, None] * w + torch.arange(size, device=dev)).view(-1, 1)  # (P*P, 1)
-    for ci, s in enumerate(range(0, n, step)):
-        e = min(n, s + step)
-        m = flat[s:e]
-        rm = torch.amax(m, -1, out=row_max[s:e])  # (c, H): the one pass over the chunk
-        cy = torch.argmax(rm, -1, out=iy[s:e])
-        row = m.reshape(-1, w).index_select(0, first_rows[:e - s] + cy)  # (c, W): the argmax row
-        cx = torch.argmax(row, -1, out=ix[s:e])
-        corner = corner_y.index_select(0, cy).add_(corner_x.index_select(0, cx)).add_(first_cells[:e - s])
-        if e - s < step:  # the last chunk: its columns past the maps repeat the last map's patch
-            corner = torch.cat([corner, corner[-1:].expand(step - (e - s))])
-        torch.index_select(m.reshape(-1), 0, (square + corner).view(-1), out=pt[ci].view(-1))
+    if _numpy_argmax(flat[:1]) is not None:  # numpy: its argmax pass and its small steps cost less per chunk
+        _dark_chunks_numpy(flat, step, pt, ix, iy, corner_y, corner_x, square)
+    else:
+        for ci, s in enumerate(range(0, n, step)):
+            e = min(n, s + step)
+            m = flat[s:e]
+            rm = torch.amax(m, -1, out=row_max[s:e])  # (c, H): the one pass over the chunk
+            cy = torch.argmax(rm, -1, out=iy[s:e])
+            row = m.reshape(-1, w).index_select(0, first_rows[:e - s] + cy)  # (c, W): the argmax row
+            cx = torch.argmax(row, -1, out=ix[s:e])
+            corner = corner_y.index_select(0, cy).add_(corner_x.index_select(0, cx)).add_(first_cells[:e - s])
+            if e - s < step:  # the last chunk: its columns past the maps repeat the last map's patch
+                corner = torch.cat([corner, corner[-1:].expand(step - (e - s))])
+            torch.index_select(m.reshape(-1), 0, (square + corner).view(-1), out=pt[ci].view(-1))
     y0 = corner_y.index_select(0, iy) // w
     x0 = corner_x.index_select(0, ix)
     if dev.type == "cpu" and kern.numel() < 64:  # the order of torch's CPU sums
         smooth = _smooth_in_order(pt, kern).permute(0, 3, 1, 2).reshape(-1, 3, 3)[:n]  # (n, 3, 3) [map, y, x]
     else:
         smooth = _smooth_exact(pt[0].permute(2, 0, 1).contiguous(), kern)
-    # the raw 3x3 stencil at the argmax moved one cell inside the map: inside the patch
-    sy, sx = iy.clamp(1, h - 2) - 1 - y0, ix.clamp(1, w - 2) - 1 - x0  # its corner in the patch
-    off = torch.arange(3, device=dev)
-    cell = ((sy[:, None] + off) * size)[:, :, None] + (sx[:, None] + off)[:, None, :]  # (n, 3, 3)
-    i = torch.arange(n, device=dev)
-    first = torch.div(i, step, rounding_mode="floor") * (size * size * step) + i % step  # (n,) cell 0 of each patch
-    raw = pt.view(-1).index_select(0, (first[:, None, None] + cell * step).view(-1)).view(n, 3, 3)
-    lg = smooth.clamp_min(eps).log()
-    return ix.view(lead), iy.view(lead), lg.reshape(*lead, 3, 3), raw.view(*lead, 3, 3)
+    lg = smooth.clamp_min(eps).log()  # (n, 3, 3), new memory (smooth views the scratch buffer)
+    # where the smoothing patch leaves the map: the log of the raw 3x3 stencil at the argmax moved one cell inside
+    # the map, read from the patch, for those maps only (usually few)
+    fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)
+    if not bool(fits.all()):
+        bad = (~fits).nonzero().squeeze(-1)
+        bx, by = ix.index_select(0, bad), iy.index_select(0, bad)
+        sy = by.clamp(1, h - 2) - 1 - y0.index_select(0, bad)  # the stencil's corner in the patch
+        sx = bx.clamp(1, w - 2) - 1 - x0.index_select(0, bad)
+        off = torch.arange(3, device=dev)
+        cell = ((sy[:, None] + off) * size)[:, :, None] + (sx[:, None] + off)[:, None, :]  # (b, 3, 3)
+        first = torch.div(bad, step, rounding_mode="floor") * (size * size * step) + bad % step  # cell 0 of each patch
+        raw = pt.view(-1).index_select(0, (first[:, None, None] + cell * step).view(-1)).view(-1, 3, 3)
+        lg = lg.index_copy(0, bad, raw.clamp_min(eps).log())
+    return ix.view(lead), iy.view(lead), lg.reshape(*lead, 3, 3)
+
+
+def _dark_chunks_numpy(flat: Tensor, step: int, pt: Tensor, ix: Tensor, iy: Tensor, corner_y: Tensor,
+                       corner_x: Tensor, square: Tensor) -> None:
+    """``_dark_patches_raw``'s loop in numpy (same cells, same copies): per chunk of ``step`` maps the flat argmax
+    (``_numpy_argmax``'s), then the patches at once with ``np.take`` into pt[chunk] (maps innermost); writes ix, iy
+    (n,) and pt (C, P, P, step). numpy's per-call overhead is a few microseconds against torch's tens, and the chunk
+    loop makes ~6 calls per 4 MB chunk."""
+    n, h, w = flat.shape
+    maps = flat.detach().numpy().reshape(n, h * w)
+    ixn, iyn, ptn = ix.numpy(), iy.numpy(), pt.numpy()
+    cy_tab, cx_tab, sq = corner_y.numpy(), corner_x.numpy(), square.numpy()  # (H,), (W,), (P*P, 1)
+    first = np.arange(step, dtype=np.int64) * (h * w)
+    for ci, s in enumerate(range(0, n, step)):
+        e = min(n, s + step)
+        m = maps[s:e]
+        a = np.argmax(m, axis=-1)  # (c,): the one pass over the chunk
+        np.floor_divide(a, w, out=iyn[s:e])
+        np.remainder(a, w, out=ixn[s:e])
+        corner = cy_tab[iyn[s:e]] + cx_tab[ixn[s:e]] + first[:e - s]
+        if e - s < step:  # the last chunk: its columns past the maps repeat the last map's patch
+            corner = np.concatenate([corner, np.repeat(corner[-1:], step - (e - s))])
+        np.take(m.reshape(-1), (sq + corner).reshape(-1), out=ptn[ci].reshape(-1))
 
 
 def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str = "raw") -> Tensor:
@@ -572,13 +653,14 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
 
     kern = torch.exp(-torch.arange(-r, r + 1, device=maps.device, dtype=maps.dtype) ** 2 / (2 * sigma**2))
     kern = kern / kern.sum()
-    raw = None
+    raw_done = False
     size = 2 * r + 3
     # the fast CPU path writes into preallocated buffers: not under autograd, nor under torch.export (ONNX),
     # where the gathered-patch path below (same results) exports as plain tensor ops
     if (border == "raw" and h >= size and w >= size and maps.numel() > 0 and not _needs_grad(maps)
             and not torch.compiler.is_exporting()):
-        ix, iy, lg, raw = _dark_patches_raw(maps, r, kern, eps)
+        ix, iy, lg = _dark_patches_raw(maps, r, kern, eps)  # the raw stencils already where the patch does not fit
+        raw_done = True
     else:
         ix, iy = argmax_2d(maps)  # (B, K)
         patch = gather_patches(maps, ix, iy, r + 1)  # (B, K, 2r+3, 2r+3), edge-replicated where it leaves the map
@@ -587,8 +669,9 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
     if border == "raw":
         fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)  # smoothing patch inside the map
         sx, sy = ix.clamp(1, w - 2), iy.clamp(1, h - 2)  # raw stencil centre, inside the map
-        raw = (gather_patches(maps, sx, sy, 1) if raw is None else raw).clamp_min(eps).log()
-        lg = torch.where(fits[..., None, None], lg, raw)
+        if not raw_done:
+            raw = gather_patches(maps, sx, sy, 1).clamp_min(eps).log()
+            lg = torch.where(fits[..., None, None], lg, raw)
         cx, cy = torch.where(fits, ix, sx), torch.where(fits, iy, sy)
     ox, oy, _ = _newton_step(lg)
     x = torch.minimum(torch.maximum(cx + ox, ix - 1.0), ix + 1.0)
