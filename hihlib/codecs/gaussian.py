@@ -23,7 +23,10 @@ Frame: every decoder here returns heatmap cells in hihlib's frame (cell i centre
 the same cells at x = s u: 1.5 px up-left of hihlib at stride 4.
 
 Cost: every decoder reads each map once (a max-reduction, or integral's clipped sums) and then touches a few cells
-per landmark; ``benchmarks/decode.py`` times them against one memory pass. The speed work of issue 16 changed no
+per landmark; ``benchmarks/decode.py`` times them against one memory pass. On the CPU the argmax of every decoder is
+numpy's flat ``argmax`` (SIMD, about the speed of that pass; ``_numpy_argmax``), DARK's per-chunk steps run in numpy
+(a few microseconds per call against torch's tens) and its smoothing buffers are reused between calls (``_scratch``);
+on a GPU argmax and top-k are one flat ``argmax`` / ``topk`` each (no transfers to the host). The speed work of issue 16 changed no
 coordinate: tests/test_decoder_pinning.py checks every decoder bit for bit against a frozen copy of the earlier
 implementation (tests/reference_decoders.py).
 """
