@@ -31,8 +31,6 @@ TINY = ["data.num_train=4", "data.num_val=4", "data.image_size=64", "data.input_
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
 def assert_one_line_error(err: str, command: str, *expected: str) -> str:
     """stderr is one line ``hih COMMAND: error: ...`` holding every ``expected`` text (warnings and
     progress bars aside); returns that line."""

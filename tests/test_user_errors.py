@@ -28,8 +28,6 @@ TINY = ["data.num_train=4", "data.num_val=4", "data.image_size=64", "data.input_
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
 def error_line(err: str, command: str) -> str:
     """The one ``hih COMMAND: error: ...`` line of stderr (warnings and progress bars aside)."""
     assert "Traceback" not in err, err

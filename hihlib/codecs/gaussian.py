@@ -26,9 +26,9 @@ Cost: every decoder reads each map once (a max-reduction, or integral's clipped 
 per landmark; ``benchmarks/decode.py`` times them against one memory pass. On the CPU the argmax of every decoder is
 numpy's flat ``argmax`` (SIMD, about the speed of that pass; ``_numpy_argmax``), DARK's per-chunk steps run in numpy
 (a few microseconds per call against torch's tens) and its smoothing buffers are reused between calls (``_scratch``);
-on a GPU argmax and top-k are one flat ``argmax`` / ``topk`` each (no transfers to the host). The speed work of issue 16 changed no
-coordinate: tests/test_decoder_pinning.py checks every decoder bit for bit against a frozen copy of the earlier
-implementation (tests/reference_decoders.py).
+on a GPU argmax and top-k are one flat ``argmax`` / ``topk`` each (no transfers to the host). The speed work of
+issue 16 changed no coordinate: tests/test_decoder_pinning.py checks every decoder bit for bit against a frozen
+copy of the earlier implementation (tests/reference_decoders.py).
 """
 
 from __future__ import annotations
@@ -87,8 +87,7 @@ def _scratch(slot: str, shape: tuple[int, ...], dtype: torch.dtype, device: torc
     kernel zeroes every page on its first touch), measured at ~4 ms for DARK's 11 MB of smoothing terms, as much as
     the whole memory pass. ``slot`` names the buffer (two slots in one call never share memory). Never returned to
     the caller, nor anything that views it."""
-    numel = math.prod(shape)
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    nbytes = math.prod(shape) * dtype.itemsize
     if device.type != "cpu" or nbytes > SCRATCH_BYTES:
         return torch.empty(shape, dtype=dtype, device=device)
     cache = getattr(_SCRATCH, "buffers", None)
@@ -121,54 +120,61 @@ def by_chunks(fn, maps: Tensor, *args: Tensor, chunk_bytes: int | None = None) -
     return tuple(o.view(*lead, *o.shape[1:]) for o in outs)
 
 
+def _numpy_can_take(flat: Tensor) -> bool:
+    """Whether the CPU decoders' numpy steps can read ``flat`` in place: a non-empty contiguous float32/float64 CPU
+    tensor, not under autograd nor torch.export."""
+    return (flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64) and flat.is_contiguous()
+            and not _needs_grad(flat) and not torch.compiler.is_exporting() and flat.shape[0] > 0)
+
+
 def _numpy_argmax(flat: Tensor) -> Tensor | None:
     """The first maximum of each map, as a flat index: flat (n, H, W) -> (n,) long; None where numpy cannot take it
-    (not the CPU, not float32/float64, not contiguous, under autograd or torch.export).
+    (``_numpy_can_take``).
 
     numpy's ``argmax`` over the H*W cells of a map is SIMD code that reads each map once at about the speed of
     torch's ``amax`` (the decode benchmark's floor: 4.8 against 4.6 ms for the (64, 98, 64, 64) batch on one core),
     where torch's own argmax over a long row is several times slower. Its result is torch's: the first maximum in
     row-major order, the first NaN where there is one (both treat NaN as the maximum); -0.0 and 0.0 tie."""
-    if (flat.device.type != "cpu" or flat.dtype not in (torch.float32, torch.float64) or not flat.is_contiguous()
-            or _needs_grad(flat) or torch.compiler.is_exporting() or flat.shape[0] == 0):
+    if not _numpy_can_take(flat):
         return None
     n = flat.shape[0]
     return torch.from_numpy(np.argmax(flat.detach().numpy().reshape(n, -1), axis=-1).astype(np.int64, copy=False))
 
 
-def _max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
-    """maps (n, H, W) -> (value, ix, iy, row maxima (n, H) or None) of each map's maximum, first in row-major order
-    on ties (a NaN counts as the maximum, as in ``argmax``). On the CPU, numpy's flat argmax where it can
-    (``_numpy_argmax``, row maxima None), else two stages; off the CPU ``_max_2d_flat`` (row maxima None)."""
+def _max_2d(maps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """maps (n, H, W) -> (value, ix, iy) of each map's maximum, first in row-major order on ties (a NaN counts as the
+    maximum, as in ``argmax``). On the CPU numpy's flat argmax (``_numpy_argmax``) where it can take the maps, else
+    two stages: the row maxima (one pass), the best row, the argmax within that row (torch's own argmax over H*W is
+    several times slower than a max-reduction on the CPU); off the CPU ``_max_2d_flat``."""
     if maps.device.type != "cpu":
         return _max_2d_flat(maps)
     idx = _numpy_argmax(maps)
     if idx is not None:
-        n, h, w = maps.shape
-        return (maps.view(n, h * w).gather(-1, idx[:, None]).squeeze(-1), idx % w,
-                torch.div(idx, w, rounding_mode="floor"), None)
+        return _at_flat_index(maps, idx)
     row_max = maps.amax(-1)  # (n, H): the one pass over the maps
     iy = row_max.argmax(-1)  # (n,)
     ix = select_rows(maps, iy[:, None]).squeeze(-2).argmax(-1)
-    return row_max.gather(-1, iy[:, None]).squeeze(-1), ix, iy, row_max
+    return row_max.gather(-1, iy[:, None]).squeeze(-1), ix, iy
 
 
-def _max_2d_flat(maps: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:
-    """``_max_2d`` as one flat ``argmax`` over H*W, the GPU's way: maps (n, H, W) -> (value, ix, iy, None). The same
-    cell (the first maximum in row-major order, the first NaN where there is one: torch documents argmax's first
-    index on every device), one kernel instead of the CPU path's five; on the CPU the two stages are faster."""
+def _max_2d_flat(maps: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``_max_2d`` as one flat ``argmax`` over H*W, the GPU's way: maps (n, H, W) -> (value, ix, iy). The same cell
+    (the first maximum in row-major order, the first NaN where there is one: torch documents argmax's first index on
+    every device), one kernel instead of the two-stage path's five."""
     n, h, w = maps.shape
-    flat = maps.reshape(n, h * w)
-    idx = flat.argmax(-1)  # (n,)
-    return flat.gather(-1, idx[:, None]).squeeze(-1), idx % w, torch.div(idx, w, rounding_mode="floor"), None
+    return _at_flat_index(maps, maps.reshape(n, h * w).argmax(-1))
+
+
+def _at_flat_index(maps: Tensor, idx: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """maps (n, H, W), idx (n,) flat cell indices -> (value, ix, iy) of those cells, each (n,)."""
+    n, h, w = maps.shape
+    value = maps.reshape(n, h * w).gather(-1, idx[:, None]).squeeze(-1)
+    return value, idx % w, torch.div(idx, w, rounding_mode="floor")
 
 
 def argmax_2d(maps: Tensor) -> tuple[Tensor, Tensor]:
-    """Integer peak of each map (first in row-major order on ties). maps (..., H, W) -> (ix, iy), (...) long.
-
-    Two stages, because a flat argmax over H*W is several times slower than a max-reduction on CPU:
-    the row maxima (one pass over the maps), the best row, then the argmax within that row only.
-    """
+    """Integer peak of each map (first in row-major order on ties). maps (..., H, W) -> (ix, iy), (...) long;
+    see ``_max_2d`` for how it is found."""
     # not chunked: with one row per map to pick, the pass over the whole batch is as fast
     return tuple(t.view(maps.shape[:-2]) for t in _max_2d(maps.reshape(-1, *maps.shape[-2:]))[1:3])
 
@@ -231,7 +237,8 @@ PROBE_MAPS = 64
 def _topk_flat(flat: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """``topk_cells``'s definition as it stands, ``torch.topk`` over the H*W cells, the GPU's way: flat (n, H, W) ->
     (n, k) values, ix, iy. One kernel and no transfer to the host; the CPU paths below check flags on the host
-    (.all(), nonzero) several times, each a wait for the GPU (they took 40-80x one memory pass on an H200). Where the k + 1 best values are distinct, the same cells in the same order as every path."""
+    (.all(), nonzero) several times, each a wait for the GPU (they took 40-80x one memory pass on an H200). Where the
+    k + 1 best values are distinct, the same cells in the same order as every path."""
     n, h, w = flat.shape
     vals, idx = flat.reshape(n, h * w).topk(k, dim=-1)
     return vals, idx % w, torch.div(idx, w, rounding_mode="floor")
@@ -458,7 +465,7 @@ def quarter_decode(maps: Tensor) -> Tensor:
     """
 
     def chunk(m: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        _, ix, iy, _ = _max_2d(m)
+        _, ix, iy = _max_2d(m)
         return ix, iy, gather_patches(m, ix, iy, 1)  # (n, 3, 3), centre at [1, 1]
 
     ix, iy, p = by_chunks(chunk, maps, chunk_bytes=0)
@@ -549,7 +556,6 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     dev = flat.device
     ix = torch.empty(n, dtype=torch.long, device=dev)
     iy = torch.empty(n, dtype=torch.long, device=dev)
-    row_max = torch.empty(n, h, dtype=flat.dtype, device=dev)
     step = n
     if dev.type == "cpu":  # chunk by chunk: the patches are copied while the chunk is in the cache
         step = min(n, max(1, DARK_CHUNK_BYTES // (h * w * flat.element_size())))
@@ -558,12 +564,13 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     # the patch's corner (clamped inside the map) from the argmax cell, by table; flat index within a chunk
     corner_y = ((torch.arange(h, device=dev) - (r + 1)).clamp(0, h - size) * w)
     corner_x = (torch.arange(w, device=dev) - (r + 1)).clamp(0, w - size)
-    first_rows = torch.arange(step, device=dev) * h
     first_cells = torch.arange(step, device=dev) * (h * w)
     square = (torch.arange(size, device=dev)[:, None] * w + torch.arange(size, device=dev)).view(-1, 1)  # (P*P, 1)
-    if _numpy_argmax(flat[:1]) is not None:  # numpy: its argmax pass and its small steps cost less per chunk
-        _dark_chunks_numpy(flat, step, pt, ix, iy, corner_y, corner_x, square)
-    else:
+    if _numpy_can_take(flat):  # numpy: its argmax pass and its small steps cost less per chunk
+        _dark_chunks_numpy(flat, step, pt, ix, iy, corner_y, corner_x, square, first_cells)
+    else:  # torch (the GPU, where the whole batch is one chunk)
+        row_max = torch.empty(n, h, dtype=flat.dtype, device=dev)
+        first_rows = torch.arange(step, device=dev) * h
         for ci, s in enumerate(range(0, n, step)):
             e = min(n, s + step)
             m = flat[s:e]
@@ -584,7 +591,7 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     lg = smooth.clamp_min(eps).log()  # (n, 3, 3), new memory (smooth views the scratch buffer)
     # where the smoothing patch leaves the map: the log of the raw 3x3 stencil at the argmax moved one cell inside
     # the map, read from the patch, for those maps only (usually few)
-    fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)
+    fits = _patch_fits(ix, iy, r, h, w)
     if not bool(fits.all()):
         bad = (~fits).nonzero().squeeze(-1)
         bx, by = ix.index_select(0, bad), iy.index_select(0, bad)
@@ -598,8 +605,13 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     return ix.view(lead), iy.view(lead), lg.reshape(*lead, 3, 3)
 
 
+def _patch_fits(ix: Tensor, iy: Tensor, r: int, h: int, w: int) -> Tensor:
+    """Where DARK's smoothing patch (radius r + 1 around the argmax (ix, iy)) lies inside the (H, W) map."""
+    return (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)
+
+
 def _dark_chunks_numpy(flat: Tensor, step: int, pt: Tensor, ix: Tensor, iy: Tensor, corner_y: Tensor,
-                       corner_x: Tensor, square: Tensor) -> None:
+                       corner_x: Tensor, square: Tensor, first_cells: Tensor) -> None:
     """``_dark_patches_raw``'s loop in numpy (same cells, same copies): per chunk of ``step`` maps the flat argmax
     (``_numpy_argmax``'s), then the patches at once with ``np.take`` into pt[chunk] (maps innermost); writes ix, iy
     (n,) and pt (C, P, P, step). numpy's per-call overhead is a few microseconds against torch's tens, and the chunk
@@ -608,7 +620,7 @@ def _dark_chunks_numpy(flat: Tensor, step: int, pt: Tensor, ix: Tensor, iy: Tens
     maps = flat.detach().numpy().reshape(n, h * w)
     ixn, iyn, ptn = ix.numpy(), iy.numpy(), pt.numpy()
     cy_tab, cx_tab, sq = corner_y.numpy(), corner_x.numpy(), square.numpy()  # (H,), (W,), (P*P, 1)
-    first = np.arange(step, dtype=np.int64) * (h * w)
+    first = first_cells.numpy()  # (step,) cell 0 of each map in a chunk
     for ci, s in enumerate(range(0, n, step)):
         e = min(n, s + step)
         m = maps[s:e]
@@ -670,7 +682,7 @@ def dark_decode(maps: Tensor, sigma: float, *, eps: float = 1e-10, border: str =
         lg = _smooth_exact(patch, kern).clamp_min(eps).log()  # (B, K, 3, 3) [y, x]
     cx, cy = ix, iy
     if border == "raw":
-        fits = (ix > r) & (ix < w - 1 - r) & (iy > r) & (iy < h - 1 - r)  # smoothing patch inside the map
+        fits = _patch_fits(ix, iy, r, h, w)  # smoothing patch inside the map
         sx, sy = ix.clamp(1, w - 2), iy.clamp(1, h - 2)  # raw stencil centre, inside the map
         if not raw_done:
             raw = gather_patches(maps, sx, sy, 1).clamp_min(eps).log()

@@ -45,7 +45,8 @@ from ..pipeline.build import (build_optimizer, build_pieces, build_scheduler, bu
 from ..pipeline.checkpoint import checkpoint_dict, codec_record, prepare_run_folder, read_checkpoint
 from ..pipeline.config import load_config
 from ..data.dataset import normalize_batch
-from .distributed import ResumableSampler, bind_cuda_device, rng_state, seed_everything, set_rng_state, setup_distributed
+from .distributed import (ResumableSampler, bind_cuda_device, rng_state, seed_everything, set_rng_state,
+                          setup_distributed)
 from ..errors import HihError
 from ..inference.evaluate import predict_dataset, summarise
 from ..io import append_jsonl, torch_save, write_text
