@@ -14,6 +14,10 @@
 #          data and steps (as many as fit 120 s per head), on synthetic faces -> $OUT/decimal_head/
 #          (rows as in figures/decimal_head/results.json: decimal KL vs the average-label KL, NME with
 #          the decimal map vs the integer map alone)
+#   suite  (not in the default steps) the whole test suite on that machine, notebooks excluded (it may lack
+#          nbval), one thread per xdist worker: the tests that train and evaluate pick CUDA there
+#          (train.device=auto); each result is printed as it comes (-v), so a stopped run still names its
+#          failures -> $OUT/suite.log
 # and a summary (each step's exit status and seconds) -> BENCHMARKS.md section gpu-check.
 #
 # Usage: bash benchmarks/gpu_check.sh [--smoke] [STEP ...]      (default: all seven steps)
@@ -40,8 +44,8 @@ STEPS=()
 for a in "$@"; do
   case $a in
     --smoke) SMOKE=1 ;;
-    tests|bench|full|long|backbones|decode|decimal) STEPS+=("$a") ;;
-    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long, backbones, decode, decimal)" >&2; exit 2 ;;
+    tests|bench|full|long|backbones|decode|decimal|suite) STEPS+=("$a") ;;
+    *) echo "gpu_check.sh: unknown argument '$a' (expected --smoke or tests, bench, full, long, backbones, decode, decimal, suite)" >&2; exit 2 ;;
   esac
 done
 [ ${#STEPS[@]} -eq 0 ] && STEPS=(tests bench full long backbones decode decimal)
@@ -117,6 +121,15 @@ for step in "${STEPS[@]}"; do
         run_step decimal 330 "$PY" -m hihlib.studies.decimal_study compare --out "$OUT/decimal_head" --device cuda \
           --seconds 120 --num-train 2000 --num-test 300 --image-size 256 --input-size 256 --heatmap 64 --width 256 \
           --num-stacks 4 --depth 4 --batch-size 16 --point-stride 1
+      fi ;;
+    suite)
+      workers=()
+      "$PY" -c "import xdist" 2>/dev/null && workers=(-n "${HIH_SUITE_WORKERS:-12}")
+      if [ $SMOKE = 1 ]; then
+        run_step suite 300 "$PY" -m pytest -v -o addopts="" -p no:cacheprovider -rfE --tb=short tests/test_devices.py
+      else
+        OMP_NUM_THREADS=1 run_step suite 330 "$PY" -m pytest -v -o addopts="" -p no:cacheprovider "${workers[@]}" \
+          -rfE --tb=short --durations=25 tests
       fi ;;
   esac
 done
