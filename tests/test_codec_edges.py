@@ -276,6 +276,68 @@ def test_topk_merge_is_the_full_topk_where_the_k_plus_1_best_are_distinct_and_sa
         assert clean[:3].all() and not clean[3:8].any()
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "python"])
+def test_the_topk_kernel_is_the_full_topk_where_the_k_plus_1_best_are_distinct_and_says_where_they_are_not(compiled):
+    """The compiled top-k kernel (``hihlib.codecs._compiled``, the CPU path of ``topk_cells``), compiled by numba and
+    as plain Python (the same code, so its logic is checked where numba is absent too): on maps whose k + 1 best values
+    are distinct it returns exactly the full top-k (values descending, flat cells), and it marks every map with a tie
+    among them or a NaN as not clean. Peaked maps anywhere (the 3x3 and column bounds), flat ones (the rank bound),
+    one row or column holding the k best, maps of 1-3 rows or columns, k above a map's width, -inf and +inf cells."""
+    import numpy as np
+
+    from hihlib.codecs import _compiled
+
+    kernel = _compiled.topk_kernel() if compiled else _compiled._topk_blocks
+    if kernel is None:
+        pytest.skip("numba is not importable here")
+    g = torch.Generator().manual_seed(12)
+    for h, w, k in ((64, 64, 9), (13, 13, 25), (5, 3, 9), (3, 5, 14), (1, 16, 9), (16, 1, 9), (20, 9, 9), (9, 20, 4),
+                    (64, 64, 1), (17, 17, 2)):
+        n = 44 if compiled else 12
+        maps = torch.randn(n, h, w, generator=g, dtype=torch.float64 if h == 13 else torch.float32)
+        maps[0] = torch.arange(h * w, dtype=maps.dtype).view(h, w)  # the k best in the last row(s), in order
+        maps[1, h // 2] += 100.0  # one row holds the k best (when it has k cells)
+        maps[2, :, w // 2] += 100.0  # one column
+        c = maps.flatten(-2)
+        best = c.topk(min(k + 1, h * w), dim=-1).values
+        c[3].view(-1)[c[3].argmin()] = best[3, 0]  # another cell equal to the maximum
+        c[4].view(-1)[c[4].argmin()] = best[4, k - 1]  # a tie at the k-th value
+        c[5, 0], c[5, -1] = 1e3, 1e3  # two equal maxima
+        c[6, 7 % (h * w)] = float("nan")
+        c[7] = c[7].round()  # small integers: ties everywhere
+        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        for j, (cy, cx) in zip(range(8, 10), ((h - 1, w - 1), (h // 3, 1))):  # peaks at the corner and inside
+            maps[j] = -((yy - cy) ** 2 + 0.37 * (xx - cx) ** 2).to(maps.dtype) + 1e-3 * maps[j]
+        maps[10] = 1e-3 * maps[10] - 5.0  # a flat floor
+        maps[11] = float("-inf")
+        maps[11].view(-1)[: k + 1] = torch.arange(k + 1, dtype=maps.dtype)  # the k + 1 best, then -inf
+        c[11, 0] = float("inf")
+        if h * w <= k:
+            continue
+        a = maps.numpy()
+        rad = min(2, (min(h, w) - 1) // 2)
+        vals, ix, iy = np.empty((n, k), a.dtype), np.empty((n, k), np.int64), np.empty((n, k), np.int64)
+        clean, escape = np.empty(n, np.bool_), np.empty(n, np.bool_)
+        kernel(a, k, rad, vals, ix, iy, clean, escape)
+        idx = iy * w + ix
+        v, i = c.topk(k, dim=-1)
+        best = c.topk(k + 1, dim=-1).values
+        distinct = (best[:, :-1] > best[:, 1:]).all(-1)  # NaN maps are not distinct either
+        assert not distinct[3:7].any()  # the ties and the NaN made above
+        clean = torch.from_numpy(clean)
+        assert torch.equal(clean, distinct), (h, w, k, clean, distinct)
+        assert torch.equal(torch.from_numpy(vals)[clean], v[clean]) and torch.equal(torch.from_numpy(idx)[clean],
+                                                                                     i[clean]), (h, w, k)
+        assert clean[[0, 1, 2, 8, 9, 10, 11]].all() or h * w < k + 3
+        # escape: one of the k best outside the (2 rad + 1)^2 window at the maximum, moved inside the map
+        top = (torch.from_numpy(iy[:, 0]).clamp(rad, h - 1 - rad) - rad)[:, None]
+        left = (torch.from_numpy(ix[:, 0]).clamp(rad, w - 1 - rad) - rad)[:, None]
+        y, x = torch.from_numpy(iy), torch.from_numpy(ix)
+        outside = ((y < top) | (y > top + 2 * rad) | (x < left) | (x > left + 2 * rad)).any(-1)
+        assert torch.equal(torch.from_numpy(escape)[clean], outside[clean])
+        assert escape[[8, 9]].sum() == 0 or k > 9 or min(h, w) < 5  # a peaked map keeps its k best around its maximum
+
+
 def test_h3r_topk_decode_equals_the_published_softmax_over_the_full_topk():
     g = torch.Generator().manual_seed(3)
     codec = get_codec("h3r")

@@ -1,7 +1,8 @@
 """Every decoder gives exactly the coordinates it gave before the speed work of issue 16: the library's decoders
 against a frozen copy of the old ones (tests/reference_decoders.py), bit for bit (NaN where NaN), on the edge
 sweeps of tests/test_codec_edges.py, on noisy, peaked, flat, tied, NaN and random maps, at several map sizes,
-options and dtypes, and on real network logits (benchmarks/data/h3r_logits.pt)."""
+options and dtypes, and on real network logits (benchmarks/data/h3r_logits.pt); with the compiled top-k kernel and
+without it."""
 
 from pathlib import Path
 
@@ -14,6 +15,20 @@ from tests.test_codec_edges import COORDS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "benchmarks" / "data" / "h3r_logits.pt"
+
+
+@pytest.fixture(autouse=True, params=["compiled", "torch"])
+def topk_path(request, monkeypatch):
+    """Every test here runs twice: with the compiled top-k kernel (hihlib.codecs._compiled, numba) and with the torch
+    paths alone (where numba is not importable, or switched off)."""
+    from hihlib.codecs import _compiled
+
+    if request.param == "compiled":
+        if _compiled.topk_kernel() is None:
+            pytest.skip("numba is not importable here")
+    else:
+        monkeypatch.setattr(_compiled, "ENABLED", False)
+    return request.param
 
 
 def same(a, b):

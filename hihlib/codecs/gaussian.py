@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import _compiled
 from .base import Codec, grid_coords, register
 
 
@@ -281,7 +282,59 @@ def _first_argmax(x: Tensor) -> Tensor:
 
 
 def _topk_fast(flat: Tensor, k: int, rad: int) -> tuple[Tensor, Tensor, Tensor]:
-    """``topk_cells`` on contiguous maps (n, H, W), 0 < k < H * W -> (n, k) values, ix, iy; see there."""
+    """``topk_cells`` on contiguous CPU maps (n, H, W), 0 < k < H * W -> (n, k) values, ix, iy; see there. The compiled
+    kernel (``_compiled.topk_kernel``) where it runs, else ``_topk_torch``."""
+    kernel = _compiled.topk_kernel()
+    n, h, w = flat.shape
+    if kernel is None or not _numpy_can_take(flat) or 2 * rad + 1 > min(h, w):
+        return _topk_torch(flat, k, rad)
+    a = flat.detach().numpy()
+    vals = np.empty((n, k), a.dtype)
+    ix, iy = np.empty((n, k), np.int64), np.empty((n, k), np.int64)
+    clean, escape = np.empty(n, np.bool_), np.empty(n, np.bool_)
+    kernel(a, k, rad, vals, ix, iy, clean, escape)
+    out = torch.from_numpy(vals), torch.from_numpy(ix), torch.from_numpy(iy)
+    if clean.all():
+        return out
+    return _topk_unclean(flat, k, rad, out, clean, escape)
+
+
+def _topk_unclean(flat: Tensor, k: int, rad: int, out: tuple[Tensor, Tensor, Tensor], clean: np.ndarray,
+                  escape: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+    """``_topk_torch``'s result for the maps that are not ``clean`` (ties among the k + 1 best, NaN), the kernel's
+    (values, ix, iy) ``out`` (n, k) kept for the others: there the top k is one, whichever way it is found. The first
+    release's choices for a batch (its probe, the share of maps whose top k may leave the window) are made from the
+    same flags: ``_topk_window_flags``'s slow flag is, on a clean map, whether its top k leaves the window at its
+    maximum (``escape`` (n,), from the kernel); the other maps' come from the window itself, where they can change a
+    choice. Where the kernel finds ties or NaN so does ``_topk_merge``, so ``_topk_rows_exact`` is ``_topk_rows`` on
+    these maps."""
+    n = flat.shape[0]
+    bad_np = np.flatnonzero(~clean)
+    bad = torch.from_numpy(bad_np)
+    sub = flat.index_select(0, bad)  # (b, H, W)
+    sub_max = sub.amax(-1)
+    every = torch.arange(bad.shape[0])
+    probe = min(PROBE_MAPS, n)
+    head = int(np.searchsorted(bad_np, probe))  # the maps of the probe among them (bad is sorted)
+    known = int((escape[:probe] & clean[:probe]).sum())  # the probe's slow maps among the clean ones
+    if probe < n and known <= probe / 2 < known + head:  # the other maps decide the probe: their window
+        known += int(_topk_window_flags(sub[:head], k, rad, sub_max[:head])[4].sum())
+    if probe < n and known > probe / 2:  # the first release's probe failed: the row search for every map
+        fill = _topk_rows(sub, k, sub_max, every)
+    else:
+        wv, wx, wy, _, sub_slow, sub_unique = _topk_window_flags(sub, k, rad, sub_max)
+        slow_share = (int((escape & clean).sum()) + int(sub_slow.sum())) / n
+        need = (sub_slow | ~sub_unique) if slow_share > 0.5 else sub_slow
+        fill = (wv, wx, wy)
+        if need.any():
+            which = need.nonzero().squeeze(-1)
+            fill = tuple(t.index_copy(0, which, s) for t, s in zip(fill, _topk_rows(sub, k, sub_max, which)))
+    return tuple(t.index_copy_(0, bad, f) for t, f in zip(out, fill))  # (out: the kernel's, written over)
+
+
+def _topk_torch(flat: Tensor, k: int, rad: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``topk_cells`` on contiguous maps (n, H, W), 0 < k < H * W, with torch operations alone -> (n, k) values, ix,
+    iy; see there."""
     n, h, w = flat.shape
     row_max = flat.amax(-1)  # (n, H): the one full pass
     everything = torch.arange(n, device=flat.device)
