@@ -338,6 +338,48 @@ def test_the_topk_kernel_is_the_full_topk_where_the_k_plus_1_best_are_distinct_a
         assert escape[[8, 9]].sum() == 0 or k > 9 or min(h, w) < 5  # a peaked map keeps its k best around its maximum
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "python"])
+def test_the_dark_kernel_gives_the_torch_paths_argmax_and_stencils(compiled):
+    """DARK's compiled kernel (``hihlib.codecs._compiled._dark_stencils``, compiled and as plain Python): the argmax
+    cells it is given and, bit for bit, the 3x3 stencils of the torch path (``_smooth_in_order`` where the patch fits,
+    the raw 3x3 moved inside the map elsewhere), for kernels of 3, 7 and 11 taps, on maps with peaks anywhere (edges
+    and corners included), a NaN, and a group of maps that is not a multiple of the kernel's 16."""
+    import numpy as np
+
+    from hihlib.codecs import _compiled
+    from hihlib.codecs import gaussian as G
+
+    kernel = _compiled.dark_kernel() if compiled else _compiled._dark_stencils
+    if kernel is None:
+        pytest.skip("numba is not importable here")
+    g = torch.Generator().manual_seed(13)
+    for sigma, h in ((0.3, 16), (1.0, 20), (1.5, 64)):
+        n = 37
+        c = torch.rand(n, 2, generator=g) * (h - 1)
+        c[:4] = torch.tensor([[0.0, 0.0], [h - 1.0, 3.0], [5.0, h - 1.0], [2.0, 1.0]])
+        u = torch.arange(h, dtype=torch.float32)
+        maps = torch.exp(-((u - c[:, :1])[:, None, :] ** 2 + (u - c[:, 1:])[:, :, None] ** 2) / 4.5)
+        maps = maps + 0.01 * torch.randn(n, h, h, generator=g)
+        maps[5, 2, 3] = float("nan")
+        r = max(1, math.ceil(3 * sigma))
+        kern = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma**2))
+        kern = kern / kern.sum()
+        a = maps.numpy()
+        idx = a.reshape(n, -1).argmax(-1).astype(np.int64)
+        ix, iy, out = np.empty(n, np.int64), np.empty(n, np.int64), np.empty((n, 3, 3), np.float32)
+        kernel(a, idx, r, kern.numpy(), ix, iy, out)
+        assert np.array_equal(iy * h + ix, idx)
+        ix_t, iy_t = torch.from_numpy(ix), torch.from_numpy(iy)
+        size = 2 * r + 3
+        patch = G.gather_patches(maps, ix_t, iy_t, r + 1)  # (n, P, P)
+        smooth = G._smooth_in_order(patch.permute(1, 2, 0)[None].contiguous(), kern)[0].permute(2, 0, 1)
+        raw = G.gather_patches(maps, ix_t.clamp(1, h - 2), iy_t.clamp(1, h - 2), 1)
+        fits = G._patch_fits(ix_t, iy_t, r, h, h)
+        want = torch.where(fits[:, None, None], smooth, raw)
+        assert size <= h and (~fits).any() and fits.any()
+        torch.testing.assert_close(torch.from_numpy(out), want, rtol=0, atol=0, equal_nan=True)
+
+
 def test_h3r_topk_decode_equals_the_published_softmax_over_the_full_topk():
     g = torch.Generator().manual_seed(3)
     codec = get_codec("h3r")

@@ -202,6 +202,18 @@ def test_dark_in_chunks(monkeypatch):
         check(codec, {"heatmap": maps}, ["dark"])
 
 
+@pytest.mark.parametrize("sigma", [0.3, 0.6, 1.2, 3.0])
+def test_dark_for_every_length_of_its_smoothing_kernel(sigma):
+    """DARK's smoothing sums its 2r + 1 taps in torch's order (four interleaved partial sums, ``_taps_sum``): kernels
+    of 3 taps (no partial sums), 5, 9 and 19, on every kind of map, at sizes where the patch fits and where it does
+    not."""
+    g = torch.Generator().manual_seed(9)
+    codec = get_codec("gaussian", sigma=sigma)
+    for kind in KINDS:
+        for h in (64, 13):
+            check(codec, {"heatmap": _maps(kind, 3, 9, h, g)}, ["dark"])
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_gpu_paths_on_the_cpu(kind):
     """Off the CPU, ``argmax_2d`` / ``max_2d`` take one flat argmax (``_max_2d_flat``) and ``topk_cells`` one flat

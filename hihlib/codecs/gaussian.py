@@ -24,9 +24,10 @@ the same cells at x = s u: 1.5 px up-left of hihlib at stride 4.
 
 Cost: every decoder reads each map once (a max-reduction, or integral's clipped sums) and then touches a few cells
 per landmark; ``benchmarks/decode.py`` times them against one memory pass. On the CPU the argmax of every decoder is
-numpy's flat ``argmax`` (SIMD, about the speed of that pass; ``_numpy_argmax``), DARK's per-chunk steps run in numpy
-(a few microseconds per call against torch's tens) and its smoothing buffers are reused between calls (``_scratch``);
-on a GPU argmax and top-k are one flat ``argmax`` / ``topk`` each (no transfers to the host). The speed work of
+numpy's flat ``argmax`` (SIMD, about the speed of that pass; ``_numpy_argmax``); DARK's stencils and H3R's top-k
+(``topk_cells``) are compiled kernels (numba, ``hihlib.codecs._compiled``) that read each map while it is in the cache,
+with the torch paths below (same coordinates) where numba is absent, under autograd or torch.export; on a GPU argmax
+and top-k are one flat ``argmax`` / ``topk`` each (no transfers to the host). The speed work of
 issue 16 changed no coordinate: tests/test_decoder_pinning.py checks every decoder bit for bit against a frozen
 copy of the earlier implementation (tests/reference_decoders.py).
 """
@@ -69,6 +70,9 @@ CHUNK_BYTES = 4 << 20
 #: its argmax row and a (2r+3)^2 patch around the maximum, picked while the chunk is still in the cache instead of
 #: costing a trip to memory each (measured with benchmarks/decode.py: 4 MB beat 2, 8, 16 MB and one chunk).
 DARK_CHUNK_BYTES = 4 << 20
+#: Bytes of maps per call of DARK's compiled kernel on the CPU (``_dark_compiled``): small enough to stay in the core's
+#: cache between numpy's argmax and the kernel's reads.
+DARK_KERNEL_BYTES = 1 << 20
 
 
 def _needs_grad(t: Tensor) -> bool:
@@ -612,6 +616,9 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     step = n
     if dev.type == "cpu":  # chunk by chunk: the patches are copied while the chunk is in the cache
         step = min(n, max(1, DARK_CHUNK_BYTES // (h * w * flat.element_size())))
+    kernel = _compiled.dark_kernel() if kern.numel() < 64 else None
+    if kernel is not None and _numpy_can_take(flat):  # compiled: the argmax and stencils of a chunk, one call each
+        return _dark_compiled(kernel, flat, r, kern, eps, lead)
     chunks = -(-n // step)
     pt = _scratch("dark_patches", (chunks, size, size, step), flat.dtype, dev)  # [chunk, y, x, map]: maps innermost
     # the patch's corner (clamped inside the map) from the argmax cell, by table; flat index within a chunk
@@ -656,6 +663,28 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
         raw = pt.view(-1).index_select(0, (first[:, None, None] + cell * step).view(-1)).view(-1, 3, 3)
         lg = lg.index_copy(0, bad, raw.clamp_min(eps).log())
     return ix.view(lead), iy.view(lead), lg.reshape(*lead, 3, 3)
+
+
+def _dark_compiled(kernel, flat: Tensor, r: int, kern: Tensor, eps: float,
+                   lead: torch.Size) -> tuple[Tensor, Tensor, Tensor]:
+    """``_dark_patches_raw`` with the compiled kernel (``_compiled.dark_kernel``): per chunk of ``DARK_KERNEL_MAPS``
+    maps numpy's flat argmax (the one pass: the first maximum, the first NaN), then the kernel reads each map's
+    smoothing patch (or raw stencil) while the chunk is in the cache and sums it in torch's order: the same
+    (ix, iy, lg), bit for bit. flat (n, H, W) float32 contiguous."""
+    n, h, w = flat.shape
+    a = flat.detach().numpy()
+    cells = a.reshape(n, h * w)
+    idx = np.empty(n, np.int64)
+    ix, iy = np.empty(n, np.int64), np.empty(n, np.int64)
+    stencils = np.empty((n, 3, 3), np.float32)
+    taps = kern.detach().cpu().numpy()
+    step = max(1, DARK_KERNEL_BYTES // (h * w * 4))
+    for s in range(0, n, step):
+        e = min(n, s + step)
+        np.argmax(cells[s:e], axis=-1, out=idx[s:e])
+        kernel(a[s:e], idx[s:e], r, taps, ix[s:e], iy[s:e], stencils[s:e])
+    lg = torch.from_numpy(stencils).clamp_min(eps).log()  # the smoothed 3x3, or the raw one, as _dark_patches_raw
+    return torch.from_numpy(ix).view(lead), torch.from_numpy(iy).view(lead), lg.view(*lead, 3, 3)
 
 
 def _patch_fits(ix: Tensor, iy: Tensor, r: int, h: int, w: int) -> Tensor:
