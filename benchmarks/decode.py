@@ -22,6 +22,9 @@ tests/test_decoder_pinning.py).
 Goals (on an idle core): argmax, quarter, every HIH method and H3R top-k <= 3x the floor on every input except
 flat floor; DARK <= 3x; integral <= 5x; top-k on flat-floor maps (the exact fallback) <= 6x.
 
+On the CPU, DARK and top-k run compiled kernels (numba, ``hihlib.codecs._compiled``); two more rows ("torch only")
+time them with the kernels switched off, the paths a machine without numba takes (same coordinates, no goal).
+
 Honesty about load. A floor slowed by other jobs flatters every decoder, so the script records the load average
 (/proc/loadavg) at the start and the end, the share of a core this process got, and the floor's bandwidth
 (bytes of the batch / floor time). It judges the goals only when the floor ran at >= half the machine's idle
@@ -49,8 +52,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hihlib.codecs import _compiled, get_codec
 from hihlib.studies.benchmarking import BENCHMARKS_MD, ROOT, machine_description, markdown_table, write_section
-from hihlib.codecs import get_codec
 
 B, K, H = 64, 98, 64
 D = 8
@@ -66,6 +69,21 @@ DECODERS = [("gaussian / argmax", "gaussian", "argmax"), ("gaussian / quarter", 
             ("hih / expectation", "hih", "expectation"), ("hih / official", "hih", "official"),
             ("hih / local_mean", "hih", "local_mean"), ("hih / softmax_mean", "hih", "softmax_mean"),
             ("hih / argmax", "hih", "argmax")]
+
+#: on the CPU, the same decoders without the compiled kernels (``hihlib.codecs._compiled.ENABLED = False``): the paths
+#: taken where numba is not importable; same coordinates (tests/test_decoder_pinning.py), no goal of their own
+TORCH_ONLY = [("gaussian / dark, torch only", "gaussian", "dark"), ("h3r / topk, torch only", "h3r", "topk")]
+
+
+def without_kernels(fn):
+    """``fn`` run with hihlib's compiled CPU kernels switched off."""
+    def run():
+        _compiled.ENABLED = False
+        try:
+            return fn()
+        finally:
+            _compiled.ENABLED = True
+    return run
 
 
 def goal(method: str, inp: str) -> float | None:
@@ -263,6 +281,9 @@ def main(argv: list[str] | None = None) -> str:
     outputs = {inp: ({"heatmap": x, "decimal": decimal}) for inp, x in inputs.items()}
     fns = {(label, inp): (lambda c=codecs[name], o=outputs[inp], m=method: c.decode(o, m))
            for inp in inputs for label, name, method in DECODERS}
+    torch_only = TORCH_ONLY if dev.type == "cpu" else []
+    fns.update({(label, inp): without_kernels(lambda c=codecs[name], o=outputs[inp], m=method: c.decode(o, m))
+                for inp in inputs for label, name, method in torch_only})
     floors = {}
     for inp, x in inputs.items():
         floors[("amax over (H, W)", inp)] = lambda x=x: x.amax(dim=(-2, -1))
@@ -299,6 +320,9 @@ def main(argv: list[str] | None = None) -> str:
             met = "yes" if not misses else "NO: " + ", ".join(misses)
         rows.append([label] + [f"{ratios[i]:.1f}x" for i in inputs] + [goal_text, met])
         highlights[(name, method)] = ratios
+    for label, name, method in torch_only:
+        rows.append([label] + [f"{med[(label, inp)] / floor:.1f}x" for inp in inputs]
+                    + ["none (the path without numba)", "-"])
 
     loop_rows = []
     if not args.no_loops and dev.type == "cpu":
@@ -336,7 +360,10 @@ def main(argv: list[str] | None = None) -> str:
             f"Inputs: Gaussian map = target + noise 0.01; peaked logits = -d²/2 + noise 0.01; log noisy Gaussian = "
             f"log(target + 0.01 |noise|); flat floor = log(bilinear H3R target clamped at 1e-4) + noise 0.01 (top-k's "
             f"exact fallback); {note}. Goals (on an idle core): ≤ 3x on every input but flat floor, where only "
-            f"top-k has one (≤ 6x, its exact fallback); integral ≤ 5x everywhere.\n\n"
+            f"top-k has one (≤ 6x, its exact fallback); integral ≤ 5x everywhere."
+            + (" On the CPU DARK and top-k run compiled kernels (numba, `hihlib.codecs._compiled`); the rows "
+               "marked *torch only* time the same decoders without them (`_compiled.ENABLED = False`: the path taken "
+               "where numba cannot be imported; the same coordinates)." if torch_only else "") + "\n\n"
             + markdown_table(header, rows))
     if loop_rows:
         text += ("\nAgainst a per-landmark loop in the style of the published code (numpy, one landmark at a time; "

@@ -38,8 +38,12 @@ def test_writes_table_reference_and_readme_and_judges_only_at_idle_bandwidth(tmp
     # a tiny recorded reference: judged against this run's own best pass, met or not per goal
     md.write_text(f'<!-- decode-reference: {json.dumps({"machine": key, "batch": 2, "gbps": 1e-6})} -->\n')
     text = bench.main(args)
-    rows = [line for line in text.splitlines() if line.startswith("| gaussian / ")]
+    rows = [line for line in text.splitlines() if line.startswith("| gaussian / ") and "torch only" not in line]
     assert len(rows) == 4 and all(re.search(r"\| (yes|NO: .*) \|$", r) for r in rows), rows
+    # the decoders without numba's kernels: timed too, with no goal of their own
+    ref = [line for line in text.splitlines() if "torch only" in line]
+    assert [r.split(" |")[0] for r in ref] == ["| gaussian / dark, torch only", "| h3r / topk, torch only"]
+    assert all(r.endswith("| none (the path without numba) | - |") for r in ref), ref
     out = readme.read_text()
     assert out.startswith("intro\n<!-- begin:decode-highlights -->\nDecoding a (64, 98, 64, 64)") and out.endswith("rest\n")
     assert "| H3R top-k" in out and "old" not in out
