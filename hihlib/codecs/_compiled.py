@@ -10,8 +10,8 @@ to the few cells that can be among the k best:
 2. a lower bound t on the k-th largest value, each the minimum of k distinct cells: the maxima of the k columns
    around the peak's column, the 3x3 cells around the peak (k <= 9), and, where those leave more than 2k columns
    in play (no clear peak), the k-th largest column maximum;
-3. every cell >= t, found in the (band, column) blocks whose maximum reaches t, goes through a sorted buffer of the
-   k + 1 best.
+3. every cell >= t, found in the (band, column) blocks whose maximum reaches t (collected without branches, which
+   would be mispredicted a few dozen times per map), goes through a sorted buffer of the k + 1 best.
 
 It returns the k best values in descending order with their cells, and ``clean``: the maps whose k + 1 best values
 are distinct and free of NaN. There the top k is one set of cells in one order, whichever way it is found
@@ -50,7 +50,11 @@ def _topk_blocks(a, k, rad, vals, ix, iy, clean, escape):  # pragma: no cover (n
     bm = np.empty((nb, w), a.dtype)  # maximum of each 8-row band of each column
     cm = np.empty(w, a.dtype)  # column maxima
     rank = np.empty(w, np.int32)
-    cols = np.empty(w, np.int64)  # the columns in play
+    cols = np.empty(w + 1, np.int64)  # the columns in play
+    blk = np.empty(nb * w + 1, np.int64)  # the (band, column) blocks in play
+    cap = 64
+    cv = np.empty(cap + 1, a.dtype)  # the cells >= t
+    ci = np.empty(cap + 1, np.int64)
     bv = np.empty(k + 1, a.dtype)  # the k + 1 best so far, descending
     bi = np.empty(k + 1, np.int64)
     for i in range(n):
@@ -121,32 +125,55 @@ def _topk_blocks(a, k, rad, vals, ix, iy, clean, escape):  # pragma: no cover (n
         for q in range(k + 1):
             bv[q] = -np.inf
             bi[q] = -1
-        # (the columns in play, the peak's first, so that the buffer fills early with large values and then keeps
-        # out whole blocks; cnt counts the cells >= t met, up to k + 1)
-        ncand = 1
-        cols[0] = cs
+        # (the columns and blocks in play, then their cells >= t, collected without branches: a branch per cell
+        # or block would be mispredicted a few dozen times per map)
+        ncand = 0
         for c in range(w):
-            if cm[c] >= t and c != cs:
-                cols[ncand] = c
-                ncand += 1
-        cnt = 0
+            cols[ncand] = c
+            ncand += cm[c] >= t
+        nblk = 0
         for j in range(ncand):
             c = cols[j]
             for b in range(nb):
-                if not bm[b, c] >= t or (cnt > k and not bm[b, c] > bv[k]):
-                    continue
+                blk[nblk] = b * w + c
+                nblk += bm[b, c] >= t
+        cnt = 0
+        for q in range(nblk):
+            b = blk[q] // w
+            c = blk[q] - b * w
+            for y in range(b * bh, min(h, b * bh + bh)):
+                x = m[y, c]
+                slot = min(cnt, cap)
+                cv[slot] = x
+                ci[slot] = y * w + c
+                cnt += x >= t
+        for q in range(min(cnt, cap)):
+            x = cv[q]
+            if x > bv[k]:
+                p = k
+                while p > 0 and bv[p - 1] < x:
+                    bv[p] = bv[p - 1]
+                    bi[p] = bi[p - 1]
+                    p -= 1
+                bv[p] = x
+                bi[p] = ci[q]
+        if cnt > cap:  # more cells than the collection holds (a map without a peak): through the buffer one by one
+            for q in range(k + 1):
+                bv[q] = -np.inf
+                bi[q] = -1
+            for q in range(nblk):
+                b = blk[q] // w
+                c = blk[q] - b * w
                 for y in range(b * bh, min(h, b * bh + bh)):
                     x = m[y, c]
-                    if x >= t:
-                        cnt += 1
-                        if x > bv[k]:
-                            q = k
-                            while q > 0 and bv[q - 1] < x:
-                                bv[q] = bv[q - 1]
-                                bi[q] = bi[q - 1]
-                                q -= 1
-                            bv[q] = x
-                            bi[q] = y * w + c
+                    if x >= t and x > bv[k]:
+                        p = k
+                        while p > 0 and bv[p - 1] < x:
+                            bv[p] = bv[p - 1]
+                            bi[p] = bi[p - 1]
+                            p -= 1
+                        bv[p] = x
+                        bi[p] = y * w + c
         ok = (not nan) and cnt >= k
         top = min(max(bi[0] // w, rad), h - 1 - rad) - rad
         left = min(max(bi[0] % w, rad), w - 1 - rad) - rad
