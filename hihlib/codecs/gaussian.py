@@ -213,10 +213,12 @@ def topk_cells(maps: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     The two paths differ only in the order of tied values.
 
     So where a map's k + 1 best values are distinct, its top k is one set of cells in one order whichever way it
-    is found, and this finds it the fast way (``_topk_fast``): the window (without ``torch.topk``'s cost on 4096
-    cells), else ``_topk_merge`` (k rounds of max extraction over the row maxima, no ``topk`` at all). Only maps
-    with ties among their k + 1 best values (and NaN maps) take the first release's exact path, the way it took
-    it (``_topk_window``, ``_topk_rows`` on those maps alone).
+    is found, and this finds it the fast way (``_topk_fast``): on the CPU the compiled kernel
+    (``_compiled.topk_kernel``: one read of each map, then only the blocks that can hold the k best); without numba
+    (``_topk_torch``) the window (without ``torch.topk``'s cost on 4096 cells), else ``_topk_merge`` (k rounds of
+    max extraction over the row maxima, no ``topk`` at all). Only maps with ties among their k + 1 best values (and
+    NaN maps) take the first release's exact path, the way it took it (``_topk_window``, ``_topk_rows`` on those
+    maps alone; ``_topk_unclean`` after the kernel).
     """
     h, w = maps.shape[-2:]
     lead = maps.shape[:-2]
