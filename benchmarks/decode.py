@@ -321,8 +321,9 @@ def main(argv: list[str] | None = None) -> str:
         rows.append([label] + [f"{ratios[i]:.1f}x" for i in inputs] + [goal_text, met])
         highlights[(name, method)] = ratios
     for label, name, method in torch_only:
-        rows.append([label] + [f"{med[(label, inp)] / floor:.1f}x" for inp in inputs]
-                    + ["none (the path without numba)", "-"])
+        ratios = {inp: med[(label, inp)] / floor for inp in inputs}
+        rows.append([label] + [f"{ratios[i]:.1f}x" for i in inputs] + ["none (the path without numba)", "-"])
+        highlights[(name, method, "torch only")] = ratios
 
     loop_rows = []
     if not args.no_loops and dev.type == "cpu":
@@ -408,6 +409,10 @@ def write_readme_highlights(h: dict, gbps: float, judged: bool, load, loop_rows,
           f"({gbps:.1f} GB/s, load average {load[0] if load else 'n/a'}){status} "
           f"(`python benchmarks/decode.py`; BENCHMARKS.md, section decode-cpu):\n\n"
           + markdown_table(["decoder", "time / one memory pass", "goal"], rows))
+    if ("gaussian", "dark", "torch only") in h:
+        md += ("\nDARK and top-k run compiled kernels (numba) on the CPU; without numba (the torch paths, the same "
+               f"coordinates) they take {fmt(worst(('gaussian', 'dark', 'torch only')))} and "
+               f"{fmt(worst(('h3r', 'topk', 'torch only'), ('peaked', 'loggauss', 'real')))}.\n")
     write_section("decode-highlights", md, path=path)
 
 
