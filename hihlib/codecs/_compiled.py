@@ -39,6 +39,18 @@ ENABLED = True
 _KERNELS: dict[str, object] = {}
 
 
+def _insert_best(bv, bi, k, x, cell):  # pragma: no cover (numba compiles it; one test runs it)
+    """Insert the value x of flat cell ``cell`` into the buffer bv (k + 1,) kept in descending order (bi its cells),
+    the smallest falling out; x > bv[k]."""
+    p = k
+    while p > 0 and bv[p - 1] < x:
+        bv[p] = bv[p - 1]
+        bi[p] = bi[p - 1]
+        p -= 1
+    bv[p] = x
+    bi[p] = cell
+
+
 def _topk_blocks(a, k, rad, vals, ix, iy, clean, escape):  # pragma: no cover (numba compiles it; one test runs it)
     """a (n, H, W) float32/float64 C-contiguous, 0 < k < H * W -> writes vals (n, k) descending, ix, iy (n, k) int64
     their cells, clean (n,) bool (k + 1 best distinct and no NaN in the map) and escape (n,) bool: on a clean map,
@@ -148,15 +160,8 @@ def _topk_blocks(a, k, rad, vals, ix, iy, clean, escape):  # pragma: no cover (n
                 ci[slot] = y * w + c
                 cnt += x >= t
         for q in range(min(cnt, cap)):
-            x = cv[q]
-            if x > bv[k]:
-                p = k
-                while p > 0 and bv[p - 1] < x:
-                    bv[p] = bv[p - 1]
-                    bi[p] = bi[p - 1]
-                    p -= 1
-                bv[p] = x
-                bi[p] = ci[q]
+            if cv[q] > bv[k]:
+                _insert_best(bv, bi, k, cv[q], ci[q])
         if cnt > cap:  # more cells than the collection holds (a map without a peak): through the buffer one by one
             for q in range(k + 1):
                 bv[q] = -np.inf
@@ -167,13 +172,7 @@ def _topk_blocks(a, k, rad, vals, ix, iy, clean, escape):  # pragma: no cover (n
                 for y in range(b * bh, min(h, b * bh + bh)):
                     x = m[y, c]
                     if x >= t and x > bv[k]:
-                        p = k
-                        while p > 0 and bv[p - 1] < x:
-                            bv[p] = bv[p - 1]
-                            bi[p] = bi[p - 1]
-                            p -= 1
-                        bv[p] = x
-                        bi[p] = y * w + c
+                        _insert_best(bv, bi, k, x, y * w + c)
         ok = (not nan) and cnt >= k
         top = min(max(bi[0] // w, rad), h - 1 - rad) - rad
         left = min(max(bi[0] % w, rad), w - 1 - rad) - rad
@@ -309,4 +308,4 @@ def dark_kernel():
 
 def topk_kernel():
     """The compiled ``_topk_blocks``, or None where numba is unavailable or ``ENABLED`` is False."""
-    return _jit("topk", _topk_blocks)
+    return _jit("topk", _topk_blocks, _insert_best)

@@ -611,6 +611,9 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     flat = maps.reshape(-1, h, w)
     if not flat.is_contiguous():
         flat = flat.contiguous()
+    kernel = _compiled.dark_kernel() if kern.numel() < 64 else None
+    if kernel is not None and _numpy_can_take(flat):  # compiled: the argmax and stencils of a chunk, one call each
+        return _dark_compiled(kernel, flat, r, kern, eps, lead)
     n, size = flat.shape[0], 2 * r + 3
     dev = flat.device
     ix = torch.empty(n, dtype=torch.long, device=dev)
@@ -618,9 +621,6 @@ def _dark_patches_raw(maps: Tensor, r: int, kern: Tensor, eps: float) -> tuple[T
     step = n
     if dev.type == "cpu":  # chunk by chunk: the patches are copied while the chunk is in the cache
         step = min(n, max(1, DARK_CHUNK_BYTES // (h * w * flat.element_size())))
-    kernel = _compiled.dark_kernel() if kern.numel() < 64 else None
-    if kernel is not None and _numpy_can_take(flat):  # compiled: the argmax and stencils of a chunk, one call each
-        return _dark_compiled(kernel, flat, r, kern, eps, lead)
     chunks = -(-n // step)
     pt = _scratch("dark_patches", (chunks, size, size, step), flat.dtype, dev)  # [chunk, y, x, map]: maps innermost
     # the patch's corner (clamped inside the map) from the argmax cell, by table; flat index within a chunk
